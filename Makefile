@@ -1,0 +1,37 @@
+# Entry points. `make help` lists them. Every target bootstraps .venv first, so a fresh
+# clone needs nothing but Python 3.11 and make.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+# Data source for `make local`; a path, an https URL or a gs:// URI.
+SOURCE ?=
+PIPELINE_YAML ?= out/crypto_pipeline.yaml
+
+.PHONY: help setup test test-infra lint local compile bench keys clean
+
+help: ## List the targets
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --upgrade pip
+	$(VENV)/bin/pip install --quiet -e '.[infra,cloud,dev]'
+	touch $(STAMP)
+
+setup: $(STAMP) ## Create .venv and install the project with all extras
+
+test: $(STAMP) ## Run the whole test suite offline (exit 5, no tests, is a failure)
+	@$(PY) -m pytest; rc=$$?; if [ $$rc -eq 5 ]; then echo "no tests collected" >&2; exit 1; fi; exit $$rc
+
+test-infra: $(STAMP) ## Run only the Pulumi program tests (mocked providers)
+	$(PY) -m pytest tests/infra
+
+lint: $(STAMP) ## Run ruff
+	$(VENV)/bin/ruff check .
+
+clean: ## Remove local run outputs (keeps .venv)
+	rm -rf .local out
