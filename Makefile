@@ -19,7 +19,7 @@ help: ## List the targets
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --upgrade pip
-	$(VENV)/bin/pip install --quiet -e '.[infra,cloud,dev]'
+	$(VENV)/bin/pip install --quiet -e '.[beam,ml,infra,cloud,dev]'
 	touch $(STAMP)
 
 setup: $(STAMP) ## Create .venv and install the project with all extras

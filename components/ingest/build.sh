@@ -1,0 +1,3 @@
+#!/usr/bin/env bash
+# Build and push the ingest image (components/build_image.sh documents the settings).
+exec "$(dirname "$0")/../build_image.sh" ingest "$@"

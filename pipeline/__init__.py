@@ -1,0 +1,1 @@
+"""The KFP pipeline: definition, compilation, local runs and cluster submission."""

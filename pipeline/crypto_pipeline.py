@@ -1,0 +1,107 @@
+"""The five-step KFP v2 pipeline: ingest → transform → tune → train → (gate) deploy.
+
+One definition serves both backends: ``kfp.local`` on a laptop (``python -m pipeline
+run-local``) and a Kubeflow Pipelines install on GKE (``make pipeline``). The backends
+differ only in parameter values (see ``pipeline.profiles``).
+
+Compile it with ``python pipeline/crypto_pipeline.py out.yaml`` or
+``python -m pipeline compile --output out.yaml``.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from kfp import compiler, dsl
+
+from components.deploy.component import deploy_op
+from components.ingest.component import ingest_op
+from components.ingest.ingest import DEFAULT_SHA256, DEFAULT_SOURCE
+from components.train.component import train_op
+from components.transform.component import transform_op
+from components.tune.component import tune_op
+
+PIPELINE_NAME = "crypto-forecast"
+
+
+@dsl.pipeline(
+    name=PIPELINE_NAME,
+    description="Forecast the next day's closing price of a coin from its daily OHLCV "
+    "history; deploy the model only if it beats the persistence forecast.",
+)
+def crypto_pipeline(
+    lake: str,
+    model_repository: str,
+    source: str = DEFAULT_SOURCE,
+    source_sha256: str = DEFAULT_SHA256,
+    column_mapping: str = "",
+    coins: str = "bitcoin",
+    split: str = "0.7,0.15,0.15",
+    max_rejected_fraction: float = 0.05,
+    runner: str = "local",
+    tune_backend: str = "optuna",
+    n_trials: int = 16,
+    tune_timeout_s: int = 600,
+    tune_max_epochs: int = 60,
+    epochs: int = 200,
+    seed: int = 42,
+    max_mae_ratio: float = 1.0,
+    model_name: str = "btc-forecast",
+    deploy_target: str = "local",
+):
+    """Wire the steps. ``lake`` and ``model_repository`` come from the profile."""
+    ingest = ingest_op(
+        source=source,
+        lake=lake,
+        expected_sha256=source_sha256,
+        column_mapping=column_mapping,
+    ).set_display_name("ingest")
+    transform = transform_op(
+        raw=ingest.outputs["raw"],
+        coins=coins,
+        split=split,
+        max_rejected_fraction=max_rejected_fraction,
+        column_mapping=column_mapping,
+        runner=runner,
+    ).set_display_name("transform")
+    tune = tune_op(
+        features=transform.outputs["features"],
+        stats=transform.outputs["stats"],
+        n_trials=n_trials,
+        timeout_s=tune_timeout_s,
+        max_epochs=tune_max_epochs,
+        seed=seed,
+        backend=tune_backend,
+    ).set_display_name("tune")
+    train = train_op(
+        features=transform.outputs["features"],
+        stats=transform.outputs["stats"],
+        best_params=tune.outputs["best_params"],
+        epochs=epochs,
+        seed=seed,
+        max_mae_ratio=max_mae_ratio,
+        model_name=model_name,
+    ).set_display_name("train")
+    with dsl.If(train.outputs["passed_gate"] == True, name="passed-evaluation-gate"):  # noqa: E712
+        deploy_op(
+            model=train.outputs["model"],
+            target=deploy_target,
+            model_repository=model_repository,
+            model_name=model_name,
+        ).set_display_name("deploy")
+
+
+def compile_pipeline(output: str | Path) -> Path:
+    """Compile the pipeline to a KFP IR YAML file and return its path."""
+    output = Path(output)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    compiler.Compiler().compile(pipeline_func=crypto_pipeline, package_path=str(output))
+    return output
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 2 or sys.argv[1] in ("-h", "--help"):
+        print("usage: python pipeline/crypto_pipeline.py OUTPUT.yaml", file=sys.stderr)
+        sys.exit(2)
+    print(compile_pipeline(sys.argv[1]))

@@ -1,0 +1,84 @@
+"""The end-of-run summary of a local pipeline run, as plain text."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from components.images import STEPS
+from pipeline.local import LocalRunResult
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, float):
+        if math.isnan(value) or math.isinf(value):
+            return str(value)
+        return f"{value:,.4f}" if abs(value) < 100 else f"{value:,.2f}"
+    return str(value)
+
+
+def metric_pairs(metrics: dict[str, Any]) -> list[tuple[str, Any, Any]]:
+    """(name, model value, baseline value) for every metric that has a baseline."""
+    pairs = []
+    for key in sorted(metrics):
+        if key.startswith("baseline_"):
+            name = key.removeprefix("baseline_")
+            model = metrics.get(f"model_{name}", metrics.get(name))
+            if model is not None:
+                pairs.append((name, model, metrics[key]))
+    return pairs
+
+
+def format_summary(result: LocalRunResult) -> str:
+    lines = ["", "Run summary", "-----------"]
+    lines.append(f"{'step':<10} {'status':<10} {'wall time':>10}")
+    for step in STEPS:
+        record = result.steps[step]
+        wall = f"{record.seconds:8.1f} s" if record.seconds else "        -"
+        lines.append(f"{step:<10} {record.status:<10} {wall:>10}")
+    lines.append(f"{'total':<10} {'':<10} {result.wall_seconds:8.1f} s")
+
+    failed = result.failed_step
+    if failed is not None:
+        lines += ["", f"FAILED at step '{failed.step}'. Its last output lines:"]
+        lines += [f"    {line}" for line in failed.output_tail[-12:]]
+        return "\n".join(lines)
+
+    train_metrics = (result.artifact("train", "metrics") or {}).get("metadata", {})
+    pairs = metric_pairs(train_metrics)
+    if pairs:
+        lines += ["", "Test-split metrics (price), model beside the persistence baseline:"]
+        lines.append(f"  {'metric':<24} {'model':>14} {'baseline':>14}")
+        for name, model, baseline in pairs:
+            lines.append(f"  {name:<24} {_fmt(model):>14} {_fmt(baseline):>14}")
+
+    ratio = train_metrics.get("mae_ratio")
+    threshold = result.arguments.get("max_mae_ratio", 1.0)
+    passed = result.parameter("train")
+    lines.append("")
+    if passed:
+        lines.append(f"Gate: PASSED (mae_ratio {_fmt(ratio)} <= max_mae_ratio {_fmt(threshold)})")
+    else:
+        lines.append(
+            f"Gate: NOT PASSED (mae_ratio {_fmt(ratio)} > max_mae_ratio {_fmt(threshold)}); "
+            "the model was NOT deployed. The run itself succeeded."
+        )
+
+    report = result.artifact("train", "report")
+    if report:
+        lines.append(f"Report:   {report['uri']}")
+    deployment = result.artifact("deploy", "deployment")
+    if deployment:
+        meta = deployment.get("metadata", {})
+        where = meta.get("path") or meta.get("published_path") or deployment["uri"]
+        version = meta.get("version", "?")
+        lines.append(f"Deployed: version {version} at {where}")
+        model_name = result.arguments.get("model_name", "btc-forecast")
+        repo = result.arguments.get("model_repository", "")
+        lines.append(
+            f"Serve it: python -m components.deploy serve --model-repository {repo} "
+            f"--model-name {model_name}"
+        )
+    if result.run_dir:
+        lines.append(f"Outputs:  {result.run_dir}")
+    return "\n".join(lines)
