@@ -11,7 +11,7 @@ STAMP := $(VENV)/.installed
 SOURCE ?=
 PIPELINE_YAML ?= out/crypto_pipeline.yaml
 
-.PHONY: help setup test test-infra lint local compile bench keys clean
+.PHONY: help setup test test-infra lint local compile images bench clean
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -32,6 +32,19 @@ test-infra: $(STAMP) ## Run only the Pulumi program tests (mocked providers)
 
 lint: $(STAMP) ## Run ruff
 	$(VENV)/bin/ruff check .
+
+local: $(STAMP) ## Run the whole pipeline on this machine (SOURCE=path|https|gs:// overrides the data; ARGS=... more options)
+	$(PY) -m pipeline run-local $(if $(SOURCE),--source "$(SOURCE)") $(ARGS)
+
+compile: $(STAMP) ## Compile the pipeline to out/crypto_pipeline.yaml (PIPELINE_YAML=...)
+	$(PY) -m pipeline compile --output $(PIPELINE_YAML)
+
+images: $(STAMP) ## Build and push the five step images (needs Docker; CRYPTO_KFP_REGISTRY=<registry_url>)
+	for step in ingest transform tune train deploy; do components/$$step/build.sh || exit 1; done
+
+bench: $(STAMP) ## Run the benchmarks and print their figures
+	$(PY) bench/transform_bench.py
+	$(PY) bench/pipeline_bench.py
 
 clean: ## Remove local run outputs (keeps .venv)
 	rm -rf .local out
