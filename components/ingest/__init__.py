@@ -1,0 +1,1 @@
+"""Ingest step: move the raw CSV into the data lake, validated and immutable."""
