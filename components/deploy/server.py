@@ -152,15 +152,16 @@ def parse_history(body: object) -> list[Bar]:
         if values["high"] < values["low"]:
             raise RequestError(f"history[{i}] ({date}) has high {values['high']} below "
                                f"low {values['low']}")
-        if bars:
-            step = (date - bars[-1].date).days
-            if step <= 0:
-                raise RequestError(f"history must be sorted by date without duplicates: "
-                                   f"history[{i}] ({date}) follows {bars[-1].date}")
-            if step > 1:
-                raise RequestError(f"history has a gap: {bars[-1].date} is followed by {date} "
-                                   f"(history[{i}]); daily bars must be consecutive")
         bars.append(Bar(date=date, **values))
+    steps = [(b.date - a.date).days for a, b in zip(bars, bars[1:], strict=False)]
+    for i, step in enumerate(steps, start=1):
+        if step <= 0:
+            raise RequestError(f"history must be sorted by date without duplicates: "
+                               f"history[{i}] ({bars[i].date}) follows {bars[i - 1].date}")
+    for i, step in enumerate(steps, start=1):
+        if step > 1:
+            raise RequestError(f"history has a gap: {bars[i - 1].date} is followed by "
+                               f"{bars[i].date} (history[{i}]); daily bars must be consecutive")
     return bars
 
 
