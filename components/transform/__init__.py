@@ -1,0 +1,1 @@
+"""Transform step: parse, validate, feature-engineer and time-split the raw CSV (Beam)."""

@@ -1,0 +1,104 @@
+"""Normalisation statistics (train split only) and the ``stats.json`` document."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping, Sequence
+
+from components.transform.features import FEATURE_NAMES, TARGET_NAME
+from components.transform.series import SPLITS, STAT_COLUMNS
+
+#: The dtype the trainer should give each column (the shards hold repr-precision floats).
+STAT_DTYPE = "float32"
+
+
+class Moments:
+    """Count, mean and sum of squared deviations per column, mergeable (Chan et al.)."""
+
+    def __init__(self, names: Sequence[str] = STAT_COLUMNS):
+        self.names = tuple(names)
+        self.n = 0
+        self.mean = dict.fromkeys(self.names, 0.0)
+        self.m2 = dict.fromkeys(self.names, 0.0)
+
+    def add(self, example: Mapping) -> Moments:
+        self.n += 1
+        for name in self.names:
+            x = float(example[name])
+            delta = x - self.mean[name]
+            self.mean[name] += delta / self.n
+            self.m2[name] += delta * (x - self.mean[name])
+        return self
+
+    def merge(self, other: Moments) -> Moments:
+        if other.n == 0:
+            return self
+        n = self.n + other.n
+        for name in self.names:
+            delta = other.mean[name] - self.mean[name]
+            self.mean[name] += delta * other.n / n
+            self.m2[name] += other.m2[name] + delta * delta * self.n * other.n / n
+        self.n = n
+        return self
+
+    def std(self) -> dict[str, float]:
+        """Population std per column; 0 (or an empty set) is reported as 1.0."""
+        out = {}
+        for name in self.names:
+            s = math.sqrt(self.m2[name] / self.n) if self.n else 0.0
+            out[name] = s if s > 0 and math.isfinite(s) else 1.0
+        return out
+
+
+def build_stats(
+    *,
+    train_moments: Moments,
+    coin_infos: Iterable[Mapping],
+    input_rows: int,
+    accepted_rows: int,
+    rejected_rows: int,
+    blank_lines: int,
+    rejected_reasons: Mapping[str, int],
+    coins_in_input: Mapping[str, int],
+    split_fractions: Sequence[float],
+    input_path: str,
+) -> dict:
+    """The ``stats.json`` document of the transform → tune/train contract (plus extras).
+
+    Contract keys: feature_names, target_name, dtypes, mean, std, splits, coins,
+    input_rows, accepted_rows, rejected_rows. Extras: blank_lines, rejected_reasons,
+    coins_in_input (accepted rows per slug, all coins), split_fractions, input.
+    ``mean``/``std`` are empty when the train split is.
+    """
+    infos = sorted(coin_infos, key=lambda info: info["coin"])
+    splits: dict[str, dict] = {}
+    for split in SPLITS:
+        ranges = [info["ranges"][split] for info in infos if split in info["ranges"]]
+        splits[split] = {
+            "rows": sum(info["counts"][split] for info in infos),
+            "start": min((r[0] for r in ranges), default=None),
+            "end": max((r[1] for r in ranges), default=None),
+        }
+    coins = {
+        info["coin"]: {**info["counts"], "duplicates": info["duplicates"], "gaps": info["gaps"],
+                       "bars": info["bars"]}
+        for info in infos
+    }
+    has_train = train_moments.n > 0
+    return {
+        "feature_names": list(FEATURE_NAMES),
+        "target_name": TARGET_NAME,
+        "dtypes": dict.fromkeys(STAT_COLUMNS, STAT_DTYPE),
+        "mean": dict(train_moments.mean) if has_train else {},
+        "std": train_moments.std() if has_train else {},
+        "splits": splits,
+        "coins": coins,
+        "input_rows": input_rows,
+        "accepted_rows": accepted_rows,
+        "rejected_rows": rejected_rows,
+        "blank_lines": blank_lines,
+        "rejected_reasons": dict(sorted(rejected_reasons.items(), key=lambda kv: (-kv[1], kv[0]))),
+        "coins_in_input": dict(sorted(coins_in_input.items())),
+        "split_fractions": list(split_fractions),
+        "input": input_path,
+    }
