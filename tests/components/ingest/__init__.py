@@ -1,0 +1,1 @@
+"""Tests of the ingest step and the shared URI helpers."""
