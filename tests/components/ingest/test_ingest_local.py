@@ -18,8 +18,7 @@ from components.ingest.ingest import (
 )
 from tests.conftest import FULL_CSV_SHA256
 
-from .conftest import WebServer
-from .test_validate import MAPPING, mapped_csv
+from .conftest import MAPPING, WebServer, mapped_csv
 
 
 def lake_files(lake: Path) -> dict[str, tuple[int, int]]:

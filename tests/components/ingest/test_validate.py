@@ -15,21 +15,7 @@ from components.ingest.ingest import (
     validate_csv,
 )
 
-MAPPED_HEADER = "Date,open,high,low,close,volume,Name,Symbol"
-MAPPING = {"date": "Date", "slug": "Name", "symbol": "Symbol"}
-
-
-def mapped_csv(bitcoin_csv: Path, rows: int = 30) -> bytes:
-    """Real Bitcoin rows rewritten with another tool's column names and order."""
-    lines = bitcoin_csv.read_text().splitlines()
-    header = lines[0].split(",")
-    col = {name: header.index(name) for name in header}
-    out = [MAPPED_HEADER]
-    for line in lines[1 : rows + 1]:
-        f = line.split(",")
-        out.append(",".join(f[col[c]] for c in (
-            "date", "open", "high", "low", "close", "volume", "slug", "symbol")))
-    return ("\n".join(out) + "\n").encode()
+from .conftest import MAPPING, mapped_csv
 
 
 def test_full_shared_file_has_29999_rows(crypto_csv: Path) -> None:
