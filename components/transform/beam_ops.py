@@ -1,7 +1,5 @@
 """Beam building blocks of the transform; the logic they call lives in the pure modules."""
 
-from __future__ import annotations
-
 import csv
 import io
 import json
