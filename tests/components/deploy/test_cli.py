@@ -1,0 +1,72 @@
+"""The deploy CLI (in-process) and local_test.sh (as a user runs it)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from components.deploy.__main__ import main
+
+SCRIPT = Path(__file__).resolve().parents[3] / "components" / "deploy" / "local_test.sh"
+
+
+@pytest.mark.parametrize("argv", [[], ["publish"], ["rollback"], ["status"], ["serve"]])
+def test_help(argv, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main([*argv, "--help"])
+    assert exit_info.value.code == 0
+    out = capsys.readouterr().out
+    assert "usage: python -m components.deploy" in out
+    if argv:
+        assert "--model-repository" in out and "--model-name" in out
+
+
+def test_publish_status_rollback(model_dir, repo, capsys):
+    common = ["--model-repository", str(repo), "--model-name", "btc"]
+    assert main(["publish", str(model_dir("v1")), *common, "--metrics", '{"mae_ratio": 0.9}',
+                 "--source-run", "cli"]) == 0
+    assert json.loads(capsys.readouterr().out)["record"]["metrics"] == {"mae_ratio": 0.9}
+    assert main(["publish", str(model_dir("v2")), *common]) == 0
+    capsys.readouterr()
+    assert main(["rollback", *common]) == 0
+    assert json.loads(capsys.readouterr().out)["version"] == "1"
+    assert main(["status", *common]) == 0
+    status = json.loads(capsys.readouterr().out)
+    assert status == {"name": "btc", "current_version": "1", "versions": ["1", "2"]}
+
+
+@pytest.mark.parametrize(("extra", "message"), [
+    (["--target", "vertex"], "deploy target 'vertex' is not implemented yet"),
+    (["--metrics", "[1]"], "--metrics must be a JSON object"),
+    (["--metrics", "{oops"], "error: Expecting property name"),
+])
+def test_publish_errors_exit_1_with_a_message(model_dir, repo, capsys, extra, message):
+    argv = ["publish", str(model_dir("v1")), "--model-repository", str(repo),
+            "--model-name", "btc", *extra]
+    assert main(argv) == 1
+    assert message in capsys.readouterr().err
+
+
+def test_serve_refuses_an_empty_repository(repo, capsys):
+    assert main(["serve", "--model-repository", str(repo), "--model-name", "btc",
+                 "--port", "0"]) == 1
+    assert "has no CURRENT version" in capsys.readouterr().err
+
+
+def test_local_test_sh_usage():
+    result = subprocess.run([str(SCRIPT)], capture_output=True, text=True, timeout=30)
+    assert result.returncode == 2
+    assert "usage: local_test.sh MODEL_DIR" in result.stderr
+
+
+@pytest.mark.slow
+def test_local_test_sh_publishes_serves_and_forecasts(model_dir, data_dir):
+    env = {**os.environ, "CRYPTO_DATA_DIR": str(data_dir)}
+    result = subprocess.run([str(SCRIPT), str(model_dir("v1"))], capture_output=True,
+                            text=True, timeout=300, env=env)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "local_test: OK (2018-03-25 close 8495.78 -> 2018-03-26 forecast" in result.stdout

@@ -1,0 +1,84 @@
+"""The KFP wrapper: compiles in a pipeline, and its body deploys and records."""
+
+# No "from __future__ import annotations": KFP reads the pipeline function's annotations.
+
+import json
+
+import pytest
+import yaml
+from kfp import compiler, dsl
+
+from components.deploy.component import deploy_op
+from components.deploy.repository import ModelRepository
+from components.images import image_for
+
+
+@dsl.pipeline(name="deploy-only")
+def _deploy_pipeline(model_uri: str, model_repository: str, target: str = "local"):
+    model = dsl.importer(artifact_uri=model_uri, artifact_class=dsl.Model, reimport=False,
+                         metadata={"version": "1", "mae_ratio": 0.9, "passed_gate": True})
+    deploy_op(model=model.output, target=target, model_repository=model_repository,
+              model_name="btc", source_run=dsl.PIPELINE_JOB_NAME_PLACEHOLDER)
+
+
+def test_compiles_with_the_deploy_image(tmp_path):
+    out = tmp_path / "pipeline.yaml"
+    compiler.Compiler().compile(_deploy_pipeline, str(out))
+    spec = yaml.safe_load(out.read_text())
+
+    executor = spec["deploymentSpec"]["executors"]["exec-deploy-op"]["container"]
+    assert executor["image"] == image_for("deploy")
+    assert "pip install" not in " ".join(executor["command"]), "kfp must come from the image"
+    component = spec["components"]["comp-deploy-op"]
+    assert component["inputDefinitions"]["artifacts"]["model"]["artifactType"]["schemaTitle"] == (
+        "system.Model")
+    assert set(component["inputDefinitions"]["parameters"]) == {
+        "target", "model_repository", "model_name", "source_run"}
+    assert component["outputDefinitions"]["artifacts"]["deployment"]["artifactType"][
+        "schemaTitle"] == "system.Artifact"
+
+
+def test_body_deploys_and_writes_the_record(model_dir, repo, tmp_path):
+    model = dsl.Model(uri=str(model_dir("v1")), metadata={
+        "version": "1", "mae_ratio": 0.9, "passed_gate": True})
+    deployment = dsl.Artifact(uri=str(tmp_path / "deployment.json"))
+    deploy_op.python_func(model=model, target="local", model_repository=str(repo),
+                          model_name="btc", deployment=deployment, source_run="run-7")
+
+    record = json.loads((tmp_path / "deployment.json").read_text())
+    assert record["version"] == "1" and record["model_name"] == "btc"
+    assert record["record"]["metrics"] == {"mae_ratio": 0.9, "passed_gate": True}
+    assert record["record"]["source_run"] == "run-7"
+    assert deployment.metadata["version"] == "1"
+    assert deployment.metadata["path"] == str(repo / "btc" / "1")
+    assert ModelRepository(repo, "btc").current() == "1"
+
+
+def test_body_fails_loudly_for_a_cloud_target(model_dir, repo, tmp_path):
+    model = dsl.Model(uri=str(model_dir("v1")), metadata={"version": "1"})
+    deployment = dsl.Artifact(uri=str(tmp_path / "deployment.json"))
+    with pytest.raises(NotImplementedError, match="deploy target 'vertex' is not implemented"):
+        deploy_op.python_func(model=model, target="vertex", model_repository=str(repo),
+                              model_name="btc", deployment=deployment)
+    assert not (tmp_path / "deployment.json").exists()
+
+
+@pytest.mark.slow
+@pytest.mark.filterwarnings("ignore:You may be attemping to run a task:RuntimeWarning")
+def test_runs_under_kfp_local(model_dir, repo, tmp_path):
+    """The wrapper as kfp.local.SubprocessRunner runs it (this venv, no image)."""
+    from kfp import local
+    from kfp.local.config import LocalExecutionConfig
+
+    local.init(runner=local.SubprocessRunner(use_venv=False),
+               pipeline_root=str(tmp_path / "pipeline_root"), raise_on_error=True)
+    try:
+        _deploy_pipeline(model_uri=str(model_dir("v1")), model_repository=str(repo))
+    finally:
+        LocalExecutionConfig.instance = None  # do not leak kfp.local state into other tests
+    store = ModelRepository(repo, "btc")
+    assert store.current() == "1"
+    assert store.record("1")["metrics"] == {"mae_ratio": 0.9, "passed_gate": True}
+    assert store.record("1")["source_run"]
+    (deployment,) = (tmp_path / "pipeline_root").glob("*/deploy-op/deployment")
+    assert json.loads(deployment.read_text())["version"] == "1"
