@@ -22,6 +22,8 @@ def build_parser() -> argparse.ArgumentParser:
             "the same bytes stores nothing new; nothing is ever overwritten."
         ),
         epilog=(
+            f"default source (checked against SHA-256 {DEFAULT_SHA256}):\n"
+            f"  {DEFAULT_SOURCE}\n\n"
             "examples:\n"
             "  python -m components.ingest --lake .local/lake\n"
             "  python -m components.ingest --source ../shared/data/crypto-markets.csv "
@@ -37,7 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--source",
         default=DEFAULT_SOURCE,
         help="https URL, gs:// URI or local path of the CSV (default: the pinned GitHub "
-        "copy, %(default)s)",
+        "copy named below)",
     )
     parser.add_argument(
         "--lake",
@@ -49,7 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         metavar="HEX",
         help="expected SHA-256 of the source bytes; the input is rejected on mismatch "
-        f"(default: {DEFAULT_SHA256[:12]}... when --source is the default URL, else none)",
+        "(default: the pinned hash when --source is the default URL, else none)",
     )
     parser.add_argument(
         "--column-mapping",
