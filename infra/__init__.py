@@ -1,0 +1,1 @@
+"""The Pulumi program: small ComponentResources composed in ``infra/__main__.py``."""

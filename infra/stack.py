@@ -1,0 +1,94 @@
+"""Composes the components into the whole stack and returns its outputs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pulumi
+
+from infra.apis import ProjectApis
+from infra.cluster import PIPELINES_LABEL, PIPELINES_TAINT, GkeCluster
+from infra.config import Settings
+from infra.identity import ServiceAccounts, WorkloadIdentityBindings
+from infra.keys import KEYED_ACCOUNTS, ServiceAccountKeys
+from infra.kubeflow import KubeflowPipelines
+from infra.network import Network
+from infra.registry import ContainerRegistry
+from infra.storage import Buckets
+
+# Stack outputs for every service account, named after its role in the pipeline.
+ACCOUNT_OUTPUTS = {
+    "pipeline": "pipeline_service_account",
+    "dataflow": "dataflow_service_account",
+    "vertex": "vertex_service_account",
+    "nodes": "node_service_account",
+    "kfp-ui": "kfp_ui_service_account",
+}
+BUCKET_OUTPUTS = {
+    "raw": "raw_bucket",
+    "artifacts": "artifacts_bucket",
+    "dataflow_temp": "dataflow_temp_bucket",
+    "dataflow_staging": "dataflow_staging_bucket",
+    "models": "models_bucket",
+}
+
+
+def _kubernetes_toleration(taint: dict[str, str]) -> dict[str, str]:
+    effects = {"NO_SCHEDULE": "NoSchedule", "PREFER_NO_SCHEDULE": "PreferNoSchedule", "NO_EXECUTE": "NoExecute"}
+    return {"key": taint["key"], "operator": "Equal", "value": taint["value"], "effect": effects[taint["effect"]]}
+
+
+def build_stack(settings: Settings) -> dict[str, Any]:
+    """Declare every resource; return the stack outputs (name -> value or Output)."""
+    apis = ProjectApis("apis", settings.project)
+    after_apis = pulumi.ResourceOptions(depends_on=[apis])
+
+    network = Network("network", settings, opts=after_apis)
+    storage = Buckets("storage", settings, opts=after_apis)
+    registry = ContainerRegistry("registry", settings, opts=after_apis)
+    identity = ServiceAccounts("identity", settings, storage.buckets, registry.repository, opts=after_apis)
+    gke = GkeCluster("gke", settings, network, identity.emails["nodes"], opts=after_apis)
+    workload_identity = WorkloadIdentityBindings(
+        "workload-identity", settings, identity, opts=pulumi.ResourceOptions(depends_on=[gke.cluster])
+    )
+    kfp = KubeflowPipelines(
+        "kfp",
+        settings,
+        kubeconfig=gke.kubeconfig,
+        pipeline_root=storage.pipeline_root,
+        service_account_emails=identity.emails,
+        # KFP's pods need the system nodes, its cache webhook needs the 8443 rule, and its
+        # pipeline-runner needs a working identity binding before the first run.
+        depends_on=[gke.system_pool, network.webhook_firewall, workload_identity],
+    )
+
+    outputs: dict[str, Any] = {
+        "project": settings.project,
+        "region": settings.region,
+        "zone": settings.zone,
+        "cluster_location": settings.cluster_location,
+        "cluster_name": gke.cluster.name,
+        "kubeconfig": gke.kubeconfig,
+        "kfp_namespace": kfp.namespace,
+        "kfp_version": settings.kfp_version,
+        "pipeline_root": storage.pipeline_root,
+        "registry_url": registry.url,
+        "pipelines_node_selector": dict(PIPELINES_LABEL),
+        "pipelines_toleration": _kubernetes_toleration(PIPELINES_TAINT),
+        "protect": settings.protect,
+    }
+    outputs.update({BUCKET_OUTPUTS[key]: uri for key, uri in storage.uris.items()})
+    outputs.update({ACCOUNT_OUTPUTS[key]: email for key, email in identity.emails.items()})
+
+    if settings.service_account_keys:
+        keys = ServiceAccountKeys(
+            "keys",
+            identity.accounts,
+            {account: settings.name(account) for account in KEYED_ACCOUNTS},
+            provider=kfp.provider,
+            namespace=kfp.namespace,
+            # The namespace comes with the cluster-scoped install.
+            depends_on=[kfp.cluster_scoped],
+        )
+        outputs["service_account_keys"] = pulumi.Output.secret(keys.json_keys)
+    return outputs

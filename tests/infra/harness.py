@@ -1,0 +1,151 @@
+"""Runs the real ``infra/`` program under Pulumi mocks and records what it registers.
+
+No Pulumi CLI, no provider plugins: ``pulumi.runtime.set_mocks`` replaces the engine. The
+mocks' ``new_resource`` records every resource's type, name and inputs; a recording monitor
+adds the options the engine would see (parent, dependencies, provider, retain-on-delete).
+Each ``run_program`` call is a fresh, complete run of ``infra/__main__.py`` with the given
+config, so one process can compare several stacks (default, protect, keys, ...).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import runpy
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pulumi
+from pulumi.runtime import mocks as pulumi_mocks
+from pulumi.runtime import settings as pulumi_settings
+from pulumi.runtime.stack import run_pulumi_func
+from pulumi.runtime.sync_await import _sync_await
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+INFRA_DIR = PROJECT_ROOT / "infra"
+PULUMI_PROJECT = "crypto-kfp"
+STACK = "dev"
+GCP_PROJECT = "demo-project-123"
+FAKE_CA = base64.b64encode(b"fake-ca").decode()
+
+
+@dataclass
+class Registered:
+    """One resource as the engine would have seen it."""
+
+    type: str
+    name: str
+    urn: str
+    inputs: dict[str, Any]
+    custom: bool
+    parent: str = ""
+    dependencies: list[str] = field(default_factory=list)
+    provider: str = ""
+    providers: dict[str, str] = field(default_factory=dict)
+    retain_on_delete: bool = False
+    protect: bool = False
+    ignore_changes: list[str] = field(default_factory=list)
+
+
+class RecordingMocks(pulumi.runtime.Mocks):
+    """Returns the inputs as outputs, plus the few computed outputs the program reads."""
+
+    def __init__(self) -> None:
+        self.created: list[tuple[str, str, dict]] = []
+
+    def new_resource(self, args: pulumi.runtime.MockResourceArgs):
+        self.created.append((args.typ, args.name, args.inputs))
+        state = dict(args.inputs)
+        resource_id = f"{args.name}-id"
+        if args.typ == "gcp:serviceaccount/account:Account":
+            email = f"{args.inputs['accountId']}@{GCP_PROJECT}.iam.gserviceaccount.com"
+            state.update(email=email, name=f"projects/{GCP_PROJECT}/serviceAccounts/{email}")
+        elif args.typ == "gcp:container/cluster:Cluster":
+            state.update(endpoint="203.0.113.10", masterAuth={**args.inputs.get("masterAuth", {}), "clusterCaCertificate": FAKE_CA})
+            resource_id = f"projects/{GCP_PROJECT}/locations/{args.inputs['location']}/clusters/{args.inputs['name']}"
+        elif args.typ == "gcp:serviceaccount/key:Key":
+            key_file = {"type": "service_account", "client_email": "fake@example.com", "private_key": "FAKE"}
+            state["privateKey"] = base64.b64encode(json.dumps(key_file).encode()).decode()
+        elif args.typ == "gcp:artifactregistry/repository:Repository":
+            state["name"] = args.inputs["repositoryId"]
+        return resource_id, state
+
+    def call(self, args: pulumi.runtime.MockCallArgs):
+        raise AssertionError(f"the program made an unexpected provider call: {args.token}")
+
+
+class RecordingMonitor(pulumi_mocks.MockMonitor):
+    """The mock monitor, also keeping the resource options of each registration."""
+
+    def __init__(self, mocks: RecordingMocks) -> None:
+        super().__init__(mocks)
+        self.registered: list[Registered] = []
+
+    def RegisterResource(self, request):  # noqa: N802 (gRPC method name)
+        response = super().RegisterResource(request)
+        if request.type != "pulumi:pulumi:Stack":
+            self.registered.append(
+                Registered(
+                    type=request.type,
+                    name=request.name,
+                    urn=response.urn,
+                    inputs=pulumi.runtime.rpc.deserialize_properties(request.object),
+                    custom=request.custom,
+                    parent=request.parent,
+                    dependencies=list(request.dependencies),
+                    provider=request.provider,
+                    providers=dict(request.providers),
+                    retain_on_delete=request.retainOnDelete,
+                    protect=request.protect,
+                    ignore_changes=list(request.ignoreChanges),
+                )
+            )
+        return response
+
+
+@dataclass
+class ProgramRun:
+    """Everything one run of the program registered and exported."""
+
+    resources: list[Registered]
+    outputs: dict[str, Any]
+
+    def of_type(self, type_token: str) -> list[Registered]:
+        return [r for r in self.resources if r.type == type_token]
+
+    def one(self, type_token: str, name: str | None = None) -> Registered:
+        found = [r for r in self.of_type(type_token) if name is None or r.name == name]
+        assert len(found) == 1, f"expected one {type_token} named {name!r}, found {[r.name for r in found]}"
+        return found[0]
+
+    def by_urn(self, urn: str) -> Registered:
+        return next(r for r in self.resources if r.urn == urn)
+
+
+def stack_config(**overrides: Any) -> dict[str, str]:
+    """Stack config as the CLI passes it: namespaced keys, string values."""
+    config = {"gcp:project": GCP_PROJECT}
+    for key, value in overrides.items():
+        full_key = key if ":" in key else f"{PULUMI_PROJECT}:{key}"
+        if value is None:
+            config.pop(full_key, None)
+        elif isinstance(value, bool):
+            config[full_key] = "true" if value else "false"
+        elif isinstance(value, list | dict):
+            config[full_key] = json.dumps(value)
+        else:
+            config[full_key] = str(value)
+    return config
+
+
+def run_program(config: dict[str, str]) -> ProgramRun:
+    """Run ``infra/__main__.py`` once under fresh mocks; raise what the program raises."""
+    pulumi_settings.ROOT.set(None)
+    pulumi.runtime.set_all_config(config)
+    mocks = RecordingMocks()
+    monitor = RecordingMonitor(mocks)
+    pulumi.runtime.set_mocks(mocks, project=PULUMI_PROJECT, stack=STACK, preview=False, monitor=monitor)
+    stack = pulumi_settings.get_root_resource()
+    _sync_await(run_pulumi_func(lambda: runpy.run_path(str(INFRA_DIR), run_name="__main__")))
+    return ProgramRun(resources=monitor.registered, outputs=dict(stack.outputs))
