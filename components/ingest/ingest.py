@@ -101,7 +101,7 @@ def validate_csv(data: bytes, column_mapping: str | Mapping[str, str] | None = N
     if not data.strip():
         raise IngestError(f"empty file ({len(data)} bytes of whitespace only)")
     head = data[:1024].lstrip(b"\xef\xbb\xbf \t\r\n").lower()
-    if head.startswith(_HTML_STARTS) or b"<html" in head:
+    if head.startswith(_HTML_STARTS) or (head.startswith(b"<") and b"<html" in head):
         raise IngestError(
             "got HTML, not CSV (a web page such as a 404 or sign-in page; "
             "point the source at the raw file)"
@@ -163,7 +163,7 @@ def ingest(
     if is_http_url(lake):
         raise IngestError(f"the lake must be a gs:// URI or a local directory, not a URL: {lake}")
     if is_local(source):  # record where the bytes came from, independent of the cwd
-        source = str(local_path(source).resolve())
+        source = os.path.abspath(local_path(source))
     checksum = expected_checksum(source, expected_sha256)
     fetched_at = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     data = read_bytes(source, storage_client=storage_client)
@@ -321,6 +321,8 @@ def _store_gcs(
         raise IngestError(f"lake bucket not found: gs://{bucket_name}") from None
     except exceptions.Forbidden as exc:
         raise IngestError(f"permission denied on gs://{bucket_name}: {exc.message}") from None
+    except (exceptions.GoogleAPICallError, exceptions.RetryError) as exc:
+        raise IngestError(f"cannot store in gs://{bucket_name}: {exc}") from None
 
 
 def _existing_gcs(client: storage.Client, bucket_name: str, object_name: str):
@@ -328,7 +330,11 @@ def _existing_gcs(client: storage.Client, bucket_name: str, object_name: str):
     from google.cloud.storage.retry import DEFAULT_RETRY
 
     folder = object_name.rpartition("/")[0] + "/"
-    blobs = list(client.list_blobs(bucket_name, prefix=folder, retry=DEFAULT_RETRY))
+    blobs = [  # skip "folder" placeholders that consoles create
+        blob
+        for blob in client.list_blobs(bucket_name, prefix=folder, retry=DEFAULT_RETRY)
+        if not blob.name.endswith("/")
+    ]
     for blob in blobs:
         if blob.name == object_name:
             return blob

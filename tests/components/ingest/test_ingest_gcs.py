@@ -108,6 +108,16 @@ def test_existing_object_without_metadata_is_verified_by_content(
     assert result.stored_new is False and result.lake_uri == f"gs://{bucket.name}/{name}"
 
 
+def test_folder_placeholder_is_not_taken_for_the_object(
+    gcs_client: storage.Client, bucket: storage.Bucket, sample_csv: Path
+) -> None:
+    folder = raw_object_name(hashlib.sha256(sample_csv.read_bytes()).hexdigest(), "")
+    bucket.blob(folder).upload_from_string(b"")  # what "create folder" in a console leaves
+    result = ingest(str(sample_csv), f"gs://{bucket.name}", storage_client=gcs_client)
+    assert result.stored_new is True
+    assert result.lake_uri == f"gs://{bucket.name}/{folder}sample.csv"
+
+
 @pytest.mark.parametrize(
     ("body", "message"),
     [

@@ -103,3 +103,9 @@ def test_expected_checksum_defaults_only_for_the_pinned_url() -> None:
     assert expected_checksum("x.csv", " " + DEFAULT_SHA256.upper()) == DEFAULT_SHA256
     with pytest.raises(IngestError, match="64 hex digits"):
         expected_checksum("x.csv", "abc123")
+
+
+def test_html_inside_a_field_is_not_an_html_page(sample_bytes: bytes) -> None:
+    header = sample_bytes.split(b"\n")[0]
+    row = b'bitcoin,BTC,"<html>Bitcoin</html>",28/4/2013,1,1,2,0.5,1.5,0,0,0.5,1.5'
+    assert validate_csv(header + b"\n" + row + b"\n") == 1
