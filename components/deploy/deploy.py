@@ -96,9 +96,13 @@ def deploy(
     with repo.locked():
         existing = [v for v in versions if repo.version_path(v).exists()]
         if existing:
+            orphans = [v for v in existing if v not in repo.deployed_versions()]
+            hint = (f" (version(s) {', '.join(orphans)} have no deployment record: left by an "
+                    "interrupted deploy, never served; delete the folder to retry)"
+                    if orphans else "")
             raise RepositoryError(
                 f"model {model_name!r} already has version(s) {', '.join(existing)} in "
-                f"{repo.path}; versions are never overwritten: export under a new version"
+                f"{repo.path}; versions are never overwritten: export under a new version{hint}"
             )
         published: list[str] = []
         smoke: dict[str, list[float]] = {}

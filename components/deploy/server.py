@@ -167,6 +167,7 @@ def parse_history(body: object) -> list[Bar]:
 
 class _Handler(BaseHTTPRequestHandler):
     server: ModelServer
+    timeout = 60  # seconds a client may stall mid-request before its thread gives up
 
     def log_message(self, format: str, *args) -> None:
         log.info("%s %s", self.address_string(), format % args)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 
 import pytest
 
@@ -161,3 +162,13 @@ def test_select_version_and_publish_several(model_dir, repo, tmp_path):
 def test_metrics_must_be_json(model_dir, repo):
     with pytest.raises(ValueError, match="metrics must be JSON-serialisable"):
         _deploy(model_dir("v1"), repo, metrics={"bad": object()})
+
+
+def test_interrupted_publish_is_named_and_never_served(model_dir, repo):
+    """A version folder without a record (a crash mid-deploy) blocks reuse with a hint."""
+    _deploy(model_dir("v1"), repo)
+    shutil.copytree(model_dir("v2") / "2", repo / "btc" / "2")
+    store = ModelRepository(repo, "btc")
+    assert store.deployed_versions() == ["1"] and store.current() == "1"
+    with pytest.raises(RepositoryError, match="no deployment record: left by an interrupted"):
+        _deploy(model_dir("v2"), repo)

@@ -26,7 +26,7 @@ NAME = "btc"
 def server(model_dir, repo):
     deploy(str(model_dir("v1")), model_repository=str(repo), model_name=NAME)
     srv = make_server(repo, NAME, "127.0.0.1", 0)
-    thread = threading.Thread(target=srv.serve_forever, daemon=True)
+    thread = threading.Thread(target=srv.serve_forever, args=(0.05,), daemon=True)
     thread.start()
     host, port = srv.server_address[:2]
     srv.base_url = f"http://{host}:{port}"
@@ -174,7 +174,7 @@ def test_unknown_model_and_path_get_404(server):
 
 def test_nothing_deployed_is_503(tmp_path):
     srv = make_server(tmp_path / "empty-repo", NAME, "127.0.0.1", 0)
-    thread = threading.Thread(target=srv.serve_forever, daemon=True)
+    thread = threading.Thread(target=srv.serve_forever, args=(0.05,), daemon=True)
     thread.start()
     srv.base_url = "http://{}:{}".format(*srv.server_address[:2])
     try:
