@@ -8,8 +8,6 @@ Compile it with ``python pipeline/crypto_pipeline.py out.yaml`` or
 ``python -m pipeline compile --output out.yaml``.
 """
 
-from __future__ import annotations
-
 import sys
 from pathlib import Path
 
@@ -89,6 +87,7 @@ def crypto_pipeline(
             target=deploy_target,
             model_repository=model_repository,
             model_name=model_name,
+            source_run=dsl.PIPELINE_JOB_NAME_PLACEHOLDER,
         ).set_display_name("deploy")
 
 

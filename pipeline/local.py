@@ -170,6 +170,8 @@ def run_compiled_locally(
     with warnings.catch_warnings():
         # Our images are named by step, not "python…": kfp.local warns about that.
         warnings.filterwarnings("ignore", message=".*non-Python base image.*")
+        # Display names are for the KFP UI; kfp.local says it ignores them.
+        warnings.filterwarnings("ignore", message=".*have no effect in the current local runner.*")
         with _record_steps(records, progress):
             pipeline_orchestrator.run_local_pipeline(component.pipeline_spec, arguments)
     wall = time.perf_counter() - start
