@@ -250,12 +250,16 @@ def run_transform(
         raise TransformError(f"unknown runner {runner!r}; expected one of {', '.join(RUNNERS)}")
     if not 0 <= price_tolerance < 1:
         raise TransformError(f"price_tolerance must be in [0, 1), got {price_tolerance}")
+    if runner == "dataflow":
+        local = [p for p in (input_path, output_dir) if FileSystems.get_scheme(p) != "gs"]
+        if local:
+            raise TransformError(f"Dataflow workers read and write gs:// only, got {', '.join(local)}")
     parser = RowParser.from_header(read_header(input_path), column_mapping, price_tolerance)
+    pipeline = _make_pipeline(runner, pipeline_options)
 
     _prepare_output_dir(output_dir)
     log.info("transform %s → %s (coins %s, split %s, runner %s)", input_path, output_dir,
              "all" if wanted is None else ",".join(sorted(wanted)), fractions, runner)
-    pipeline = _make_pipeline(runner, pipeline_options)
     build_pipeline(pipeline, input_path, output_dir, parser, wanted, fractions, num_shards)
     state = pipeline.run().wait_until_finish()
     if state not in (None, "DONE"):
