@@ -120,6 +120,10 @@ def _label_value(value: str) -> str:
     return re.sub(r"[^a-z0-9_-]", "-", value.lower())[:63]
 
 
+# List settings are set element by element.
+_SET_AUTHORIZED_NETWORK = "pulumi config set --path 'masterAuthorizedNetworks[0]' 203.0.113.7/32"
+
+
 def _set_command(key: str, example: str) -> str:
     return f"pulumi config set {key} {example}"
 
@@ -131,8 +135,8 @@ class _Reader:
         self.config = config
         self.errors: list[str] = []
 
-    def fail(self, key: str, problem: str, example: str) -> None:
-        self.errors.append(f"{key}: {problem}. Fix it with: {_set_command(key, example)}")
+    def fail(self, key: str, problem: str, example: str, command: str | None = None) -> None:
+        self.errors.append(f"{key}: {problem}. Fix it with: {command or _set_command(key, example)}")
 
     def raw(self, key: str) -> str | None:
         return self.config.get(key)
@@ -174,7 +178,7 @@ class _Reader:
         except json.JSONDecodeError:
             items = None
         if not isinstance(items, list) or not all(isinstance(i, str) for i in items):
-            self.fail(key, f"{value!r} is not a list of strings", "--path 'masterAuthorizedNetworks[0]' 203.0.113.7/32")
+            self.fail(key, f"{value!r} is not a list of strings", "", _SET_AUTHORIZED_NETWORK)
             return list(SCHEMA[key].default)
         return items
 
@@ -247,7 +251,7 @@ def load_settings(config: pulumi.Config | None = None, gcp_config: pulumi.Config
         try:
             authorized.append(str(ipaddress.ip_network(cidr, strict=False)))
         except ValueError:
-            r.fail("masterAuthorizedNetworks", f"{cidr!r} is not a CIDR range", "--path 'masterAuthorizedNetworks[0]' 203.0.113.7/32")
+            r.fail("masterAuthorizedNetworks", f"{cidr!r} is not a CIDR range", "", _SET_AUTHORIZED_NETWORK)
 
     settings = Settings(
         project=project,

@@ -51,11 +51,7 @@ class Registered:
 class RecordingMocks(pulumi.runtime.Mocks):
     """Returns the inputs as outputs, plus the few computed outputs the program reads."""
 
-    def __init__(self) -> None:
-        self.created: list[tuple[str, str, dict]] = []
-
     def new_resource(self, args: pulumi.runtime.MockResourceArgs):
-        self.created.append((args.typ, args.name, args.inputs))
         state = dict(args.inputs)
         resource_id = f"{args.name}-id"
         if args.typ == "gcp:serviceaccount/account:Account":
@@ -139,13 +135,41 @@ def stack_config(**overrides: Any) -> dict[str, str]:
     return config
 
 
+# The monitor of the latest run, so a test can look at what a failed run registered.
+last_monitor: RecordingMonitor | None = None
+
+
 def run_program(config: dict[str, str]) -> ProgramRun:
     """Run ``infra/__main__.py`` once under fresh mocks; raise what the program raises."""
+    global last_monitor
     pulumi_settings.ROOT.set(None)
     pulumi.runtime.set_all_config(config)
     mocks = RecordingMocks()
-    monitor = RecordingMonitor(mocks)
+    monitor = last_monitor = RecordingMonitor(mocks)
     pulumi.runtime.set_mocks(mocks, project=PULUMI_PROJECT, stack=STACK, preview=False, monitor=monitor)
     stack = pulumi_settings.get_root_resource()
     _sync_await(run_pulumi_func(lambda: runpy.run_path(str(INFRA_DIR), run_name="__main__")))
     return ProgramRun(resources=monitor.registered, outputs=dict(stack.outputs))
+
+
+SECRET_SIG = (pulumi.runtime.rpc._special_sig_key, pulumi.runtime.rpc._special_secret_sig)
+
+
+def is_secret(value: Any) -> bool:
+    """True for an input the engine would receive marked secret."""
+    return isinstance(value, dict) and value.get(SECRET_SIG[0]) == SECRET_SIG[1]
+
+
+def unwrap(value: Any) -> Any:
+    """The plain value of a (possibly secret) input."""
+    return value["value"] if is_secret(value) else value
+
+
+def dig(inputs: dict[str, Any], *path: str, default: Any = None) -> Any:
+    """A nested input by path, e.g. ``dig(cluster.inputs, "privateClusterConfig", "enablePrivateNodes")``."""
+    value: Any = inputs
+    for key in path:
+        if not isinstance(value, dict) or key not in value:
+            return default
+        value = unwrap(value[key])
+    return value

@@ -1,0 +1,63 @@
+"""The checks catch a broken property: each test breaks one on purpose and expects failure.
+
+Program-level: the real program runs with one setting of an infra module changed, and the
+same check the other tests use must raise. Output-level: the helper used by the output
+tests, given a wrong value inside ``@pulumi.runtime.test``, must fail the test.
+"""
+
+from __future__ import annotations
+
+import pulumi
+import pytest
+
+import infra.cluster
+import infra.identity
+import infra.network
+from tests.infra import checks
+from tests.infra.harness import run_program, stack_config
+from tests.infra.test_outputs import expect_outputs
+
+
+def test_webhook_rule_on_the_wrong_port_is_caught(monkeypatch):
+    monkeypatch.setattr(infra.network, "WEBHOOK_PORTS", ("443",))
+    run = run_program(stack_config())
+    with pytest.raises(AssertionError, match="tcp 8443"):
+        checks.check_webhook_firewall(run)
+
+
+def test_untainted_pipelines_pool_is_caught(monkeypatch):
+    monkeypatch.setattr(infra.cluster, "PIPELINES_TAINT", {"key": "other", "value": "x", "effect": "NO_SCHEDULE"})
+    run = run_program(stack_config())
+    with pytest.raises(AssertionError, match="taints"):
+        checks.check_pipelines_pool(run)
+
+
+def test_project_editor_grant_is_caught(monkeypatch):
+    monkeypatch.setattr(infra.identity, "PROJECT_ROLES", {**infra.identity.PROJECT_ROLES, "vertex": ("roles/editor",)})
+    run = run_program(stack_config())
+    with pytest.raises(AssertionError, match="primitive role roles/editor"):
+        checks.check_no_primitive_roles(run)
+
+
+def test_project_wide_storage_grant_is_caught(monkeypatch):
+    monkeypatch.setattr(
+        infra.identity, "PROJECT_ROLES", {**infra.identity.PROJECT_ROLES, "vertex": ("roles/storage.objectViewer",)}
+    )
+    run = run_program(stack_config())
+    with pytest.raises(AssertionError, match="storage role roles/storage.objectViewer granted on gcp:projects"):
+        checks.check_storage_roles_on_buckets(run)
+
+
+def test_wrong_output_value_fails_a_pulumi_runtime_test():
+    outputs = {"pipeline_root": pulumi.Output.from_input("gs://some-other-bucket/root")}
+
+    def check(values):
+        assert values["pipeline_root"].startswith("gs://demo-project-123-crypto-kfp-artifacts/")
+
+    @pulumi.runtime.test
+    def broken():
+        return expect_outputs(outputs, check)
+
+    # The assertion runs inside apply(); returning the Output is what makes it count.
+    with pytest.raises(AssertionError):
+        broken()

@@ -1,0 +1,57 @@
+"""Buckets and the Artifact Registry repository."""
+
+from __future__ import annotations
+
+from tests.infra import checks
+from tests.infra.checks import BUCKET
+from tests.infra.harness import GCP_PROJECT, dig
+
+REPOSITORY = "gcp:artifactregistry/repository:Repository"
+
+
+def test_every_bucket_has_uniform_access_public_prevention_and_labels(default_run):
+    checks.check_buckets_locked_down(default_run)
+
+
+def test_bucket_names_are_unique_to_the_project(default_run):
+    names = sorted(b.inputs["name"] for b in default_run.of_type(BUCKET))
+    assert names == sorted(
+        f"{GCP_PROJECT}-crypto-kfp-{suffix}" for suffix in ("raw", "artifacts", "df-temp", "df-staging", "models")
+    )
+    assert all(len(name) <= 63 for name in names)
+
+
+def test_buckets_live_in_the_stack_region(default_run, custom_run):
+    assert {b.inputs["location"] for b in default_run.of_type(BUCKET)} == {"US-CENTRAL1"}
+    assert {b.inputs["location"] for b in custom_run.of_type(BUCKET)} == {"EUROPE-WEST4"}
+
+
+def test_temp_and_staging_objects_expire_after_the_configured_days(default_run, custom_run):
+    checks.check_scratch_expiry(default_run, 7)
+    checks.check_scratch_expiry(custom_run, 3)
+
+
+def test_data_buckets_keep_their_objects(default_run):
+    for purpose in checks.DATA_BUCKETS:
+        assert not checks.bucket(default_run, purpose).inputs.get("lifecycleRules"), purpose
+
+
+def test_raw_bucket_is_versioned(default_run):
+    checks.check_raw_versioned(default_run)
+
+
+def test_registry_is_docker_in_the_region(default_run):
+    repository = default_run.one(REPOSITORY)
+    assert repository.inputs["format"] == "DOCKER"
+    assert repository.inputs["location"] == "us-central1"
+    assert repository.inputs["repositoryId"] == "crypto-kfp-images"
+
+
+def test_registry_cleanup_keeps_newest_versions_and_deletes_old_ones(default_run, custom_run):
+    for run, keep in ((default_run, 10), (custom_run, 4)):
+        repository = run.one(REPOSITORY)
+        assert repository.inputs["cleanupPolicyDryRun"] is False
+        policies = {p["action"]: p for p in repository.inputs["cleanupPolicies"]}
+        assert dig(policies["KEEP"], "mostRecentVersions", "keepCount") == keep
+        assert dig(policies["DELETE"], "condition", "tagState") == "ANY"
+        assert dig(policies["DELETE"], "condition", "olderThan").endswith("s")
