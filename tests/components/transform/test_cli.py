@@ -1,0 +1,59 @@
+"""``python -m components.transform`` as a user runs it."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from components.transform.__main__ import main
+from tests.components.transform.synthetic import MONDAY, line, series, walk, write_csv
+from tests.conftest import PROJECT_ROOT
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "components.transform", *args], cwd=PROJECT_ROOT,
+                          capture_output=True, text=True, timeout=120)
+
+
+def test_help_lists_the_options() -> None:
+    done = run_cli("--help")
+    assert done.returncode == 0
+    for option in ("--output-dir", "--coins", "--split", "--max-rejected-fraction",
+                   "--column-mapping", "--runner", "--project", "--region", "--temp-location",
+                   "--staging-location", "--service-account-email", "--sdk-container-image",
+                   "--max-num-workers", "--subnetwork", "--public-ips", "--job-name", "--label"):
+        assert option in done.stdout, option
+
+
+def test_too_many_rejections_exit_non_zero_with_a_message_and_no_traceback(tmp_path: Path) -> None:
+    src = write_csv(tmp_path / "in.csv", series("x", walk(40)) + [line("x", MONDAY, -5.0)] * 4)
+    done = run_cli(str(src), "--output-dir", str(tmp_path / "out"), "--coins", "x")
+    assert done.returncode == 1
+    assert "Traceback" not in done.stderr
+    assert "error: 4 of 44 input rows rejected (9.09%)" in done.stderr
+    assert "non_positive_price (4)" in done.stderr
+    assert (tmp_path / "out" / "rejected.csv").is_file()
+
+
+def test_bad_arguments_are_one_line_errors(tmp_path: Path, capsys) -> None:
+    src = write_csv(tmp_path / "in.csv", series("x", walk(40)))
+    cases = {
+        ("/no/such/file.csv",): "input not found: /no/such/file.csv",
+        (str(src), "--column-mapping", "{oops"): "column mapping is not valid JSON",
+        (str(src), "--split", "0.5,0.5"): "three fractions",
+        (str(src), "--runner", "dataflow", "--label", "novalue"): "--label must be KEY=VALUE",
+        (str(src), "--runner", "dataflow", "--project", "p"): "gs:// only",
+    }
+    for args, message in cases.items():
+        assert main([*args, "--output-dir", str(tmp_path / "out"), "-q"]) == 1, args
+        err = capsys.readouterr().err
+        assert err.startswith("error: ") and message in err, (args, err)
+
+
+def test_prints_per_coin_counts(bitcoin_csv: Path, tmp_path: Path, capsys) -> None:
+    # The Bitcoin-only file has ISO dates (the full file has d/m/yyyy).
+    assert main([str(bitcoin_csv), "--output-dir", str(tmp_path), "-q"]) == 0
+    out = capsys.readouterr().out
+    assert "bitcoin" in out and "1793   1233    264    265" in out
+    assert "input rows 1793: accepted 1793, rejected 0" in out
