@@ -16,8 +16,6 @@ from typing import Any
 
 import pulumi
 
-PROJECT_NAME = "crypto-kfp"
-
 
 class ConfigError(pulumi.RunError):
     """A stack setting is missing or invalid. Pulumi prints the message without a traceback."""

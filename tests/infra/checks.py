@@ -88,6 +88,8 @@ def check_pipelines_pool(run: ProgramRun) -> None:
     autoscaling = pipelines.inputs.get("autoscaling") or {}
     assert autoscaling.get("totalMinNodeCount") == 0, f"{pipelines.urn}: autoscaling {autoscaling}"
     assert autoscaling.get("totalMaxNodeCount", 0) >= 1, f"{pipelines.urn}: autoscaling {autoscaling}"
+    # Spot capacity comes and goes per zone; the autoscaler may use any zone that has some.
+    assert autoscaling.get("locationPolicy") == "ANY", f"{pipelines.urn}: autoscaling {autoscaling}"
     assert pipelines.inputs.get("initialNodeCount") == 0, f"{pipelines.urn}: starts with nodes"
 
 
