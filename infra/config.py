@@ -183,16 +183,16 @@ class _Reader:
     def cidr(self, key: str) -> str:
         value = self.string(key)
         try:
-            return str(ipaddress.ip_network(value, strict=True))
+            return str(ipaddress.IPv4Network(value, strict=True))
         except ValueError:
             self.fail(key, f"{value!r} is not an IPv4 network in CIDR form", str(SCHEMA[key].default))
             return SCHEMA[key].default
 
 
-def load_settings(config: pulumi.Config | None = None, gcp_config: pulumi.Config | None = None) -> Settings:
+def load_settings() -> Settings:
     """Read and validate every setting; raise ConfigError listing all problems."""
-    r = _Reader(config or pulumi.Config())
-    gcp = gcp_config or pulumi.Config("gcp")
+    r = _Reader(pulumi.Config())
+    gcp = pulumi.Config("gcp")
 
     project = gcp.get("project") or ""
     if not project:
@@ -235,9 +235,9 @@ def load_settings(config: pulumi.Config | None = None, gcp_config: pulumi.Config
         r.fail("kfpVersion", f"{kfp_version!r} is not a Kubeflow Pipelines 2.x release tag such as 2.17.0", "2.17.0")
 
     ranges = {key: r.cidr(key) for key in ("subnetCidr", "podsCidr", "servicesCidr", "masterCidr")}
-    if ipaddress.ip_network(ranges["masterCidr"]).prefixlen != 28:
+    if ipaddress.IPv4Network(ranges["masterCidr"]).prefixlen != 28:
         r.fail("masterCidr", f"{ranges['masterCidr']!r} must be a /28 range (a GKE requirement)", "172.16.0.32/28")
-    networks = {key: ipaddress.ip_network(value) for key, value in ranges.items()}
+    networks = {key: ipaddress.IPv4Network(value) for key, value in ranges.items()}
     keys = list(networks)
     for i, first in enumerate(keys):
         for second in keys[i + 1:]:
@@ -247,7 +247,7 @@ def load_settings(config: pulumi.Config | None = None, gcp_config: pulumi.Config
     authorized = []
     for cidr in r.string_list("masterAuthorizedNetworks"):
         try:
-            authorized.append(str(ipaddress.ip_network(cidr, strict=False)))
+            authorized.append(str(ipaddress.IPv4Network(cidr, strict=False)))
         except ValueError:
             r.fail("masterAuthorizedNetworks", f"{cidr!r} is not a CIDR range", "", _SET_AUTHORIZED_NETWORK)
 

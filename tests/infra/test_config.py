@@ -66,6 +66,7 @@ def test_every_problem_is_reported_at_once():
         ({"protect": "yes"}, "protect: 'yes' is not true or false"),
         ({"podsCidr": "10.10.0.0/16"}, "podsCidr: 10.10.0.0/16 overlaps subnetCidr 10.10.0.0/20"),
         ({"masterCidr": "172.16.0.0/24"}, "masterCidr: '172.16.0.0/24' must be a /28 range"),
+        ({"subnetCidr": "fd00::/64"}, "subnetCidr: 'fd00::/64' is not an IPv4 network in CIDR form"),
         ({"masterAuthorizedNetworks": ["my-laptop"]}, "masterAuthorizedNetworks: 'my-laptop' is not a CIDR range"),
         ({"releaseChannel": "beta"}, "releaseChannel: 'BETA' is not one of RAPID, REGULAR, STABLE, EXTENDED"),
         ({"resourcePrefix": "Crypto_KFP"}, "resourcePrefix: 'Crypto_KFP' must be 3-20 lower case"),
