@@ -1,0 +1,168 @@
+"""The train step's HTML report: metrics beside the persistence baseline, the gate
+decision and plots (PNG embedded as base64, so the KFP UI renders it standalone)."""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from components.train.evaluate import METRIC_NAMES
+
+#: Plots of actual vs predicted prices for at most this many coins (largest first).
+MAX_COINS_PLOTTED = 3
+
+
+def _png(fig) -> str:
+    import matplotlib.pyplot as plt
+
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=90, bbox_inches="tight")
+    plt.close(fig)
+    return base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def _img(data: str, alt: str) -> str:
+    return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{data}">'
+
+
+def plot_prices(dates: Sequence[str], actual: np.ndarray, predicted: np.ndarray, baseline: np.ndarray, title: str) -> str:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    x = np.asarray(dates, dtype="datetime64[D]")
+    fig, ax = plt.subplots(figsize=(10, 4))
+    ax.plot(x, actual, label="actual next-day close", color="black", linewidth=1.2)
+    ax.plot(x, predicted, label="model", color="tab:blue", linewidth=1)
+    ax.plot(x, baseline, label="persistence (today's close)", color="tab:orange", linewidth=1, linestyle="--")
+    ax.set_title(title)
+    ax.set_ylabel("close")
+    ax.legend()
+    fig.autofmt_xdate()
+    return _png(fig)
+
+
+def plot_history(history: Mapping[str, Sequence[float]]) -> str:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 3.5))
+    for key, label in (("loss", "train loss (incl. L2)"), ("val_loss", "eval loss")):
+        if key in history:
+            ax.plot(np.arange(1, len(history[key]) + 1), history[key], label=label)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("Huber loss, standardised target")
+    ax.set_title("Training curves")
+    ax.legend()
+    return _png(fig)
+
+
+def plot_errors(model_error: np.ndarray, baseline_error: np.ndarray) -> str:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 3.5))
+    both = np.concatenate([model_error, baseline_error])
+    bins = np.linspace(np.min(both), np.max(both), 40) if np.ptp(both) > 0 else 10
+    ax.hist(baseline_error, bins=bins, alpha=0.5, label="persistence", color="tab:orange")
+    ax.hist(model_error, bins=bins, alpha=0.5, label="model", color="tab:blue")
+    ax.set_xlabel("predicted - actual next-day close")
+    ax.set_ylabel("days")
+    ax.set_title("Error distribution (test split)")
+    ax.legend()
+    return _png(fig)
+
+
+def _metrics_table(evaluation: Mapping) -> str:
+    rows = []
+    for name in METRIC_NAMES:
+        m, b = evaluation["model"][name], evaluation["baseline"][name]
+        rows.append(f"<tr><td>{name}</td><td>{m:.6g}</td><td>{b:.6g}</td></tr>")
+    return (
+        "<table><tr><th>metric (test split, price)</th><th>model</th><th>persistence</th></tr>"
+        + "".join(rows)
+        + "</table>"
+    )
+
+
+def _kv_table(values: Mapping[str, object]) -> str:
+    rows = "".join(f"<tr><td>{html.escape(str(k))}</td><td>{html.escape(str(v))}</td></tr>" for k, v in values.items())
+    return f"<table>{rows}</table>"
+
+
+def write_report(
+    path: str | os.PathLike,
+    *,
+    model_name: str,
+    version: str,
+    evaluation: Mapping,
+    passed_gate: bool,
+    max_mae_ratio: float,
+    history: Mapping[str, Sequence[float]],
+    hparams: Mapping[str, object],
+    splits: Mapping[str, object],
+    coins: np.ndarray,
+    dates: np.ndarray,
+    today: np.ndarray,
+    actual_next: np.ndarray,
+    predicted_next: np.ndarray,
+) -> Path:
+    """Write the report to ``path`` (parents created) and return it."""
+    ratio = evaluation["mae_ratio"]
+    verdict = "PASSED" if passed_gate else "FAILED"
+    gate = (
+        f"<p class='{verdict.lower()}'><b>Gate {verdict}</b>: mae_ratio = model MAE / persistence MAE = "
+        f"{ratio:.4f} {'&le;' if passed_gate else '&gt;'} max_mae_ratio {max_mae_ratio:g}. "
+        + ("The model may be deployed." if passed_gate else "The model will not be deployed.")
+        + "</p>"
+    )
+    price_plots = []
+    names, counts = np.unique(coins, return_counts=True)
+    for coin in names[np.argsort(-counts, kind="stable")][:MAX_COINS_PLOTTED]:
+        rows = coins == coin
+        price_plots.append(
+            _img(
+                plot_prices(dates[rows], actual_next[rows], predicted_next[rows], today[rows], f"{coin}: test period"),
+                f"{coin} actual vs predicted vs persistence",
+            )
+        )
+    if len(names) > MAX_COINS_PLOTTED:
+        price_plots.append(f"<p>{len(names) - MAX_COINS_PLOTTED} more coin(s) not plotted.</p>")
+    body = f"""<!DOCTYPE html>
+<html><head><meta charset="utf-8"><title>{html.escape(model_name)} {html.escape(version)}</title>
+<style>body{{font-family:sans-serif;max-width:1000px;margin:1em auto}}
+table{{border-collapse:collapse;margin:0.5em 0}}td,th{{border:1px solid #ccc;padding:3px 8px;text-align:right}}
+.passed{{color:#060}}.failed{{color:#a00}}</style></head><body>
+<h1>Train report: {html.escape(model_name)} version {html.escape(version)}</h1>
+{gate}
+<h2>Test metrics beside the persistence baseline</h2>
+<p>Next-day close on the test split ({len(today)} rows); persistence forecasts tomorrow's close = today's close.
+MAPE in percent; directional accuracy counts "no change" as its own direction, so persistence scores only on flat days.</p>
+{_metrics_table(evaluation)}
+<h2>Actual vs predicted vs persistence</h2>
+{''.join(price_plots)}
+<h2>Training curves</h2>
+{_img(plot_history(history), "training curves")}
+<h2>Error distribution</h2>
+{_img(plot_errors(predicted_next - actual_next, today - actual_next), "error distribution")}
+<h2>Hyper-parameters</h2>
+{_kv_table(hparams)}
+<h2>Data splits</h2>
+{_kv_table(splits)}
+</body></html>
+"""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(body, encoding="utf-8")
+    return path

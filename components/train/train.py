@@ -1,0 +1,167 @@
+"""train: fit the DNN with the tuned hyper-parameters, evaluate it on the test split
+beside the persistence baseline, export the serving SavedModel and decide the gate."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import os
+import re
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from components.train import model as model_lib
+from components.train.data import load_splits, load_stats
+from components.train.evaluate import evaluate, flat_metrics
+from components.train.export import export_serving_model, load_serving_fn
+from components.train.report import write_report
+
+log = logging.getLogger(__name__)
+
+DEFAULT_EPOCHS = 60
+DEFAULT_SEED = 42
+DEFAULT_MODEL_NAME = "crypto-next-day-close"
+_MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+#: The exported model must reproduce the in-memory predictions to float32 precision.
+EXPORT_TOLERANCE = 1e-6
+
+
+@dataclass
+class TrainResult:
+    metrics: dict[str, float]
+    passed_gate: bool
+    mae_ratio: float
+    export_path: Path
+    version: str
+    report_path: Path
+    hparams: dict[str, float | int]
+    history: dict[str, list[float]] = field(repr=False)
+
+
+def read_params(best_params: Mapping[str, object] | str | os.PathLike) -> dict[str, float | int]:
+    """Hyper-parameters from a dict or a JSON file (tune's ``best_params``), validated."""
+    if isinstance(best_params, Mapping):
+        return model_lib.validate_hparams(best_params)
+    path = Path(best_params)
+    if not path.is_file():
+        raise FileNotFoundError(f"best_params file not found: {path}")
+    try:
+        params = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"best_params file {path} is not valid JSON: {exc}") from exc
+    if not isinstance(params, dict):
+        raise ValueError(f"best_params file {path} must hold a JSON object, got {type(params).__name__}")
+    return model_lib.validate_hparams(params)
+
+
+def new_version() -> str:
+    """A TF-Serving version number: the UTC time as ``YYYYMMDDHHMMSS``."""
+    return dt.datetime.now(dt.UTC).strftime("%Y%m%d%H%M%S")
+
+
+def train(
+    features_dir: str | os.PathLike,
+    stats_path: str | os.PathLike,
+    best_params: Mapping[str, object] | str | os.PathLike,
+    model_dir: str | os.PathLike,
+    *,
+    epochs: int = DEFAULT_EPOCHS,
+    seed: int = DEFAULT_SEED,
+    max_mae_ratio: float = 1.0,
+    model_name: str = DEFAULT_MODEL_NAME,
+    version: str | None = None,
+    report_path: str | os.PathLike,
+    patience: int = 5,
+) -> TrainResult:
+    """Train, evaluate on the test split, export to ``<model_dir>/<version>/``, report.
+
+    The gate passes when ``mae_ratio = model MAE / persistence MAE <= max_mae_ratio``.
+    The model is exported either way (deploy decides on the gate).
+    """
+    if epochs < 1:
+        raise ValueError(f"epochs must be >= 1, got {epochs}")
+    if not max_mae_ratio > 0:
+        raise ValueError(f"max_mae_ratio must be > 0, got {max_mae_ratio}")
+    if not _MODEL_NAME.match(model_name):
+        raise ValueError(f"model_name {model_name!r} must be letters, digits, '_', '.', '-' (a folder name)")
+    version = str(version) if version is not None else new_version()
+    hparams = read_params(best_params)
+    stats = load_stats(stats_path)
+    splits = load_splits(features_dir)
+    train_split, eval_split, test_split = splits["train"], splits["eval"], splits["test"]
+    log.info(
+        "train %d rows, eval %d, test %d; hyper-parameters %s",
+        len(train_split), len(eval_split), len(test_split), hparams,
+    )
+
+    started = time.monotonic()
+    model_lib.limit_threads()
+    model_lib.seed_everything(seed)
+    model = model_lib.build_model(hparams, stats)
+    history = model_lib.fit(
+        model, train_split, eval_split, stats, hparams, epochs=epochs, patience=patience
+    )
+    fit_seconds = time.monotonic() - started
+
+    predicted = model_lib.predict_log_return(model, test_split)
+    evaluation = evaluate(test_split.close, test_split.target, predicted)
+    mae_ratio = float(evaluation["mae_ratio"])
+    passed = bool(mae_ratio <= max_mae_ratio)
+
+    export_path = export_serving_model(model, model_dir, version)
+    served = load_serving_fn(export_path)(test_split.features)
+    worst = float(np.max(np.abs(served - predicted)))
+    if worst > EXPORT_TOLERANCE:
+        raise RuntimeError(f"exported model at {export_path} disagrees with the trained one by {worst:g}")
+
+    val_loss = history.get("val_loss", [])
+    metrics = {
+        **flat_metrics(evaluation),
+        "max_mae_ratio": float(max_mae_ratio),
+        "passed_gate": float(passed),
+        "epochs_run": float(len(history.get("loss", []))),
+        "best_epoch": float(int(np.argmin(val_loss)) + 1) if val_loss else 0.0,
+        "best_eval_loss": float(np.min(val_loss)) if val_loss else float("nan"),
+        "train_rows": float(len(train_split)),
+        "eval_rows": float(len(eval_split)),
+        "test_rows": float(len(test_split)),
+        "fit_seconds": round(fit_seconds, 2),
+    }
+    report = write_report(
+        report_path,
+        model_name=model_name,
+        version=version,
+        evaluation=evaluation,
+        passed_gate=passed,
+        max_mae_ratio=max_mae_ratio,
+        history=history,
+        hparams=hparams,
+        splits={
+            name: f"{s.dates[0]} .. {s.dates[-1]} ({len(s)} rows)" for name, s in splits.items()
+        },
+        coins=test_split.coins,
+        dates=test_split.dates,
+        today=test_split.close,
+        actual_next=test_split.next_close(),
+        predicted_next=test_split.close * np.exp(predicted),
+    )
+    log.info(
+        "test MAE model %.4f vs persistence %.4f: mae_ratio %.4f, gate %s (max %.4g)",
+        evaluation["model"]["mae"], evaluation["baseline"]["mae"], mae_ratio,
+        "passed" if passed else "FAILED", max_mae_ratio,
+    )
+    return TrainResult(
+        metrics=metrics,
+        passed_gate=passed,
+        mae_ratio=mae_ratio,
+        export_path=export_path,
+        version=version,
+        report_path=report,
+        hparams=hparams,
+        history=history,
+    )
