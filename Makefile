@@ -10,8 +10,11 @@ STAMP := $(VENV)/.installed
 # Data source for `make local`; a path, an https URL or a gs:// URI.
 SOURCE ?=
 PIPELINE_YAML ?= out/crypto_pipeline.yaml
+# Cloud stack (Pulumi). STACK=<name> picks a stack; empty uses the selected one.
+STACK ?=
+PULUMI_STACK = $(if $(STACK),--stack $(STACK))
 
-.PHONY: help setup test test-infra lint local compile images bench clean
+.PHONY: help setup test test-infra lint local compile images bench clean preview up destroy keys kubeconfig
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -45,6 +48,23 @@ images: $(STAMP) ## Build and push the five step images (needs Docker; CRYPTO_KF
 bench: $(STAMP) ## Run the benchmarks and print their figures
 	$(PY) bench/transform_bench.py
 	$(PY) bench/pipeline_bench.py
+
+preview: $(STAMP) ## Show what `make up` would change in the cloud stack (needs the Pulumi CLI)
+	pulumi preview $(PULUMI_STACK)
+
+up: $(STAMP) ## Create/update the cloud stack: GKE, Kubeflow Pipelines, buckets, registry, service accounts
+	pulumi up $(PULUMI_STACK)
+
+destroy: $(STAMP) ## Delete everything the cloud stack created (a protect=true stack keeps cluster and data)
+	pulumi destroy $(PULUMI_STACK)
+
+keys: $(STAMP) ## Write requested service-account keys to service_accounts/ (mode 600)
+	set -o pipefail; pulumi stack output --json --show-secrets $(PULUMI_STACK) | $(PY) -m infra.write_keys -
+
+kubeconfig: $(STAMP) ## Write the cluster kubeconfig to .local/kubeconfig (tokens from gke-gcloud-auth-plugin)
+	@mkdir -p .local
+	@umask 077; pulumi stack output kubeconfig --show-secrets $(PULUMI_STACK) > .local/kubeconfig
+	@echo "export KUBECONFIG=$$PWD/.local/kubeconfig"
 
 clean: ## Remove local run outputs (keeps .venv)
 	rm -rf .local out
