@@ -1,0 +1,145 @@
+"""The whole pipeline through kfp.local on the real shared data, with small budgets.
+
+Two runs: one whose gate is forced open (max_mae_ratio huge) so deploy runs, one whose
+gate is forced shut (max_mae_ratio tiny) so nothing may be deployed. Both must succeed.
+"""
+
+import hashlib
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from components.transform.features import FEATURE_NAMES
+from pipeline.crypto_pipeline import compile_pipeline
+from pipeline.local import run_compiled_locally
+from pipeline.summary import format_summary
+from tests.conftest import FULL_CSV_SHA256
+
+pytestmark = pytest.mark.slow
+
+SMALL_BUDGET = {"n_trials": 2, "tune_max_epochs": 4, "tune_timeout_s": 120, "epochs": 8}
+
+
+def _run(root: Path, csv: Path, max_mae_ratio: float):
+    pipeline_yaml = compile_pipeline(root / "pipeline.yaml")
+    arguments = {
+        "lake": str(root / "lake"),
+        "model_repository": str(root / "models"),
+        "source": str(csv),
+        "source_sha256": FULL_CSV_SHA256,
+        "max_mae_ratio": max_mae_ratio,
+        **SMALL_BUDGET,
+    }
+    return run_compiled_locally(pipeline_yaml, arguments, root / "pipeline_root")
+
+
+@pytest.fixture(scope="module")
+def open_gate(tmp_path_factory, crypto_csv):
+    return _run(tmp_path_factory.mktemp("open"), crypto_csv, max_mae_ratio=1e6)
+
+
+@pytest.fixture(scope="module")
+def shut_gate(tmp_path_factory, crypto_csv):
+    return _run(tmp_path_factory.mktemp("shut"), crypto_csv, max_mae_ratio=1e-9)
+
+
+def _path(result, step, name) -> Path:
+    artifact = result.artifact(step, name)
+    assert artifact is not None, f"{step} wrote no {name!r} artifact"
+    return Path(artifact["uri"])
+
+
+def test_all_five_steps_succeed_when_gate_passes(open_gate):
+    assert open_gate.succeeded, format_summary(open_gate)
+    assert {s: r.status for s, r in open_gate.steps.items()} == {
+        "ingest": "SUCCEEDED", "transform": "SUCCEEDED", "tune": "SUCCEEDED",
+        "train": "SUCCEEDED", "deploy": "SUCCEEDED",
+    }
+    assert all(r.seconds > 0 for r in open_gate.steps.values())
+
+
+def test_raw_artifact_is_the_source_bytes(open_gate, crypto_csv):
+    raw = _path(open_gate, "ingest", "raw")
+    assert hashlib.sha256(raw.read_bytes()).hexdigest() == FULL_CSV_SHA256
+    meta = open_gate.artifact("ingest", "raw")["metadata"]
+    assert meta["rows"] == 29999 and Path(meta["lake_uri"]).is_file()
+
+
+def test_transform_artifacts_are_well_formed(open_gate):
+    features = _path(open_gate, "transform", "features")
+    stats = json.loads(_path(open_gate, "transform", "stats").read_text())
+    assert stats["feature_names"] == list(FEATURE_NAMES)
+    splits = {}
+    for split in ("train", "eval", "test"):
+        shards = sorted(features.glob(f"{split}-*.csv"))
+        assert shards, f"no {split} shards"
+        frame = pd.concat(pd.read_csv(s) for s in shards)
+        assert list(frame.columns) == ["coin", "date", "close", *FEATURE_NAMES, "target"]
+        assert np.isfinite(frame[list(FEATURE_NAMES) + ["target"]].to_numpy()).all()
+        assert len(frame) == stats["splits"][split]["rows"]
+        splits[split] = frame
+    assert splits["train"]["date"].max() < splits["eval"]["date"].min()
+    assert splits["eval"]["date"].max() < splits["test"]["date"].min()
+    assert stats["rejected_rows"] == 0
+    assert _path(open_gate, "transform", "rejected").exists()
+
+
+def test_tune_artifacts_are_well_formed(open_gate):
+    best = json.loads(_path(open_gate, "tune", "best_params").read_text())
+    assert {"learning_rate", "num_layers", "first_layer_units", "layer_scale", "dropout",
+            "batch_size"} <= set(best)
+    metrics = open_gate.artifact("tune", "metrics")["metadata"]
+    assert all(math.isfinite(float(v)) for v in metrics.values())
+    assert _path(open_gate, "tune", "trials_table").read_text().strip()
+
+
+def test_train_metrics_are_finite_and_gate_decided_correctly(open_gate, shut_gate):
+    for result, threshold in ((open_gate, 1e6), (shut_gate, 1e-9)):
+        metrics = result.artifact("train", "metrics")["metadata"]
+        assert metrics, "train logged no metrics"
+        assert all(math.isfinite(float(v)) for v in metrics.values()), metrics
+        ratio = float(metrics["mae_ratio"])
+        assert result.parameter("train") is (ratio <= threshold)
+    assert open_gate.parameter("train") is True
+    assert shut_gate.parameter("train") is False
+
+
+def test_report_embeds_plots(open_gate):
+    html = _path(open_gate, "train", "report").read_text()
+    assert html.count("data:image/png;base64,") >= 3
+
+
+def test_shut_gate_deploys_nothing_and_still_succeeds(shut_gate):
+    assert shut_gate.succeeded, format_summary(shut_gate)
+    assert shut_gate.steps["deploy"].status == "SKIPPED"
+    assert shut_gate.artifact("deploy", "deployment") is None
+    repo = Path(shut_gate.arguments["model_repository"])
+    assert not repo.exists() or not any(repo.rglob("saved_model.pb"))
+    summary = format_summary(shut_gate)
+    assert "NOT deployed" in summary and "mae_ratio" in summary
+
+
+def test_deployed_model_predicts_like_the_trained_model(open_gate):
+    from components.train.export import load_serving_fn
+
+    deployment = open_gate.artifact("deploy", "deployment")["metadata"]
+    published = Path(deployment["path"])
+    assert (published / "saved_model.pb").is_file()
+    trained = _path(open_gate, "train", "model") / published.name
+    test_rows = pd.concat(
+        pd.read_csv(s) for s in sorted(_path(open_gate, "transform", "features").glob("test-*.csv"))
+    )
+    inputs = {name: test_rows[name].to_numpy(np.float32) for name in FEATURE_NAMES}
+    deployed_pred = np.asarray(load_serving_fn(str(published))(inputs))
+    trained_pred = np.asarray(load_serving_fn(str(trained))(inputs))
+    assert deployed_pred.shape == (len(test_rows),)
+    np.testing.assert_array_equal(deployed_pred, trained_pred)
+
+
+def test_summary_shows_model_beside_baseline(open_gate):
+    summary = format_summary(open_gate)
+    assert "baseline" in summary and "Gate: PASSED" in summary and "Deployed:" in summary
