@@ -137,7 +137,8 @@ def _make_pipeline(runner: str, pipeline_options: Mapping | None) -> beam.Pipeli
         # try PrismRunner, which downloads a binary; the FnApiRunner needs nothing.
         from apache_beam.runners.portability.fn_api_runner import FnApiRunner
 
-        return beam.Pipeline(runner=FnApiRunner(), options=PipelineOptions(flags=[], **(pipeline_options or {})))
+        options = PipelineOptions(flags=[], **(pipeline_options or {}))
+        return beam.Pipeline(runner=FnApiRunner(), options=options)
     if runner == "dataflow":
         from components.transform.dataflow import dataflow_options
 
@@ -158,8 +159,11 @@ def build_pipeline(
     num_shards: int,
 ) -> None:
     """Add the whole transform to ``p`` (reads ``input_path``, writes into ``output_dir``)."""
+    # One worker reads the file in order (line numbers); the reshuffle lets the parsing
+    # after it spread over workers on Dataflow instead of being fused to that reader.
     lines = (p | "Input" >> beam.Create([input_path])
-               | "ReadLines" >> beam.ParDo(beam_ops.ReadNumberedLines()))
+               | "ReadLines" >> beam.ParDo(beam_ops.ReadNumberedLines())
+               | "Spread" >> beam.Reshuffle())
     parsed = lines | "Parse" >> beam.ParDo(beam_ops.ParseLines(parser)).with_outputs(
         beam_ops.ParseLines.REJECTED, beam_ops.ParseLines.BLANK, main="accepted")
     accepted, rejected, blank = parsed.accepted, parsed.rejected, parsed.blank

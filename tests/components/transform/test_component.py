@@ -6,6 +6,7 @@ No ``from __future__ import annotations`` here: KFP reads the pipeline's annotat
 import json
 from pathlib import Path
 
+import pytest
 import yaml
 from kfp import compiler, dsl, local
 
@@ -37,6 +38,8 @@ def test_compiles_with_typed_artifacts_and_the_step_image(tmp_path: Path) -> Non
     assert "pip install" not in " ".join(container["command"])  # install_kfp_package=False
 
 
+# SubprocessRunner warns that the step image is not used; running in this venv is the point.
+@pytest.mark.filterwarnings("ignore:You may be attemping:RuntimeWarning")
 def test_runs_under_kfp_local(bitcoin_csv: Path, tmp_path: Path) -> None:
     local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(tmp_path / "root"))
     transform_pipeline(raw_uri=str(bitcoin_csv))
