@@ -1,0 +1,63 @@
+"""KFP wrapper of the train step (a Lightweight Python Component on the train image)."""
+
+from typing import NamedTuple
+
+from kfp import dsl
+from kfp.dsl import HTML, Artifact, Dataset, Input, Metrics, Model, Output
+
+from components.images import image_for
+
+
+@dsl.component(base_image=image_for("train"), install_kfp_package=False)
+def train_op(
+    features: Input[Dataset],
+    stats: Input[Artifact],
+    best_params: Input[Artifact],
+    epochs: int,
+    seed: int,
+    max_mae_ratio: float,
+    model_name: str,
+    model: Output[Model],
+    metrics: Output[Metrics],
+    report: Output[HTML],
+) -> NamedTuple("TrainOutputs", [("passed_gate", bool), ("mae_ratio", float)]):
+    """Train with ``best_params``, evaluate on the test split beside persistence, export.
+
+    ``model.path`` becomes a directory holding ``<version>/`` (a TF-Serving SavedModel);
+    ``model.metadata``: version, mae_ratio, passed_gate and the test MAEs. ``report``:
+    HTML with the plots. Returns ``passed_gate`` (``mae_ratio <= max_mae_ratio``) for the
+    pipeline's deploy condition, and ``mae_ratio``.
+    """
+    import logging
+    import os
+    from collections import namedtuple
+
+    from components.train.train import train
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    os.makedirs(model.path, exist_ok=True)
+    result = train(
+        features.path,
+        stats.path,
+        best_params.path,
+        model.path,
+        epochs=epochs,
+        seed=seed,
+        max_mae_ratio=max_mae_ratio,
+        model_name=model_name,
+        report_path=report.path,
+    )
+    model.metadata.update(
+        {
+            "version": result.version,
+            "mae_ratio": result.mae_ratio,
+            "passed_gate": result.passed_gate,
+            "max_mae_ratio": max_mae_ratio,
+            "model_mae": result.metrics["model_mae"],
+            "baseline_mae": result.metrics["baseline_mae"],
+        }
+    )
+    for name, value in result.metrics.items():
+        metrics.log_metric(name, value)
+    outputs = namedtuple("TrainOutputs", ["passed_gate", "mae_ratio"])
+    return outputs(result.passed_gate, result.mae_ratio)

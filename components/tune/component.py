@@ -1,0 +1,48 @@
+"""KFP wrapper of the tune step (a Lightweight Python Component on the tune image)."""
+
+from kfp import dsl
+from kfp.dsl import Artifact, Dataset, Input, Markdown, Metrics, Output
+
+from components.images import image_for
+
+
+@dsl.component(base_image=image_for("tune"), install_kfp_package=False)
+def tune_op(
+    features: Input[Dataset],
+    stats: Input[Artifact],
+    n_trials: int,
+    timeout_s: int,
+    max_epochs: int,
+    seed: int,
+    backend: str,
+    best_params: Output[Artifact],
+    metrics: Output[Metrics],
+    trials_table: Output[Markdown],
+):
+    """Search the hyper-parameters on the train/eval splits of ``features``.
+
+    ``best_params``: JSON of the best trial's hyper-parameters (what train reads);
+    ``metrics``: best eval price MAE, persistence on eval, trials run/pruned/failed;
+    ``trials_table``: every trial as a Markdown table. ``backend`` other than
+    ``"optuna"`` fails with NotImplementedError (Vertex AI comes with the cloud issue).
+    """
+    import logging
+
+    from components.tune.tune import tune, write_outputs
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    result = tune(
+        features.path,
+        stats.path,
+        n_trials=n_trials,
+        timeout_s=timeout_s,
+        max_epochs=max_epochs,
+        seed=seed,
+        backend=backend,
+    )
+    write_outputs(result, best_params_path=best_params.path, table_path=trials_table.path)
+    best_params.metadata.update(
+        {"best_trial": result.best_trial, "best_eval_price_mae": result.best_value, "backend": backend}
+    )
+    for name, value in result.metrics().items():
+        metrics.log_metric(name, value)

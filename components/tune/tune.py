@@ -1,0 +1,262 @@
+"""tune: hyper-parameter search for the train step's model.
+
+Local backend: Optuna with a seeded TPE sampler and a median pruner fed the eval-split
+close-price MAE after every epoch. Each trial trains the same model as the train step,
+with the same seed, so training with the best parameters reproduces the best trial.
+The first trial is the train step's default configuration, a known-sane reference.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from components.train import model as model_lib
+from components.train.data import load_splits, load_stats
+from components.tune.search_space import PARAM_NAMES, SEARCH_SPACE, suggest
+
+log = logging.getLogger(__name__)
+
+BACKENDS: tuple[str, ...] = ("optuna",)
+DEFAULT_N_TRIALS = 16
+DEFAULT_TIMEOUT_S = 600
+DEFAULT_MAX_EPOCHS = 60
+DEFAULT_SEED = 42
+#: Trials that always run to the end before the pruner compares; epochs never pruned.
+PRUNER_STARTUP_TRIALS = 4
+PRUNER_WARMUP_EPOCHS = 5
+
+
+@dataclass
+class TuneResult:
+    best_params: dict[str, Any]
+    best_value: float
+    best_trial: int
+    baseline_eval_mae: float
+    trials_run: int
+    trials_pruned: int
+    trials_failed: int
+    elapsed_s: float
+    trials: list[dict[str, Any]] = field(default_factory=list)
+
+    def metrics(self) -> dict[str, float]:
+        """Numbers for a KFP Metrics artifact."""
+        return {
+            "best_eval_price_mae": self.best_value,
+            "baseline_eval_price_mae": self.baseline_eval_mae,
+            "best_eval_mae_ratio": self.best_value / self.baseline_eval_mae,
+            "trials_run": float(self.trials_run),
+            "trials_pruned": float(self.trials_pruned),
+            "trials_failed": float(self.trials_failed),
+            "elapsed_s": round(self.elapsed_s, 2),
+        }
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _pruning_callback(trial):
+    """Report each epoch's eval price MAE to Optuna; stop the trial when it is pruned."""
+    import keras
+    import optuna
+
+    class Pruning(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            value = (logs or {}).get("val_price_mae")
+            if value is None:
+                return
+            trial.report(float(value), step=epoch)
+            if trial.should_prune():
+                trial.set_user_attr("epochs", epoch + 1)
+                raise optuna.TrialPruned(f"eval price MAE {value:.4f} at epoch {epoch + 1}")
+
+    return Pruning()
+
+
+def tune(
+    features_dir: str | os.PathLike,
+    stats_path: str | os.PathLike,
+    *,
+    n_trials: int = DEFAULT_N_TRIALS,
+    timeout_s: float = DEFAULT_TIMEOUT_S,
+    max_epochs: int = DEFAULT_MAX_EPOCHS,
+    seed: int = DEFAULT_SEED,
+    backend: str = "optuna",
+    patience: int = 5,
+    pruner_startup_trials: int = PRUNER_STARTUP_TRIALS,
+    pruner_warmup_epochs: int = PRUNER_WARMUP_EPOCHS,
+) -> TuneResult:
+    """Search the space in ``search_space``; objective: eval-split MAE of the predicted
+    next-day close. Stops after ``n_trials`` or, between trials, after ``timeout_s``."""
+    if backend != "optuna":
+        raise NotImplementedError(
+            f"tune backend {backend!r} is not implemented yet (available: {', '.join(BACKENDS)}); "
+            "the Vertex AI backend comes with the cloud issue, see "
+            "search_space.to_vertex_parameter_specs()"
+        )
+    if n_trials < 1:
+        raise ValueError(f"n_trials must be >= 1, got {n_trials}")
+    if not timeout_s > 0:
+        raise ValueError(f"timeout_s must be > 0, got {timeout_s}")
+    if max_epochs < 1:
+        raise ValueError(f"max_epochs must be >= 1, got {max_epochs}")
+
+    import keras
+    import optuna
+
+    stats = load_stats(stats_path)
+    splits = load_splits(features_dir, ("train", "eval"))
+    train_split, eval_split = splits["train"], splits["eval"]
+    baseline = float(np.mean(np.abs(eval_split.close - eval_split.next_close())))
+    log.info(
+        "tuning on %d train / %d eval rows: %d trials, %gs budget, <= %d epochs; "
+        "persistence eval MAE %.4f",
+        len(train_split), len(eval_split), n_trials, timeout_s, max_epochs, baseline,
+    )
+    model_lib.limit_threads()
+
+    def objective(trial) -> float:
+        params = suggest(trial)
+        keras.backend.clear_session()
+        model_lib.seed_everything(seed)
+        model = model_lib.build_model(params, stats)
+        history = model_lib.fit(
+            model, train_split, eval_split, stats, params,
+            epochs=max_epochs, patience=patience, callbacks=[_pruning_callback(trial)],
+            label=f"trial {trial.number}", log_level=logging.DEBUG,
+        )
+        trial.set_user_attr("epochs", len(history["loss"]))
+        value = model_lib.price_mae(eval_split, model_lib.predict_log_return(model, eval_split))
+        if not math.isfinite(value):
+            raise FloatingPointError(f"eval price MAE is {value}")
+        return value
+
+    def progress(study, trial) -> None:
+        shown = f"{trial.value:.4f} (ratio {trial.value / baseline:.4f})" if trial.value is not None else "-"
+        log.info(
+            "trial %d %s: eval price MAE %s, %s epochs, %s",
+            trial.number, trial.state.name.lower(), shown, trial.user_attrs.get("epochs", "?"),
+            {k: _round(v) for k, v in trial.params.items()},
+        )
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(
+        direction="minimize",
+        sampler=optuna.samplers.TPESampler(
+            seed=seed, n_startup_trials=max(3, n_trials // 3), multivariate=True
+        ),
+        pruner=optuna.pruners.MedianPruner(
+            n_startup_trials=pruner_startup_trials, n_warmup_steps=pruner_warmup_epochs
+        ),
+    )
+    study.enqueue_trial(dict(model_lib.DEFAULT_HPARAMS))
+    started = time.monotonic()
+    study.optimize(
+        objective, n_trials=n_trials, timeout=timeout_s, callbacks=[progress],
+        catch=(FloatingPointError,), gc_after_trial=True,
+    )
+    elapsed = time.monotonic() - started
+
+    states = optuna.trial.TrialState
+    complete = [t for t in study.trials if t.state == states.COMPLETE]
+    if not complete:
+        raise RuntimeError(f"no tuning trial completed ({len(study.trials)} started); see the log")
+    best = study.best_trial
+    trials = [
+        {
+            "number": t.number,
+            "state": t.state.name.lower(),
+            "eval_price_mae": t.value,
+            "eval_mae_ratio": t.value / baseline if t.value is not None else None,
+            "epochs": t.user_attrs.get("epochs"),
+            "seconds": round(t.duration.total_seconds(), 2) if t.duration else None,
+            "params": {name: t.params.get(name) for name in PARAM_NAMES},
+        }
+        for t in study.trials
+    ]
+    result = TuneResult(
+        best_params={name: best.params[name] for name in PARAM_NAMES},
+        best_value=float(best.value),
+        best_trial=best.number,
+        baseline_eval_mae=baseline,
+        trials_run=len(study.trials),
+        trials_pruned=sum(t.state == states.PRUNED for t in study.trials),
+        trials_failed=sum(t.state == states.FAIL for t in study.trials),
+        elapsed_s=elapsed,
+        trials=trials,
+    )
+    log.info(
+        "best trial %d: eval price MAE %.4f (persistence %.4f, ratio %.4f); %d trials, %d pruned, %.1fs",
+        best.number, result.best_value, baseline, result.best_value / baseline,
+        result.trials_run, result.trials_pruned, elapsed,
+    )
+    return result
+
+
+def _round(value: Any) -> Any:
+    return float(f"{value:.4g}") if isinstance(value, float) else value
+
+
+def trials_markdown(result: TuneResult) -> str:
+    """All trials as a Markdown table: completed trials best first, then the pruned
+    (their value is the last one reported before pruning), then the failed."""
+    names = [p.name for p in SEARCH_SPACE]
+    lines = [
+        "# Hyper-parameter trials",
+        "",
+        f"Objective: eval-split MAE of the predicted next-day close (lower is better). "
+        f"Persistence on the same rows: **{result.baseline_eval_mae:.4f}**. "
+        f"Best: **{result.best_value:.4f}** (ratio {result.best_value / result.baseline_eval_mae:.4f}). "
+        f"{result.trials_run} trials, {result.trials_pruned} pruned, {result.trials_failed} failed, "
+        f"{result.elapsed_s:.1f} s.",
+        "",
+        "| trial | state | eval price MAE | ratio to persistence | epochs | seconds | " + " | ".join(names) + " |",
+        "|---:|---|---:|---:|---:|---:|" + "---:|" * len(names),
+    ]
+    rank = {"complete": 0, "pruned": 1}
+    ordered = sorted(
+        result.trials,
+        key=lambda t: (rank.get(t["state"], 2), t["eval_price_mae"] or 0.0, t["number"]),
+    )
+    for t in ordered:
+        value = "-" if t["eval_price_mae"] is None else f"{t['eval_price_mae']:.4f}"
+        ratio = "-" if t["eval_mae_ratio"] is None else f"{t['eval_mae_ratio']:.4f}"
+        mark = " (best)" if t["number"] == result.best_trial else ""
+        cells = [_cell(t["params"].get(n)) for n in names]
+        lines.append(
+            f"| {t['number']}{mark} | {t['state']} | {value} | {ratio} | {t['epochs'] or '-'} | "
+            f"{t['seconds'] if t['seconds'] is not None else '-'} | " + " | ".join(cells) + " |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return "-"
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+def write_outputs(
+    result: TuneResult,
+    *,
+    best_params_path: str | os.PathLike,
+    table_path: str | os.PathLike,
+    metrics_path: str | os.PathLike | None = None,
+) -> None:
+    """best_params JSON (the six keys train reads), the Markdown trials table and,
+    optionally, the metrics as JSON."""
+    for path, text in (
+        (best_params_path, json.dumps(result.best_params, indent=2) + "\n"),
+        (table_path, trials_markdown(result)),
+        *(((metrics_path, json.dumps(result.metrics(), indent=2) + "\n"),) if metrics_path else ()),
+    ):
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        Path(path).write_text(text, encoding="utf-8")
