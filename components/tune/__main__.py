@@ -1,0 +1,88 @@
+"""CLI of the tune step: ``python -m components.tune FEATURES_DIR --output-dir DIR``."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from components.train.data import DataContractError
+from components.tune import tune as tune_lib
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be > 0, got {value}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m components.tune",
+        description="Hyper-parameter search for the next-day close model (Optuna: seeded TPE, "
+        "median pruning). Objective: eval-split MAE of the predicted next-day close. Writes "
+        "best_params.json (read by `python -m components.train --best-params`), trials.md "
+        "(every trial) and metrics.json into --output-dir.",
+    )
+    parser.add_argument("features_dir", type=Path,
+                        help="the transform's output: train/eval/test-*.csv shards")
+    parser.add_argument("--stats", type=Path, default=None,
+                        help="stats.json of the transform (default: FEATURES_DIR/stats.json)")
+    parser.add_argument("--output-dir", type=Path, required=True, help="where to write the outputs")
+    parser.add_argument("--n-trials", type=_positive_int, default=tune_lib.DEFAULT_N_TRIALS,
+                        help=f"trials to run (default: {tune_lib.DEFAULT_N_TRIALS})")
+    parser.add_argument("--timeout-s", type=_positive_float, default=tune_lib.DEFAULT_TIMEOUT_S,
+                        help="no new trial starts after this many seconds "
+                        f"(default: {tune_lib.DEFAULT_TIMEOUT_S})")
+    parser.add_argument("--max-epochs", type=_positive_int, default=tune_lib.DEFAULT_MAX_EPOCHS,
+                        help="epochs per trial at most; early stopping usually ends sooner "
+                        f"(default: {tune_lib.DEFAULT_MAX_EPOCHS})")
+    parser.add_argument("--seed", type=int, default=tune_lib.DEFAULT_SEED,
+                        help=f"sampler and model seed (default: {tune_lib.DEFAULT_SEED})")
+    parser.add_argument("--backend", default="optuna",
+                        help="optuna (local, default); vertex is not implemented yet")
+    parser.add_argument("-q", "--quiet", action="store_true", help="log warnings only")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    stats = args.stats or args.features_dir / "stats.json"
+    try:
+        result = tune_lib.tune(
+            args.features_dir, stats,
+            n_trials=args.n_trials, timeout_s=args.timeout_s, max_epochs=args.max_epochs,
+            seed=args.seed, backend=args.backend,
+        )
+    except (DataContractError, NotImplementedError, ValueError, FileNotFoundError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    out = args.output_dir
+    tune_lib.write_outputs(
+        result,
+        best_params_path=out / "best_params.json",
+        table_path=out / "trials.md",
+        metrics_path=out / "metrics.json",
+    )
+    print(
+        f"best trial {result.best_trial}: eval price MAE {result.best_value:.4f} vs persistence "
+        f"{result.baseline_eval_mae:.4f} (ratio {result.best_value / result.baseline_eval_mae:.4f}); "
+        f"{result.trials_run} trials, {result.trials_pruned} pruned, {result.elapsed_s:.1f} s\n"
+        f"best params: {out / 'best_params.json'}\ntrials table: {out / 'trials.md'}"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,63 @@
+"""The serving SavedModel: TF-Serving layout, contract signature, same predictions."""
+
+import numpy as np
+import pytest
+
+from components.train import model as model_lib
+from components.train.export import OUTPUT_NAME, SIGNATURE, export_serving_model, load_serving_fn
+from components.transform.features import FEATURE_NAMES
+
+
+@pytest.fixture(scope="module")
+def exported(trained_model, tmp_path_factory):
+    base = tmp_path_factory.mktemp("models")
+    return base, export_serving_model(trained_model, base, "20240101000000")
+
+
+def test_layout_is_base_version(exported):
+    base, path = exported
+    assert path == base / "20240101000000"
+    assert (path / "saved_model.pb").is_file() and (path / "variables").is_dir()
+
+
+def test_signature_matches_the_contract(exported):
+    fn = load_serving_fn(exported[1])
+    args, kwargs = fn.signature.structured_input_signature
+    assert args == ()
+    assert set(kwargs) == set(FEATURE_NAMES)
+    for name, spec in kwargs.items():
+        assert spec.dtype.name == "float32" and spec.shape.as_list() == [None], name
+    outputs = fn.signature.structured_outputs
+    assert set(outputs) == {OUTPUT_NAME}
+    assert outputs[OUTPUT_NAME].dtype.name == "float32" and outputs[OUTPUT_NAME].shape.as_list() == [None]
+    assert SIGNATURE == "serving_default"
+
+
+def test_reloaded_model_predicts_what_the_trained_model_predicts(exported, trained_model, splits_and_stats):
+    splits, _ = splits_and_stats
+    test = splits["test"]
+    served = load_serving_fn(exported[1])(test.features)
+    assert served.dtype == np.float32 and served.shape == (len(test),)
+    np.testing.assert_allclose(served, model_lib.predict_log_return(trained_model, test), rtol=0, atol=1e-7)
+    assert np.std(served) > 0
+
+
+def test_existing_version_is_never_overwritten(exported, trained_model):
+    base, path = exported
+    stamp = (path / "saved_model.pb").stat().st_mtime_ns
+    with pytest.raises(FileExistsError, match="not overwriting"):
+        export_serving_model(trained_model, base, "20240101000000")
+    assert (path / "saved_model.pb").stat().st_mtime_ns == stamp
+
+
+def test_version_must_be_numeric(trained_model, tmp_path):
+    with pytest.raises(ValueError, match="digits only"):
+        export_serving_model(trained_model, tmp_path, "v1")
+    assert not any(tmp_path.iterdir())
+
+
+def test_missing_feature_is_named(exported, splits_and_stats):
+    features = dict(splits_and_stats[0]["test"].features)
+    del features["dow_sin"]
+    with pytest.raises(KeyError, match="dow_sin"):
+        load_serving_fn(exported[1])(features)

@@ -1,0 +1,67 @@
+"""The Keras model: named raw inputs, normalisation and un-standardising inside."""
+
+import numpy as np
+import pytest
+
+from components.train import model as model_lib
+from components.transform.features import FEATURE_NAMES
+
+
+def _raw_matrix(split):
+    return np.stack([split.features[n] for n in FEATURE_NAMES], axis=1).astype(np.float64)
+
+
+def test_inputs_are_the_named_raw_features(trained_model):
+    assert sorted(t.name for t in trained_model.inputs) == sorted(FEATURE_NAMES)
+    assert all(tuple(t.shape) == (None,) and t.dtype == "float32" for t in trained_model.inputs)
+    assert tuple(trained_model.outputs[0].shape) == (None,)
+
+
+def test_untrained_model_predicts_the_train_mean_return(splits_and_stats):
+    splits, stats = splits_and_stats
+    model_lib.seed_everything(1)
+    model = model_lib.build_model({"num_layers": 2, "first_layer_units": 16}, stats)
+    pred = model_lib.predict_log_return(model, splits["test"])
+    np.testing.assert_allclose(pred, stats.target_mean, atol=1e-7)
+
+
+def test_normalisation_and_unstandardising_happen_inside(trained_model, splits_and_stats):
+    """Feeding raw features gives what a by-hand forward pass on train-standardised
+    features gives, rescaled by the train target statistics."""
+    splits, stats = splits_and_stats
+    test = splits["test"]
+    mean = np.array([stats.mean[n] for n in FEATURE_NAMES])
+    std = np.array([stats.std[n] for n in FEATURE_NAMES])
+    w0, b0 = (np.asarray(w, dtype=np.float64) for w in trained_model.get_layer("hidden_0").get_weights())
+    w1, b1 = (np.asarray(w, dtype=np.float64) for w in trained_model.get_layer(model_lib.Z_LAYER).get_weights())
+    assert np.abs(w1).max() > 0, "fixture model should have moved its output layer"
+    hidden = np.maximum((_raw_matrix(test) - mean) / std @ w0 + b0, 0.0)
+    by_hand = (hidden @ w1 + b1).reshape(-1) * stats.target_std + stats.target_mean
+    np.testing.assert_allclose(model_lib.predict_log_return(trained_model, test), by_hand, rtol=1e-4, atol=1e-7)
+    assert np.std(by_hand) > 0
+
+
+def test_layer_widths_follow_the_scale():
+    assert model_lib.layer_widths({"num_layers": 3, "first_layer_units": 64, "layer_scale": 0.5}) == [64, 32, 16]
+    assert model_lib.layer_widths({"num_layers": 2, "first_layer_units": 3, "layer_scale": 0.25}) == [3, 2]
+
+
+def test_hparams_are_validated():
+    with pytest.raises(ValueError, match="unknown hyper-parameter"):
+        model_lib.validate_hparams({"learning_rat": 0.1})
+    with pytest.raises(ValueError, match="dropout=1.5"):
+        model_lib.validate_hparams({"dropout": 1.5})
+    assert model_lib.validate_hparams({}) == model_lib.DEFAULT_HPARAMS
+
+
+def test_seeded_fits_are_identical(splits_and_stats):
+    splits, stats = splits_and_stats
+    params = {"num_layers": 1, "first_layer_units": 8, "dropout": 0.1, "batch_size": 64}
+    predictions = []
+    for _ in range(2):
+        model_lib.seed_everything(7)
+        model = model_lib.build_model(params, stats)
+        history = model_lib.fit(model, splits["train"], splits["eval"], stats, params, epochs=2)
+        assert set(history) >= {"loss", "val_loss", "val_price_mae"}
+        predictions.append(model_lib.predict_log_return(model, splits["test"]))
+    np.testing.assert_array_equal(predictions[0], predictions[1])
