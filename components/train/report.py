@@ -38,13 +38,21 @@ def plot_prices(dates: Sequence[str], actual: np.ndarray, predicted: np.ndarray,
     import matplotlib.pyplot as plt
 
     x = np.asarray(dates, dtype="datetime64[D]")
-    fig, ax = plt.subplots(figsize=(10, 4))
+    fig, (ax, low) = plt.subplots(
+        2, 1, figsize=(10, 6), sharex=True, gridspec_kw={"height_ratios": [2, 1]}
+    )
     ax.plot(x, actual, label="actual next-day close", color="black", linewidth=1.2)
     ax.plot(x, predicted, label="model", color="tab:blue", linewidth=1)
     ax.plot(x, baseline, label="persistence (today's close)", color="tab:orange", linewidth=1, linestyle="--")
     ax.set_title(title)
     ax.set_ylabel("close")
     ax.legend()
+    # The price lines nearly coincide; the change from today shows what the model adds.
+    low.plot(x, 100 * (actual / baseline - 1), color="black", linewidth=0.6, label="actual")
+    low.plot(x, 100 * (predicted / baseline - 1), color="tab:blue", linewidth=1.2, label="model")
+    low.axhline(0, color="tab:orange", linestyle="--", linewidth=1, label="persistence")
+    low.set_ylabel("change from today, %")
+    low.legend(loc="upper left", fontsize="small")
     fig.autofmt_xdate()
     return _png(fig)
 

@@ -23,7 +23,7 @@ from components.train.report import write_report
 
 log = logging.getLogger(__name__)
 
-DEFAULT_EPOCHS = 60
+DEFAULT_EPOCHS = 200
 DEFAULT_SEED = 42
 DEFAULT_MODEL_NAME = "crypto-next-day-close"
 _MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")

@@ -1,0 +1,118 @@
+"""train(): outputs, metrics, report, the gate both ways, parameters from JSON, CLI."""
+
+import json
+import math
+import re
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from components.train.evaluate import flat_metrics
+from components.train.export import load_serving_fn
+from components.train.train import train
+from tests.components.train.conftest import TINY_PARAMS
+
+PROJECT_ROOT = __import__("pathlib").Path(__file__).resolve().parents[3]
+
+
+@pytest.fixture(scope="module")
+def passed(synthetic_data, tmp_path_factory):
+    out = tmp_path_factory.mktemp("train")
+    features_dir, stats_path = synthetic_data
+    (out / "best_params.json").write_text(json.dumps(TINY_PARAMS))
+    result = train(
+        features_dir, stats_path, out / "best_params.json", out / "model",
+        epochs=4, seed=0, max_mae_ratio=100.0, model_name="tiny", version="7",
+        report_path=out / "report.html",
+    )
+    return out, result
+
+
+def test_outputs_and_metrics(passed, splits_and_stats):
+    out, result = passed
+    assert result.export_path == out / "model" / "7"
+    assert result.version == "7"
+    assert result.hparams == TINY_PARAMS
+    for key in ("model_mae", "baseline_mae", "model_rmse", "model_mape", "model_directional_accuracy",
+                "mae_ratio", "epochs_run", "best_epoch"):
+        assert math.isfinite(result.metrics[key]), key
+    assert result.metrics["mae_ratio"] == pytest.approx(result.metrics["model_mae"] / result.metrics["baseline_mae"])
+    assert result.metrics["test_rows"] == len(splits_and_stats[0]["test"])
+    assert 1 <= result.metrics["best_epoch"] <= result.metrics["epochs_run"] <= 4
+
+
+def test_metrics_are_those_of_the_exported_model(passed, splits_and_stats):
+    from components.train.evaluate import evaluate
+
+    test = splits_and_stats[0]["test"]
+    served = load_serving_fn(passed[1].export_path)(test.features)
+    again = flat_metrics(evaluate(test.close, test.target, served))
+    assert again["model_mae"] == pytest.approx(passed[1].metrics["model_mae"], rel=1e-6)
+    assert again["baseline_mae"] == pytest.approx(passed[1].metrics["baseline_mae"], rel=1e-12)
+
+
+def test_gate_passes_when_ratio_is_within_the_threshold(passed):
+    result = passed[1]
+    assert result.passed_gate is True and result.metrics["passed_gate"] == 1.0
+
+
+def test_gate_fails_when_the_threshold_is_tiny(synthetic_data, tmp_path):
+    result = train(
+        *synthetic_data, TINY_PARAMS, tmp_path / "model", epochs=2, seed=0,
+        max_mae_ratio=1e-6, version="1", report_path=tmp_path / "report.html",
+    )
+    assert result.passed_gate is False and result.mae_ratio > 1e-6
+    assert result.export_path.is_dir(), "the model is exported either way; deploy reads the gate"
+    assert "Gate FAILED" in (tmp_path / "report.html").read_text()
+
+
+def test_report_embeds_plots_and_the_decision(passed):
+    html = passed[1].report_path.read_text()
+    images = re.findall(r'src="data:image/png;base64,([A-Za-z0-9+/=]+)"', html)
+    assert len(images) == 3  # prices, training curves, error distribution
+    assert all(len(i) > 1000 for i in images)
+    assert "Gate PASSED" in html and "persistence" in html
+    assert f"{passed[1].metrics['model_mae']:.6g}" in html
+    assert "http" not in html.replace("http-equiv", "")  # nothing linked
+
+
+def test_bad_inputs_fail_clearly(synthetic_data, tmp_path):
+    with pytest.raises(ValueError, match="unknown hyper-parameter"):
+        train(*synthetic_data, {"lr": 0.1}, tmp_path / "m", epochs=1, seed=0, report_path=tmp_path / "r.html")
+    with pytest.raises(FileNotFoundError, match="best_params file not found"):
+        train(*synthetic_data, tmp_path / "nope.json", tmp_path / "m", epochs=1, seed=0, report_path=tmp_path / "r.html")
+    with pytest.raises(ValueError, match="folder name"):
+        train(*synthetic_data, {}, tmp_path / "m", epochs=1, seed=0, model_name="a/b", report_path=tmp_path / "r.html")
+
+
+def _cli(*args):
+    return subprocess.run(
+        [sys.executable, "-m", "components.train", *map(str, args)],
+        cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=300,
+    )
+
+
+def test_cli_help_and_bad_input(tmp_path):
+    help_run = _cli("--help")
+    assert help_run.returncode == 0 and "--max-mae-ratio" in help_run.stdout and "persistence" in help_run.stdout
+    missing = _cli(tmp_path / "nowhere", "--output-dir", tmp_path / "out")
+    assert missing.returncode == 2
+    assert "error: stats file not found" in missing.stderr
+    bad = _cli(tmp_path, "--output-dir", tmp_path / "out", "--epochs", "0")
+    assert bad.returncode == 2 and "--epochs" in bad.stderr
+
+
+def test_cli_trains_and_requires_the_gate(synthetic_data, tmp_path):
+    features_dir, stats_path = synthetic_data
+    params = tmp_path / "p.json"
+    params.write_text(json.dumps(TINY_PARAMS))
+    run = _cli(features_dir, "--stats", stats_path, "--best-params", params, "--output-dir", tmp_path,
+               "--epochs", "2", "--max-mae-ratio", "1e-9", "--version", "3", "--require-gate", "-q")
+    assert run.returncode == 3, run.stderr
+    assert "gate FAILED" in run.stdout
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert metrics["passed_gate"] == 0.0 and np.isfinite(metrics["mae_ratio"])
+    assert (tmp_path / "model" / "3" / "saved_model.pb").is_file()
+    assert (tmp_path / "report.html").is_file()

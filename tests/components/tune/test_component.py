@@ -1,0 +1,41 @@
+"""tune_op compiles in a tiny pipeline, on the tune image, with the typed outputs."""
+
+import yaml
+from kfp import compiler, dsl
+from kfp.dsl import Artifact, Dataset, Output
+
+from components.images import image_for
+from components.tune.component import tune_op
+
+
+@dsl.component(base_image="python:3.11-slim")
+def _fake_transform(features: Output[Dataset], stats: Output[Artifact]):
+    pass
+
+
+@dsl.pipeline(name="tune-only")
+def _pipeline(n_trials: int = 3):
+    upstream = _fake_transform()
+    tune_op(
+        features=upstream.outputs["features"], stats=upstream.outputs["stats"],
+        n_trials=n_trials, timeout_s=60, max_epochs=2, seed=0, backend="optuna",
+    )
+
+
+def test_tune_op_compiles(tmp_path):
+    path = tmp_path / "p.yaml"
+    compiler.Compiler().compile(_pipeline, str(path))
+    spec = yaml.safe_load(path.read_text())
+    executors = spec["deploymentSpec"]["executors"]
+    tune_exec = next(e for name, e in executors.items() if "tune" in name)
+    assert tune_exec["container"]["image"] == image_for("tune")
+    assert "pip install" not in " ".join(tune_exec["container"]["command"])  # install_kfp_package=False
+    outputs = spec["components"]["comp-tune-op"]["outputDefinitions"]["artifacts"]
+    assert {k: v["artifactType"]["schemaTitle"] for k, v in outputs.items()} == {
+        "best_params": "system.Artifact",
+        "metrics": "system.Metrics",
+        "trials_table": "system.Markdown",
+    }
+    inputs = spec["components"]["comp-tune-op"]["inputDefinitions"]
+    assert set(inputs["parameters"]) == {"n_trials", "timeout_s", "max_epochs", "seed", "backend"}
+    assert set(inputs["artifacts"]) == {"features", "stats"}
