@@ -4,6 +4,9 @@ Local backend: Optuna with a seeded TPE sampler and a median pruner fed the eval
 close-price MAE after every epoch. Each trial trains the same model as the train step,
 with the same seed, so training with the best parameters reproduces the best trial.
 The first trial is the train step's default configuration, a known-sane reference.
+The pruner waits for ``PRUNER_STARTUP_TRIALS`` finished trials and ``PRUNER_WARMUP_EPOCHS``
+epochs, then stops a trial whose eval MAE is worse than the median of earlier trials at
+the same epoch.
 """
 
 from __future__ import annotations
