@@ -10,34 +10,28 @@ from pathlib import Path
 DEFAULT_ROOT = Path(".local")
 DEFAULT_YAML = Path("out/crypto_pipeline.yaml")
 
-_TYPES = {"STRING": str, "NUMBER_INTEGER": int, "NUMBER_DOUBLE": float, "BOOLEAN": bool}
-
-
 def _pipeline_inputs():
     """(name, python type, default or None) of every pipeline parameter, in order."""
+    import inspect
+
     from pipeline.crypto_pipeline import crypto_pipeline
 
-    spec = crypto_pipeline.pipeline_spec.root.input_definitions.parameters
     out = []
-    for name, param in spec.items():
-        ptype = _TYPES[param.ParameterType.ParameterTypeEnum.Name(param.parameter_type)]
-        default = None
-        if param.HasField("default_value"):
-            kind = param.default_value.WhichOneof("kind")
-            default = getattr(param.default_value, kind)
-            default = ptype(default) if ptype is not bool else bool(default)
-        out.append((name, ptype, default))
+    for name, param in inspect.signature(crypto_pipeline.pipeline_func).parameters.items():
+        default = None if param.default is inspect.Parameter.empty else param.default
+        out.append((name, param.annotation, default))
     return out
 
 
-def _add_pipeline_options(parser: argparse.ArgumentParser, skip: set[str]) -> None:
-    group = parser.add_argument_group("pipeline parameters (defaults from the pipeline)")
+def _add_pipeline_options(parser: argparse.ArgumentParser, local_defaults: dict[str, str]) -> None:
+    from pipeline.crypto_pipeline import PARAMETER_HELP
+
+    group = parser.add_argument_group("pipeline parameters")
     for name, ptype, default in _pipeline_inputs():
-        if name in skip:
-            continue
+        shown = local_defaults.get(name, repr(default))
         group.add_argument(
             f"--{name.replace('_', '-')}", dest=name, type=ptype, default=None,
-            help=f"default: {default!r}" if default is not None else "required",
+            help=f"{PARAMETER_HELP.get(name, '')} (default: {shown})",
         )
 
 
@@ -102,7 +96,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--root", default=os.environ.get("CRYPTO_KFP_LOCAL_ROOT", str(DEFAULT_ROOT)),
                      help="where local outputs go (default: %(default)s)")
-    _add_pipeline_options(run, skip=set())
+    _add_pipeline_options(run, {"lake": "ROOT/lake", "model_repository": "ROOT/model_repository",
+                                "source_sha256": "the pinned hash for the default source, "
+                                "none for --source"})
     run.set_defaults(func=_cmd_run_local)
     return parser
 

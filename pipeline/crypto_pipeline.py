@@ -22,6 +22,28 @@ from components.tune.component import tune_op
 
 PIPELINE_NAME = "crypto-forecast"
 
+#: One line per pipeline parameter, for ``--help`` and the README.
+PARAMETER_HELP = {
+    "lake": "data lake for the raw CSV: a local directory or gs://bucket/prefix",
+    "model_repository": "where deploy publishes models (TF-Serving layout)",
+    "source": "raw CSV: local path, https URL or gs:// URI",
+    "source_sha256": "expected SHA-256 of the source; empty: not checked",
+    "column_mapping": 'JSON {canonical: your_column}, e.g. {"date": "Date", "slug": "Name"}',
+    "coins": "coin slugs to model, comma-separated, or 'all'",
+    "split": "train,eval,test fractions of each coin's dates, in time order",
+    "max_rejected_fraction": "fail the transform when more of the rows are rejected",
+    "runner": "Beam runner of the transform: local (in-process) or dataflow",
+    "tune_backend": "hyper-parameter search backend: optuna",
+    "n_trials": "hyper-parameter trials",
+    "tune_timeout_s": "time budget of the search, seconds",
+    "tune_max_epochs": "epochs per trial (with pruning and early stopping)",
+    "epochs": "maximum epochs of the final training (early stopping on eval)",
+    "seed": "random seed of search and training",
+    "max_mae_ratio": "deploy only if model MAE / persistence MAE is at most this",
+    "model_name": "name of the model in the repository",
+    "deploy_target": "local (model repository + server); vertex and gke are not built yet",
+}
+
 
 @dsl.pipeline(
     name=PIPELINE_NAME,
@@ -81,7 +103,7 @@ def crypto_pipeline(
         max_mae_ratio=max_mae_ratio,
         model_name=model_name,
     ).set_display_name("train")
-    with dsl.If(train.outputs["passed_gate"] == True, name="passed-evaluation-gate"):  # noqa: E712
+    with dsl.If(train.outputs["Output"] == True, name="passed-evaluation-gate"):  # noqa: E712
         deploy_op(
             model=train.outputs["model"],
             target=deploy_target,

@@ -1,4 +1,4 @@
-"""train_op compiles in a tiny pipeline with its gate outputs usable in dsl.If."""
+"""train_op compiles in a tiny pipeline with its gate output usable in dsl.If."""
 
 import yaml
 from kfp import compiler, dsl
@@ -14,7 +14,7 @@ def _fake_upstream(features: Output[Dataset], stats: Output[Artifact], best_para
 
 
 @dsl.component(base_image="python:3.11-slim")
-def _after_gate(ratio: float):
+def _after_gate(model: dsl.Input[dsl.Model]):
     pass
 
 
@@ -25,8 +25,8 @@ def _pipeline(max_mae_ratio: float = 1.0):
         features=up.outputs["features"], stats=up.outputs["stats"], best_params=up.outputs["best_params"],
         epochs=2, seed=0, max_mae_ratio=max_mae_ratio, model_name="m",
     )
-    with dsl.If(train.outputs["passed_gate"] == True):  # noqa: E712
-        _after_gate(ratio=train.outputs["mae_ratio"])
+    with dsl.If(train.outputs["Output"] == True):  # noqa: E712
+        _after_gate(model=train.outputs["model"])
 
 
 def test_train_op_compiles(tmp_path):
@@ -45,7 +45,6 @@ def test_train_op_compiles(tmp_path):
         "report": "system.HTML",
     }
     assert {k: v["parameterType"] for k, v in outputs["parameters"].items()} == {
-        "passed_gate": "BOOLEAN",
-        "mae_ratio": "NUMBER_DOUBLE",
+        "Output": "BOOLEAN",
     }
-    assert "passed_gate" in path.read_text().split("triggerPolicy", 1)[1]
+    assert "pipelinechannel--train-op-Output" in path.read_text().split("triggerPolicy", 1)[1]
