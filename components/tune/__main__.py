@@ -77,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     print(
         f"best trial {result.best_trial}: eval price MAE {result.best_value:.4f} vs persistence "
-        f"{result.baseline_eval_mae:.4f} (ratio {result.best_value / result.baseline_eval_mae:.4f}); "
+        f"{result.baseline_eval_mae:.4f} (ratio {result.metrics()['best_eval_mae_ratio']:.4f}); "
         f"{result.trials_run} trials, {result.trials_pruned} pruned, {result.elapsed_s:.1f} s\n"
         f"best params: {out / 'best_params.json'}\ntrials table: {out / 'trials.md'}"
     )

@@ -24,6 +24,7 @@ import numpy as np
 
 from components.train import model as model_lib
 from components.train.data import load_splits, load_stats
+from components.train.evaluate import ratio
 from components.tune.search_space import PARAM_NAMES, SEARCH_SPACE, suggest
 
 log = logging.getLogger(__name__)
@@ -55,7 +56,7 @@ class TuneResult:
         return {
             "best_eval_price_mae": self.best_value,
             "baseline_eval_price_mae": self.baseline_eval_mae,
-            "best_eval_mae_ratio": self.best_value / self.baseline_eval_mae,
+            "best_eval_mae_ratio": ratio(self.best_value, self.baseline_eval_mae),
             "trials_run": float(self.trials_run),
             "trials_pruned": float(self.trials_pruned),
             "trials_failed": float(self.trials_failed),
@@ -143,7 +144,7 @@ def tune(
         return value
 
     def progress(study, trial) -> None:
-        shown = f"{trial.value:.4f} (ratio {trial.value / baseline:.4f})" if trial.value is not None else "-"
+        shown = f"{trial.value:.4f} (ratio {ratio(trial.value, baseline):.4f})" if trial.value is not None else "-"
         log.info(
             "trial %d %s: eval price MAE %s, %s epochs, %s",
             trial.number, trial.state.name.lower(), shown, trial.user_attrs.get("epochs", "?"),
@@ -178,7 +179,7 @@ def tune(
             "number": t.number,
             "state": t.state.name.lower(),
             "eval_price_mae": t.value,
-            "eval_mae_ratio": t.value / baseline if t.value is not None else None,
+            "eval_mae_ratio": ratio(t.value, baseline) if t.value is not None else None,
             "epochs": t.user_attrs.get("epochs"),
             "seconds": round(t.duration.total_seconds(), 2) if t.duration else None,
             "params": {name: t.params.get(name) for name in PARAM_NAMES},
@@ -198,7 +199,7 @@ def tune(
     )
     log.info(
         "best trial %d: eval price MAE %.4f (persistence %.4f, ratio %.4f); %d trials, %d pruned, %.1fs",
-        best.number, result.best_value, baseline, result.best_value / baseline,
+        best.number, result.best_value, baseline, ratio(result.best_value, baseline),
         result.trials_run, result.trials_pruned, elapsed,
     )
     return result
@@ -217,7 +218,7 @@ def trials_markdown(result: TuneResult) -> str:
         "",
         f"Objective: eval-split MAE of the predicted next-day close (lower is better). "
         f"Persistence on the same rows: **{result.baseline_eval_mae:.4f}**. "
-        f"Best: **{result.best_value:.4f}** (ratio {result.best_value / result.baseline_eval_mae:.4f}). "
+        f"Best: **{result.best_value:.4f}** (ratio {ratio(result.best_value, result.baseline_eval_mae):.4f}). "
         f"{result.trials_run} trials, {result.trials_pruned} pruned, {result.trials_failed} failed, "
         f"{result.elapsed_s:.1f} s.",
         "",
@@ -231,11 +232,11 @@ def trials_markdown(result: TuneResult) -> str:
     )
     for t in ordered:
         value = "-" if t["eval_price_mae"] is None else f"{t['eval_price_mae']:.4f}"
-        ratio = "-" if t["eval_mae_ratio"] is None else f"{t['eval_mae_ratio']:.4f}"
+        ratio_text = "-" if t["eval_mae_ratio"] is None else f"{t['eval_mae_ratio']:.4f}"
         mark = " (best)" if t["number"] == result.best_trial else ""
         cells = [_cell(t["params"].get(n)) for n in names]
         lines.append(
-            f"| {t['number']}{mark} | {t['state']} | {value} | {ratio} | {t['epochs'] or '-'} | "
+            f"| {t['number']}{mark} | {t['state']} | {value} | {ratio_text} | {t['epochs'] or '-'} | "
             f"{t['seconds'] if t['seconds'] is not None else '-'} | " + " | ".join(cells) + " |"
         )
     return "\n".join(lines) + "\n"
