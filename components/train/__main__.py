@@ -45,7 +45,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--epochs", type=_positive_int, default=train_lib.DEFAULT_EPOCHS,
                         help=f"epochs at most; early stopping on eval (default: {train_lib.DEFAULT_EPOCHS})")
     parser.add_argument("--seed", type=int, default=train_lib.DEFAULT_SEED,
-                        help=f"seed (default: {train_lib.DEFAULT_SEED}; use tune's seed to reproduce its best trial)")
+                        help=f"seed of the first net (default: {train_lib.DEFAULT_SEED}; with tune's seed that "
+                        "net is tune's best trial)")
+    parser.add_argument("--ensemble-size", type=_positive_int, default=train_lib.DEFAULT_ENSEMBLE_SIZE,
+                        help="nets averaged into the model, seeds SEED, SEED+1, ... "
+                        f"(default: {train_lib.DEFAULT_ENSEMBLE_SIZE})")
     parser.add_argument("--max-mae-ratio", type=_positive_float, default=1.0,
                         help="gate threshold (default: 1.0, the model must not lose to persistence)")
     parser.add_argument("--model-name", default=train_lib.DEFAULT_MODEL_NAME,
@@ -75,6 +79,7 @@ def main(argv: list[str] | None = None) -> int:
             model_name=args.model_name,
             version=args.version,
             report_path=out / "report.html",
+            ensemble_size=args.ensemble_size,
         )
     except (DataContractError, ValueError, FileNotFoundError, FileExistsError) as exc:
         print(f"error: {exc}", file=sys.stderr)

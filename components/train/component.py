@@ -18,8 +18,10 @@ def train_op(
     model: Output[Model],
     metrics: Output[Metrics],
     report: Output[HTML],
+    ensemble_size: int = 5,
 ) -> bool:
-    """Train with ``best_params``, evaluate on the test split beside persistence, export.
+    """Train with ``best_params`` (an average of ``ensemble_size`` nets with seeds
+    ``seed``, ``seed+1``, ...), evaluate on the test split beside persistence, export.
 
     ``model.path`` becomes a directory holding ``<version>/`` (a TF-Serving SavedModel);
     ``model.metadata``: version, mae_ratio, passed_gate and the test MAEs. ``report``:
@@ -47,6 +49,7 @@ def train_op(
         max_mae_ratio=max_mae_ratio,
         model_name=model_name,
         report_path=report.path,
+        ensemble_size=ensemble_size,
     )
     model.metadata.update(
         {

@@ -5,7 +5,8 @@ Inside the model: features are normalised with the train-only statistics (a
 predicts the *standardised* target, and a fixed ``Rescaling`` layer turns it back into
 a log return. The output layer starts at zero, i.e. at the train mean return (the
 drift): training only moves it as far as the evidence allows, which is what beats
-persistence on a near random walk.
+persistence on a near random walk. The train step averages a few such nets trained
+with different seeds (``build_ensemble``).
 """
 
 from __future__ import annotations
@@ -110,7 +111,7 @@ def layer_widths(hparams: Mapping[str, object]) -> list[int]:
     return [max(2, round(h["first_layer_units"] * h["layer_scale"] ** i)) for i in range(h["num_layers"])]
 
 
-def build_model(hparams: Mapping[str, object], stats: Stats):
+def build_model(hparams: Mapping[str, object], stats: Stats, name: str = "next_day_log_return"):
     """DNN regressor: ``{feature: float32 [None]}`` → log return ``[None]``."""
     import keras
 
@@ -139,7 +140,23 @@ def build_model(hparams: Mapping[str, object], stats: Stats):
     )(x)
     ret = keras.layers.Rescaling(scale=stats.target_std, offset=stats.target_mean, name="unstandardise")(z)
     out = keras.layers.Reshape((), name=OUTPUT_LAYER)(ret)
-    return keras.Model(inputs, out, name="next_day_log_return")
+    return keras.Model(inputs, out, name=name)
+
+
+def build_ensemble(members: Sequence):
+    """One model averaging the log returns of ``members`` (same named inputs and output).
+
+    Averaging nets that differ only in their seed keeps what they agree on (the drift and
+    any stable signal) and shrinks the seed-specific corrections. It also undoes the
+    winner's curse of tuning: the best trial is partly a lucky (parameters, seed) pair
+    on the eval split."""
+    import keras
+
+    if len(members) == 1:
+        return members[0]
+    inputs = {n: keras.Input(shape=(), name=n, dtype="float32") for n in FEATURE_NAMES}
+    average = keras.layers.Average(name=OUTPUT_LAYER)([m(inputs) for m in members])
+    return keras.Model(inputs, average, name="ensemble")
 
 
 def standardised(split: Split, stats: Stats) -> np.ndarray:

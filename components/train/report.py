@@ -57,20 +57,24 @@ def plot_prices(dates: Sequence[str], actual: np.ndarray, predicted: np.ndarray,
     return _png(fig)
 
 
-def plot_history(history: Mapping[str, Sequence[float]]) -> str:
+def plot_histories(histories: Sequence[Mapping[str, Sequence[float]]]) -> str:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(7, 3.5))
-    for key, label in (("loss", "train loss (incl. L2)"), ("val_loss", "eval loss")):
-        if key in history:
-            ax.plot(np.arange(1, len(history[key]) + 1), history[key], label=label)
+    for i, history in enumerate(histories):
+        color = plt.cm.tab10(i % 10)
+        for key, style in (("loss", "-"), ("val_loss", "--")):
+            if key in history:
+                label = f"net {i + 1} {'train (incl. L2)' if key == 'loss' else 'eval'}"
+                ax.plot(np.arange(1, len(history[key]) + 1), history[key], style, color=color, label=label)
+    ax.set_yscale("log")
     ax.set_xlabel("epoch")
     ax.set_ylabel("Huber loss, standardised target")
-    ax.set_title("Training curves")
-    ax.legend()
+    ax.set_title("Training curves (solid: train, dashed: eval)")
+    ax.legend(fontsize="x-small", ncol=2)
     return _png(fig)
 
 
@@ -117,7 +121,7 @@ def write_report(
     evaluation: Mapping,
     passed_gate: bool,
     max_mae_ratio: float,
-    history: Mapping[str, Sequence[float]],
+    histories: Sequence[Mapping[str, Sequence[float]]],
     hparams: Mapping[str, object],
     splits: Mapping[str, object],
     coins: np.ndarray,
@@ -161,7 +165,7 @@ MAPE in percent; directional accuracy counts "no change" as its own direction, s
 <h2>Actual vs predicted vs persistence</h2>
 {''.join(price_plots)}
 <h2>Training curves</h2>
-{_img(plot_history(history), "training curves")}
+{_img(plot_histories(histories), "training curves")}
 <h2>Error distribution</h2>
 {_img(plot_errors(predicted_next - actual_next, today - actual_next), "error distribution")}
 <h2>Hyper-parameters</h2>

@@ -26,6 +26,10 @@ log = logging.getLogger(__name__)
 DEFAULT_EPOCHS = 200
 DEFAULT_SEED = 42
 DEFAULT_MODEL_NAME = "crypto-next-day-close"
+#: Nets averaged into the exported model (seeds ``seed .. seed+n-1``; the first one is
+#: tune's best trial, same seed). On Bitcoin the tuned net alone ranged 0.994-1.006 in
+#: mae_ratio over tuning seeds; averages of 5 ranged 0.9955-0.9976 on the same runs.
+DEFAULT_ENSEMBLE_SIZE = 5
 _MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 #: The exported model must reproduce the in-memory predictions to float32 precision.
 EXPORT_TOLERANCE = 1e-6
@@ -40,7 +44,7 @@ class TrainResult:
     version: str
     report_path: Path
     hparams: dict[str, float | int]
-    history: dict[str, list[float]] = field(repr=False)
+    histories: list[dict[str, list[float]]] = field(repr=False)
 
 
 def read_params(best_params: Mapping[str, object] | str | os.PathLike) -> dict[str, float | int]:
@@ -77,14 +81,19 @@ def train(
     version: str | None = None,
     report_path: str | os.PathLike,
     patience: int = 5,
+    ensemble_size: int = DEFAULT_ENSEMBLE_SIZE,
 ) -> TrainResult:
-    """Train, evaluate on the test split, export to ``<model_dir>/<version>/``, report.
+    """Train ``ensemble_size`` nets (seeds ``seed``, ``seed+1``, ...) with early stopping
+    on eval, average them into one model, evaluate it on the test split, export it to
+    ``<model_dir>/<version>/`` and write the report.
 
     The gate passes when ``mae_ratio = model MAE / persistence MAE <= max_mae_ratio``.
     The model is exported either way (deploy decides on the gate).
     """
     if epochs < 1:
         raise ValueError(f"epochs must be >= 1, got {epochs}")
+    if ensemble_size < 1:
+        raise ValueError(f"ensemble_size must be >= 1, got {ensemble_size}")
     if not max_mae_ratio > 0:
         raise ValueError(f"max_mae_ratio must be > 0, got {max_mae_ratio}")
     if not _MODEL_NAME.match(model_name):
@@ -101,11 +110,18 @@ def train(
 
     started = time.monotonic()
     model_lib.limit_threads()
-    model_lib.seed_everything(seed)
-    model = model_lib.build_model(hparams, stats)
-    history = model_lib.fit(
-        model, train_split, eval_split, stats, hparams, epochs=epochs, patience=patience
-    )
+    members, histories = [], []
+    for i in range(ensemble_size):
+        model_lib.seed_everything(seed + i)
+        member = model_lib.build_model(hparams, stats, name=f"member_{i}")
+        histories.append(
+            model_lib.fit(
+                member, train_split, eval_split, stats, hparams, epochs=epochs, patience=patience,
+                label=f"net {i + 1}/{ensemble_size}",
+            )
+        )
+        members.append(member)
+    model = model_lib.build_ensemble(members)
     fit_seconds = time.monotonic() - started
 
     predicted = model_lib.predict_log_return(model, test_split)
@@ -119,14 +135,15 @@ def train(
     if worst > EXPORT_TOLERANCE:
         raise RuntimeError(f"exported model at {export_path} disagrees with the trained one by {worst:g}")
 
-    val_loss = history.get("val_loss", [])
+    eval_evaluation = evaluate(eval_split.close, eval_split.target, model_lib.predict_log_return(model, eval_split))
     metrics = {
         **flat_metrics(evaluation),
         "max_mae_ratio": float(max_mae_ratio),
         "passed_gate": float(passed),
-        "epochs_run": float(len(history.get("loss", []))),
-        "best_epoch": float(int(np.argmin(val_loss)) + 1) if val_loss else 0.0,
-        "best_eval_loss": float(np.min(val_loss)) if val_loss else float("nan"),
+        "eval_mae_ratio": float(eval_evaluation["mae_ratio"]),
+        "ensemble_size": float(ensemble_size),
+        "mean_epochs_run": float(np.mean([len(h["loss"]) for h in histories])),
+        "mean_best_epoch": float(np.mean([int(np.argmin(h["val_loss"])) + 1 for h in histories])),
         "train_rows": float(len(train_split)),
         "eval_rows": float(len(eval_split)),
         "test_rows": float(len(test_split)),
@@ -139,8 +156,8 @@ def train(
         evaluation=evaluation,
         passed_gate=passed,
         max_mae_ratio=max_mae_ratio,
-        history=history,
-        hparams=hparams,
+        histories=histories,
+        hparams={**hparams, "ensemble_size": ensemble_size, "seeds": f"{seed}..{seed + ensemble_size - 1}"},
         splits={
             name: f"{s.dates[0]} .. {s.dates[-1]} ({len(s)} rows)" for name, s in splits.items()
         },
@@ -163,5 +180,5 @@ def train(
         version=version,
         report_path=report,
         hparams=hparams,
-        history=history,
+        histories=histories,
     )

@@ -1,8 +1,9 @@
 """tune: hyper-parameter search for the train step's model.
 
 Local backend: Optuna with a seeded TPE sampler and a median pruner fed the eval-split
-close-price MAE after every epoch. Each trial trains the same model as the train step,
-with the same seed, so training with the best parameters reproduces the best trial.
+close-price MAE after every epoch. Each trial trains one net as the train step does, with
+the same seed, so the train step's first net reproduces the best trial (train then
+averages it with nets of other seeds).
 The first trial is the train step's default configuration, a known-sane reference.
 The pruner waits for ``PRUNER_STARTUP_TRIALS`` finished trials and ``PRUNER_WARMUP_EPOCHS``
 epochs, then stops a trial whose eval MAE is worse than the median of earlier trials at

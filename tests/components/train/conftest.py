@@ -41,3 +41,16 @@ def trained_model(splits_and_stats):
     model = model_lib.build_model(TINY_PARAMS, stats)
     model_lib.fit(model, splits["train"], splits["eval"], stats, TINY_PARAMS, epochs=3, patience=3)
     return model
+
+
+@pytest.fixture(scope="session")
+def trained_ensemble(splits_and_stats, trained_model):
+    """``(ensemble, members)``: the fixture model averaged with a second, differently
+    seeded one."""
+    from components.train import model as model_lib
+
+    splits, stats = splits_and_stats
+    model_lib.seed_everything(1)
+    other = model_lib.build_model(TINY_PARAMS, stats, name="other")
+    model_lib.fit(other, splits["train"], splits["eval"], stats, TINY_PARAMS, epochs=3, patience=3)
+    return model_lib.build_ensemble([trained_model, other]), [trained_model, other]

@@ -61,3 +61,10 @@ def test_missing_feature_is_named(exported, splits_and_stats):
     del features["dow_sin"]
     with pytest.raises(KeyError, match="dow_sin"):
         load_serving_fn(exported[1])(features)
+
+
+def test_exported_ensemble_predicts_what_it_predicts_in_memory(trained_ensemble, splits_and_stats, tmp_path):
+    ensemble, _ = trained_ensemble
+    test = splits_and_stats[0]["test"]
+    served = load_serving_fn(export_serving_model(ensemble, tmp_path, 2))(test.features)
+    np.testing.assert_allclose(served, model_lib.predict_log_return(ensemble, test), rtol=0, atol=1e-7)

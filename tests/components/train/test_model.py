@@ -65,3 +65,13 @@ def test_seeded_fits_are_identical(splits_and_stats):
         assert set(history) >= {"loss", "val_loss", "val_price_mae"}
         predictions.append(model_lib.predict_log_return(model, splits["test"]))
     np.testing.assert_array_equal(predictions[0], predictions[1])
+
+
+def test_ensemble_averages_its_members(trained_ensemble, splits_and_stats):
+    ensemble, members = trained_ensemble
+    test = splits_and_stats[0]["test"]
+    each = [model_lib.predict_log_return(m, test) for m in members]
+    assert np.abs(each[0] - each[1]).max() > 0, "members should differ"
+    np.testing.assert_allclose(model_lib.predict_log_return(ensemble, test), np.mean(each, axis=0), atol=1e-8)
+    assert sorted(t.name for t in ensemble.inputs) == sorted(FEATURE_NAMES)
+    assert model_lib.build_ensemble(members[:1]) is members[0]

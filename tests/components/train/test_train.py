@@ -25,7 +25,7 @@ def passed(synthetic_data, tmp_path_factory):
     result = train(
         features_dir, stats_path, out / "best_params.json", out / "model",
         epochs=4, seed=0, max_mae_ratio=100.0, model_name="tiny", version="7",
-        report_path=out / "report.html",
+        report_path=out / "report.html", ensemble_size=2,
     )
     return out, result
 
@@ -36,11 +36,12 @@ def test_outputs_and_metrics(passed, splits_and_stats):
     assert result.version == "7"
     assert result.hparams == TINY_PARAMS
     for key in ("model_mae", "baseline_mae", "model_rmse", "model_mape", "model_directional_accuracy",
-                "mae_ratio", "epochs_run", "best_epoch"):
+                "mae_ratio", "eval_mae_ratio", "mean_epochs_run", "mean_best_epoch"):
         assert math.isfinite(result.metrics[key]), key
+    assert result.metrics["ensemble_size"] == 2 and len(result.histories) == 2
     assert result.metrics["mae_ratio"] == pytest.approx(result.metrics["model_mae"] / result.metrics["baseline_mae"])
     assert result.metrics["test_rows"] == len(splits_and_stats[0]["test"])
-    assert 1 <= result.metrics["best_epoch"] <= result.metrics["epochs_run"] <= 4
+    assert 1 <= result.metrics["mean_best_epoch"] <= result.metrics["mean_epochs_run"] <= 4
 
 
 def test_metrics_are_those_of_the_exported_model(passed, splits_and_stats):
@@ -61,7 +62,7 @@ def test_gate_passes_when_ratio_is_within_the_threshold(passed):
 def test_gate_fails_when_the_threshold_is_tiny(synthetic_data, tmp_path):
     result = train(
         *synthetic_data, TINY_PARAMS, tmp_path / "model", epochs=2, seed=0,
-        max_mae_ratio=1e-6, version="1", report_path=tmp_path / "report.html",
+        max_mae_ratio=1e-6, version="1", report_path=tmp_path / "report.html", ensemble_size=1,
     )
     assert result.passed_gate is False and result.mae_ratio > 1e-6
     assert result.export_path.is_dir(), "the model is exported either way; deploy reads the gate"
@@ -85,6 +86,8 @@ def test_bad_inputs_fail_clearly(synthetic_data, tmp_path):
         train(*synthetic_data, tmp_path / "nope.json", tmp_path / "m", epochs=1, seed=0, report_path=tmp_path / "r.html")
     with pytest.raises(ValueError, match="folder name"):
         train(*synthetic_data, {}, tmp_path / "m", epochs=1, seed=0, model_name="a/b", report_path=tmp_path / "r.html")
+    with pytest.raises(ValueError, match="ensemble_size"):
+        train(*synthetic_data, {}, tmp_path / "m", epochs=1, seed=0, ensemble_size=0, report_path=tmp_path / "r.html")
 
 
 def _cli(*args):
@@ -109,7 +112,8 @@ def test_cli_trains_and_requires_the_gate(synthetic_data, tmp_path):
     params = tmp_path / "p.json"
     params.write_text(json.dumps(TINY_PARAMS))
     run = _cli(features_dir, "--stats", stats_path, "--best-params", params, "--output-dir", tmp_path,
-               "--epochs", "2", "--max-mae-ratio", "1e-9", "--version", "3", "--require-gate", "-q")
+               "--epochs", "2", "--max-mae-ratio", "1e-9", "--version", "3", "--ensemble-size", "1",
+               "--require-gate", "-q")
     assert run.returncode == 3, run.stderr
     assert "gate FAILED" in run.stdout
     metrics = json.loads((tmp_path / "metrics.json").read_text())
