@@ -68,13 +68,13 @@ def plot_histories(histories: Sequence[Mapping[str, Sequence[float]]]) -> str:
         color = plt.cm.tab10(i % 10)
         for key, style in (("loss", "-"), ("val_loss", "--")):
             if key in history:
-                label = f"net {i + 1} {'train (incl. L2)' if key == 'loss' else 'eval'}"
+                label = f"net {i + 1}" if key == "loss" else None
                 ax.plot(np.arange(1, len(history[key]) + 1), history[key], style, color=color, label=label)
     ax.set_yscale("log")
     ax.set_xlabel("epoch")
     ax.set_ylabel("Huber loss, standardised target")
-    ax.set_title("Training curves (solid: train, dashed: eval)")
-    ax.legend(fontsize="x-small", ncol=2)
+    ax.set_title("Training curves (solid: train incl. L2 penalty, dashed: eval)")
+    ax.legend(fontsize="small")
     return _png(fig)
 
 
