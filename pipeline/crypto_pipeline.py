@@ -11,16 +11,21 @@ Compile it with ``python pipeline/crypto_pipeline.py out.yaml`` or
 import sys
 from pathlib import Path
 
-from kfp import compiler, dsl
+from kfp import compiler, dsl, kubernetes
 
 from components.deploy.component import deploy_op
 from components.ingest.component import ingest_op
 from components.ingest.ingest import DEFAULT_SHA256, DEFAULT_SOURCE
+from components.placement import PIPELINES_LABEL, PIPELINES_TAINT
 from components.train.component import train_op
 from components.transform.component import transform_op
 from components.tune.component import tune_op
 
 PIPELINE_NAME = "crypto-forecast"
+
+# GKE API spelling of a taint effect -> Kubernetes spelling (what a toleration names).
+_KUBERNETES_EFFECT = {"NO_SCHEDULE": "NoSchedule", "PREFER_NO_SCHEDULE": "PreferNoSchedule",
+                      "NO_EXECUTE": "NoExecute"}
 
 #: One line per pipeline parameter, for ``--help`` and the README.
 PARAMETER_HELP = {
@@ -43,6 +48,22 @@ PARAMETER_HELP = {
     "model_name": "name of the model in the repository",
     "deploy_target": "local (model repository + server); vertex and gke are not built yet",
 }
+
+
+def on_pipelines_pool(task: dsl.PipelineTask) -> dsl.PipelineTask:
+    """Schedule ``task``'s pod on the spot ``pipelines`` node pool (node selector plus
+    toleration of its taint). This goes into the compiled platform spec; ``kfp.local``
+    ignores it."""
+    for key, value in PIPELINES_LABEL.items():
+        kubernetes.add_node_selector(task, label_key=key, label_value=value)
+    kubernetes.add_toleration(
+        task,
+        key=PIPELINES_TAINT["key"],
+        operator="Equal",
+        value=PIPELINES_TAINT["value"],
+        effect=_KUBERNETES_EFFECT[PIPELINES_TAINT["effect"]],
+    )
+    return task
 
 
 @dsl.pipeline(
@@ -77,6 +98,7 @@ def crypto_pipeline(
         expected_sha256=source_sha256,
         column_mapping=column_mapping,
     ).set_display_name("ingest")
+    on_pipelines_pool(ingest)
     transform = transform_op(
         raw=ingest.outputs["raw"],
         coins=coins,
@@ -85,6 +107,7 @@ def crypto_pipeline(
         column_mapping=column_mapping,
         runner=runner,
     ).set_display_name("transform")
+    on_pipelines_pool(transform)
     tune = tune_op(
         features=transform.outputs["features"],
         stats=transform.outputs["stats"],
@@ -94,6 +117,7 @@ def crypto_pipeline(
         seed=seed,
         backend=tune_backend,
     ).set_display_name("tune")
+    on_pipelines_pool(tune)
     train = train_op(
         features=transform.outputs["features"],
         stats=transform.outputs["stats"],
@@ -103,14 +127,16 @@ def crypto_pipeline(
         max_mae_ratio=max_mae_ratio,
         model_name=model_name,
     ).set_display_name("train")
+    on_pipelines_pool(train)
     with dsl.If(train.outputs["Output"] == True, name="passed-evaluation-gate"):  # noqa: E712
-        deploy_op(
+        deploy = deploy_op(
             model=train.outputs["model"],
             target=deploy_target,
             model_repository=model_repository,
             model_name=model_name,
             source_run=dsl.PIPELINE_JOB_NAME_PLACEHOLDER,
         ).set_display_name("deploy")
+        on_pipelines_pool(deploy)
 
 
 def compile_pipeline(output: str | Path) -> Path:

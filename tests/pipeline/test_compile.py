@@ -10,15 +10,25 @@ import pytest
 import yaml
 
 from components.images import STEPS, image_for
+from components.placement import PIPELINES_LABEL, PIPELINES_TAINT
 from pipeline.crypto_pipeline import compile_pipeline
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 
+def _documents(path: Path) -> list[dict]:
+    """The pipeline spec, then the platform spec (node placement) when there is one."""
+    return list(yaml.safe_load_all(path.read_text()))
+
+
 @pytest.fixture(scope="module")
-def compiled(tmp_path_factory):
-    path = compile_pipeline(tmp_path_factory.mktemp("compiled") / "pipeline.yaml")
-    return yaml.safe_load(path.read_text())
+def compiled_documents(tmp_path_factory):
+    return _documents(compile_pipeline(tmp_path_factory.mktemp("compiled") / "pipeline.yaml"))
+
+
+@pytest.fixture(scope="module")
+def compiled(compiled_documents):
+    return compiled_documents[0]
 
 
 def _all_tasks(spec: dict) -> dict[str, dict]:
@@ -68,15 +78,26 @@ def test_data_flows_between_steps(compiled):
         "producerTask"] == "ingest-op"
 
 
+def test_every_step_runs_on_the_pipelines_pool(compiled_documents):
+    assert len(compiled_documents) == 2, "no platform spec: steps would not be placed"
+    executors = compiled_documents[1]["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
+    assert set(executors) == {f"exec-{step}-op" for step in STEPS}
+    toleration = {"key": PIPELINES_TAINT["key"], "operator": "Equal",
+                  "value": PIPELINES_TAINT["value"], "effect": "NoSchedule"}
+    for name, config in executors.items():
+        assert config["nodeSelector"]["labels"] == PIPELINES_LABEL, name
+        assert config["tolerations"] == [toleration], name
+
+
 def test_script_entry_point_compiles(tmp_path):
     out = tmp_path / "out.yaml"
     subprocess.run([sys.executable, "pipeline/crypto_pipeline.py", str(out)], check=True,
                    capture_output=True, cwd=PROJECT_ROOT)
-    assert yaml.safe_load(out.read_text())["pipelineInfo"]["name"] == "crypto-forecast"
+    assert _documents(out)[0]["pipelineInfo"]["name"] == "crypto-forecast"
 
 
 def test_module_cli_compiles(tmp_path):
     out = tmp_path / "cli.yaml"
     subprocess.run([sys.executable, "-m", "pipeline", "compile", "--output", str(out)],
                    check=True, capture_output=True, cwd=PROJECT_ROOT)
-    assert "deploymentSpec" in yaml.safe_load(out.read_text())
+    assert "deploymentSpec" in _documents(out)[0]
