@@ -1,0 +1,177 @@
+"""Pipeline arguments per backend profile.
+
+The local profile is the pipeline's own defaults plus directories under ``--root`` (see
+``python -m pipeline run-local``). The gcp profile is filled from the Pulumi stack
+outputs (``pulumi stack output --json``): where the data lake and the model repository
+are, which registry holds the step images and where KFP keeps artifacts.
+
+Secret outputs (the kubeconfig, service-account keys) are dropped on load: nothing here
+needs them, and what is never held cannot be printed.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from components.placement import PIPELINES_LABEL, PIPELINES_TAINT
+
+#: Stack outputs the cloud submit path reads, with what each is for.
+REQUIRED_OUTPUTS = {
+    "registry_url": "Artifact Registry prefix of the step images",
+    "raw_bucket": "data lake (gs:// URI)",
+    "models_bucket": "model repository (gs:// URI)",
+    "pipeline_root": "where KFP writes the run's artifacts (gs:// URI)",
+}
+#: Outputs that are Pulumi secrets; never kept, never printed.
+SECRET_OUTPUTS = ("kubeconfig", "service_account_keys")
+#: Deploy targets that exist as parameters but are not built yet.
+UNBUILT_DEPLOY_TARGETS = ("vertex", "gke")
+
+PULUMI_INSTALL = "https://www.pulumi.com/docs/install/"
+
+
+class StackOutputsError(RuntimeError):
+    """The stack outputs are missing, unreadable or incomplete."""
+
+
+def _fix_hint(stack: str | None = None) -> str:
+    which = f"stack {stack!r}" if stack else "the right stack (--stack NAME or `pulumi stack select`)"
+    return (f"Run `pulumi up` for {which}, or pass --stack-outputs FILE written by "
+            "`pulumi stack output --json > FILE`.")
+
+
+def _missing(outputs: dict[str, Any], keys) -> list[str]:
+    return [key for key in keys if outputs.get(key) in (None, "")]
+
+
+def validate_stack_outputs(outputs: dict[str, Any]) -> None:
+    """Every output the submit path needs is there and well-formed; the pipelines-pool
+    placement the stack reports is the one the pipeline is compiled with."""
+    missing = _missing(outputs, REQUIRED_OUTPUTS)
+    if missing:
+        named = "; ".join(f"{key} ({REQUIRED_OUTPUTS[key]})" for key in missing)
+        raise StackOutputsError(f"stack outputs lack {named}. {_fix_hint()}")
+    for key in ("raw_bucket", "models_bucket", "pipeline_root"):
+        if not str(outputs[key]).startswith("gs://"):
+            raise StackOutputsError(
+                f"stack output {key} should be a gs:// URI, got {outputs[key]!r}. {_fix_hint()}")
+    selector = outputs.get("pipelines_node_selector")
+    if selector is not None and selector != PIPELINES_LABEL:
+        raise StackOutputsError(
+            f"the stack's pipelines pool has node label {selector}, but the pipeline selects "
+            f"{PIPELINES_LABEL} (components/placement.py): steps would never be scheduled. "
+            "Update the stack (`pulumi up`) or components/placement.py so they agree.")
+    toleration = outputs.get("pipelines_toleration")
+    if toleration is not None and (
+        toleration.get("key"), toleration.get("value")
+    ) != (PIPELINES_TAINT["key"], PIPELINES_TAINT["value"]):
+        raise StackOutputsError(
+            f"the stack's pipelines pool taint {toleration.get('key')}={toleration.get('value')} "
+            f"differs from the pipeline's toleration {PIPELINES_TAINT['key']}="
+            f"{PIPELINES_TAINT['value']} (components/placement.py): steps would never be "
+            "scheduled. Update the stack (`pulumi up`) or components/placement.py.")
+
+
+def gcp_arguments(stack_outputs: dict[str, Any]) -> dict[str, Any]:
+    """Pipeline arguments of the gcp profile, from the stack outputs.
+
+    ``runner="local"``: Beam runs in-process inside the transform pod (Dataflow
+    submission is not built yet). ``deploy_target="vertex"``: the cloud target, not
+    built yet either, so a run whose model passes the gate fails at deploy with
+    NotImplementedError (see ``cloud_warnings``).
+    """
+    missing = _missing(stack_outputs, ("raw_bucket", "models_bucket"))
+    if missing:
+        raise StackOutputsError(f"stack outputs lack {', '.join(missing)}. {_fix_hint()}")
+    return {
+        "lake": str(stack_outputs["raw_bucket"]).rstrip("/"),
+        "model_repository": str(stack_outputs["models_bucket"]).rstrip("/") + "/repository",
+        "runner": "local",
+        "deploy_target": "vertex",
+    }
+
+
+def validate_cloud_arguments(arguments: dict[str, Any]) -> None:
+    """Refuse arguments that cannot work in a pod: local paths are lost with the pod."""
+    for name in ("lake", "model_repository"):
+        value = str(arguments.get(name, ""))
+        if not value.startswith("gs://"):
+            raise StackOutputsError(
+                f"{name} must be a gs:// URI on the cluster, got {value!r}: a path inside a "
+                "step's pod is lost when the pod ends.")
+    source = str(arguments.get("source", ""))
+    if source and not source.startswith(("https://", "http://", "gs://")):
+        raise StackOutputsError(
+            f"source must be an https URL or a gs:// URI on the cluster, got {source!r}: the "
+            "steps cannot read this machine's files. Upload it first, e.g. "
+            "`gcloud storage cp FILE $(pulumi stack output raw_bucket)/uploads/`.")
+    if arguments.get("deploy_target") == "local":
+        raise StackOutputsError(
+            "deploy_target 'local' writes the model repository into the deploy step's pod, "
+            "where it is lost when the pod ends; it is for kfp.local runs only.")
+
+
+def cloud_warnings(arguments: dict[str, Any]) -> list[str]:
+    """What will fail on the cluster because it is not built yet."""
+    warnings = []
+    target = arguments.get("deploy_target")
+    if target in UNBUILT_DEPLOY_TARGETS:
+        warnings.append(
+            f"deploy target {target!r} is not built yet: if the model passes the evaluation "
+            "gate, the deploy step fails with NotImplementedError (ingest, transform, tune "
+            "and train run, and their artifacts stay in the pipeline root).")
+    if arguments.get("runner") == "dataflow":
+        warnings.append("runner 'dataflow' is not wired into the pipeline yet: the transform "
+                        "step fails; the default runner 'local' runs Beam inside its pod.")
+    backend = arguments.get("tune_backend")
+    if backend not in (None, "optuna"):
+        warnings.append(f"tune backend {backend!r} is not built yet: the tune step fails.")
+    return warnings
+
+
+def _parse(text: str, origin: str) -> dict[str, Any]:
+    try:
+        outputs = json.loads(text)
+    except json.JSONDecodeError as exc:
+        # The message names the position only, never the content (it may hold secrets).
+        raise StackOutputsError(f"{origin} is not JSON ({exc.msg} at line {exc.lineno}). "
+                                f"{_fix_hint()}") from None
+    if not isinstance(outputs, dict):
+        raise StackOutputsError(f"{origin} is not a JSON object of stack outputs. {_fix_hint()}")
+    return {key: value for key, value in outputs.items() if key not in SECRET_OUTPUTS}
+
+
+def load_stack_outputs(path: str | None = None, stack: str | None = None) -> dict[str, Any]:
+    """The stack outputs, without secrets: from ``path`` (JSON written by ``pulumi stack
+    output --json``; ``-`` is stdin), else from ``pulumi stack output --json [--stack S]``."""
+    if path is not None:
+        if path == "-":
+            return _parse(sys.stdin.read(), "stdin")
+        file = Path(path)
+        if not file.is_file():
+            raise StackOutputsError(f"stack outputs file not found: {path}. {_fix_hint()}")
+        return _parse(file.read_text(encoding="utf-8"), str(file))
+
+    pulumi = shutil.which("pulumi")
+    if pulumi is None:
+        raise StackOutputsError(
+            f"the Pulumi CLI is not on PATH. Install it ({PULUMI_INSTALL}), or pass "
+            "--stack-outputs FILE with the JSON of `pulumi stack output --json` "
+            "(run wherever the CLI and the stack are).")
+    command = [pulumi, "stack", "output", "--json"]  # never --show-secrets
+    if stack:
+        command += ["--stack", stack]
+    try:
+        proc = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
+    except subprocess.TimeoutExpired:
+        raise StackOutputsError("`pulumi stack output --json` did not answer within 120 s. "
+                                f"{_fix_hint(stack)}") from None
+    if proc.returncode != 0:
+        detail = proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else "no message"
+        raise StackOutputsError(f"`pulumi stack output --json` failed: {detail}. {_fix_hint(stack)}")
+    return _parse(proc.stdout, "`pulumi stack output --json`")

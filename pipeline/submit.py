@@ -1,0 +1,160 @@
+"""Compile the pipeline for a cluster and submit it to Kubeflow Pipelines.
+
+The run is created from the compiled package (``create_run_from_pipeline_package``), not
+by uploading a pipeline first: every run carries the exact spec it ran (visible on its
+run page), and nothing accumulates in the KFP pipeline list or clashes with an earlier
+upload of the same name. Uploading pays off for recurring runs, which this is not.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import io
+import json
+import os
+import subprocess
+import sys
+import urllib.error
+import urllib.request
+import warnings
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+HEALTHZ_PATH = "/apis/v2beta1/healthz"
+PORT_FORWARD_HINT = (
+    "Reach the KFP API through the UI service: in another terminal run\n"
+    "    make kubeconfig && export KUBECONFIG=$PWD/.local/kubeconfig\n"
+    "    kubectl -n {namespace} port-forward svc/ml-pipeline-ui 8080:80\n"
+    "then pass --host http://localhost:8080 (the default)."
+)
+
+
+class SubmitError(RuntimeError):
+    """Compiling for the cluster or submitting the run failed; the message says why."""
+
+
+class KfpUnreachableError(SubmitError):
+    """No Kubeflow Pipelines API answers at the host."""
+
+
+def compile_for_registry(registry_url: str, output: Path) -> Path:
+    """Compile the pipeline with every step image under ``registry_url``.
+
+    Image names are fixed when the component modules are imported, so this compiles in a
+    fresh interpreter with ``CRYPTO_KFP_REGISTRY`` set (``CRYPTO_KFP_IMAGE_TAG`` passes
+    through), whatever this process has imported already.
+    """
+    env = {**os.environ, "CRYPTO_KFP_REGISTRY": registry_url.rstrip("/")}
+    project_root = Path(__file__).resolve().parent.parent
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(project_root), env.get("PYTHONPATH")]))
+    proc = subprocess.run(
+        [sys.executable, "-m", "pipeline", "compile", "--output", str(output)],
+        capture_output=True, text=True, env=env, timeout=300, check=False,
+    )
+    if proc.returncode != 0:
+        raise SubmitError(f"compiling the pipeline failed:\n{proc.stderr.strip()}")
+    images = compiled_images(output)
+    wrong = {step: image for step, image in images.items()
+             if not image.startswith(registry_url.rstrip("/") + "/")}
+    if wrong:
+        raise SubmitError(f"compiled images are not under {registry_url}: {wrong}")
+    return output
+
+
+def _documents(pipeline_yaml: Path) -> list[dict]:
+    return list(yaml.safe_load_all(pipeline_yaml.read_text(encoding="utf-8")))
+
+
+def compiled_images(pipeline_yaml: Path) -> dict[str, str]:
+    """Executor name (``exec-<step>-op``) -> container image, from a compiled pipeline."""
+    executors = _documents(pipeline_yaml)[0]["deploymentSpec"]["executors"]
+    return {name: spec["container"]["image"] for name, spec in sorted(executors.items())}
+
+
+def check_kfp_reachable(host: str, *, kfp_namespace: str = "kubeflow", timeout: float = 10.0) -> dict:
+    """GET the KFP health endpoint; return its JSON or raise a ``KfpUnreachableError``
+    that says how to reach the cluster. Fails in seconds, where ``kfp.Client`` retries."""
+    url = host.rstrip("/") + HEALTHZ_PATH
+    hint = PORT_FORWARD_HINT.format(namespace=kfp_namespace)
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            body = response.read()
+    except urllib.error.HTTPError as exc:
+        raise KfpUnreachableError(
+            f"{url} answered HTTP {exc.code}: this does not look like the Kubeflow Pipelines "
+            f"API (is --host the KFP UI or ml-pipeline service?).\n{hint}") from None
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        reason = getattr(exc, "reason", exc)
+        raise KfpUnreachableError(
+            f"cannot reach Kubeflow Pipelines at {host} ({reason}).\n{hint}") from None
+    try:
+        return json.loads(body or b"{}")
+    except json.JSONDecodeError:
+        raise KfpUnreachableError(
+            f"{url} did not answer with JSON: this does not look like the Kubeflow Pipelines "
+            f"API.\n{hint}") from None
+
+
+def default_run_name(pipeline_yaml: Path) -> str:
+    name = _documents(pipeline_yaml)[0].get("pipelineInfo", {}).get("name", "pipeline")
+    return f"{name} {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M:%S} UTC"
+
+
+def run_url(host: str, run_id: str) -> str:
+    """The run's page in the KFP UI (when ``host`` is the UI, as with the port-forward)."""
+    return f"{host.rstrip('/')}/#/runs/details/{run_id}"
+
+
+def submit(
+    host: str,
+    pipeline_yaml: Path,
+    arguments: dict[str, Any],
+    *,
+    experiment: str,
+    run_name: str | None,
+    namespace: str | None,
+    pipeline_root: str | None = None,
+    kfp_namespace: str = "kubeflow",
+    client=None,
+) -> str:
+    """Create a run of the compiled ``pipeline_yaml`` in ``experiment`` (created if new)
+    and return its run id. ``namespace`` is the user namespace of a multi-user KFP
+    install (None for the standalone install); ``pipeline_root`` overrides the cluster's
+    default artifact location; ``client`` replaces ``kfp.Client`` (tests)."""
+    hint = PORT_FORWARD_HINT.format(namespace=kfp_namespace)
+    if client is None:
+        health = check_kfp_reachable(host, kfp_namespace=kfp_namespace)
+        if health.get("multi_user") and not namespace:
+            raise SubmitError("this Kubeflow Pipelines install is multi-user: pass "
+                              "--namespace with your profile namespace.")
+        import kfp
+
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", category=FutureWarning, module="kfp")
+            client = kfp.Client(host=host, namespace=namespace) if namespace else kfp.Client(host=host)
+
+    import kfp_server_api
+    import urllib3
+
+    chatter = io.StringIO()  # kfp prints its own links; ours follow
+    try:
+        with contextlib.redirect_stdout(chatter):
+            result = client.create_run_from_pipeline_package(
+                str(pipeline_yaml),
+                arguments=arguments,
+                run_name=run_name or default_run_name(pipeline_yaml),
+                experiment_name=experiment,
+                namespace=namespace,
+                pipeline_root=pipeline_root,
+            )
+    except urllib3.exceptions.HTTPError as exc:
+        raise KfpUnreachableError(f"lost the connection to Kubeflow Pipelines at {host} "
+                                  f"({exc}).\n{hint}") from None
+    except kfp_server_api.ApiException as exc:
+        detail = (exc.body or b"").decode() if isinstance(exc.body, bytes) else exc.body
+        raise SubmitError(f"Kubeflow Pipelines at {host} refused the run: HTTP {exc.status} "
+                          f"{exc.reason}: {detail}") from None
+    return result.run_id
