@@ -8,22 +8,9 @@ import logging
 import sys
 from pathlib import Path
 
+from components.common.cli import positive_float, positive_int
 from components.train import train as train_lib
 from components.train.data import DataContractError
-
-
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    value = float(text)
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be > 0, got {value}")
-    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -42,15 +29,15 @@ def build_parser() -> argparse.ArgumentParser:
                         help="best_params.json from `python -m components.tune` "
                         "(default: the built-in defaults)")
     parser.add_argument("--output-dir", type=Path, required=True, help="where to write the outputs")
-    parser.add_argument("--epochs", type=_positive_int, default=train_lib.DEFAULT_EPOCHS,
+    parser.add_argument("--epochs", type=positive_int, default=train_lib.DEFAULT_EPOCHS,
                         help=f"epochs at most; early stopping on eval (default: {train_lib.DEFAULT_EPOCHS})")
     parser.add_argument("--seed", type=int, default=train_lib.DEFAULT_SEED,
                         help=f"seed of the first net (default: {train_lib.DEFAULT_SEED}; with tune's seed that "
                         "net is tune's best trial)")
-    parser.add_argument("--ensemble-size", type=_positive_int, default=train_lib.DEFAULT_ENSEMBLE_SIZE,
+    parser.add_argument("--ensemble-size", type=positive_int, default=train_lib.DEFAULT_ENSEMBLE_SIZE,
                         help="nets averaged into the model, seeds SEED, SEED+1, ... "
                         f"(default: {train_lib.DEFAULT_ENSEMBLE_SIZE})")
-    parser.add_argument("--max-mae-ratio", type=_positive_float, default=1.0,
+    parser.add_argument("--max-mae-ratio", type=positive_float, default=1.0,
                         help="gate threshold (default: 1.0, the model must not lose to persistence)")
     parser.add_argument("--model-name", default=train_lib.DEFAULT_MODEL_NAME,
                         help=f"name in the report (default: {train_lib.DEFAULT_MODEL_NAME})")

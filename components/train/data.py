@@ -3,7 +3,6 @@ stats.json, into float32 arrays. See components/README.md for the contract."""
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from components.common.jsonfile import read_json
 from components.transform.features import FEATURE_NAMES, TARGET_NAME
 
 SPLITS: tuple[str, ...] = ("train", "eval", "test")
@@ -61,13 +61,7 @@ class Stats:
 
 def load_stats(path: str | os.PathLike) -> Stats:
     """Read and validate stats.json (feature names, target name, mean and positive std)."""
-    path = Path(path)
-    if not path.is_file():
-        raise DataContractError(f"stats file not found: {path}")
-    try:
-        raw = json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise DataContractError(f"stats file {path} is not valid JSON: {exc}") from exc
+    raw = read_json(path, "stats", DataContractError)
     names = raw.get("feature_names")
     if names is None or tuple(names) != FEATURE_NAMES:
         raise DataContractError(

@@ -4,7 +4,6 @@ beside the persistence baseline, export the serving SavedModel and decide the ga
 from __future__ import annotations
 
 import datetime as dt
-import json
 import logging
 import os
 import re
@@ -15,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from components.common.jsonfile import read_json
 from components.train import model as model_lib
 from components.train.data import load_splits, load_stats
 from components.train.evaluate import evaluate, flat_metrics
@@ -53,12 +53,7 @@ def read_params(best_params: Mapping[str, object] | str | os.PathLike) -> dict[s
     if isinstance(best_params, Mapping):
         return model_lib.validate_hparams(best_params)
     path = Path(best_params)
-    if not path.is_file():
-        raise FileNotFoundError(f"best_params file not found: {path}")
-    try:
-        params = json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"best_params file {path} is not valid JSON: {exc}") from exc
+    params = read_json(path, "best_params")
     if not isinstance(params, dict):
         raise ValueError(f"best_params file {path} must hold a JSON object, got {type(params).__name__}")
     return model_lib.validate_hparams(params)

@@ -7,22 +7,9 @@ import logging
 import sys
 from pathlib import Path
 
+from components.common.cli import positive_float, positive_int
 from components.train.data import DataContractError
 from components.tune import tune as tune_lib
-
-
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    value = float(text)
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be > 0, got {value}")
-    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -38,12 +25,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--stats", type=Path, default=None,
                         help="stats.json of the transform (default: FEATURES_DIR/stats.json)")
     parser.add_argument("--output-dir", type=Path, required=True, help="where to write the outputs")
-    parser.add_argument("--n-trials", type=_positive_int, default=tune_lib.DEFAULT_N_TRIALS,
+    parser.add_argument("--n-trials", type=positive_int, default=tune_lib.DEFAULT_N_TRIALS,
                         help=f"trials to run (default: {tune_lib.DEFAULT_N_TRIALS})")
-    parser.add_argument("--timeout-s", type=_positive_float, default=tune_lib.DEFAULT_TIMEOUT_S,
+    parser.add_argument("--timeout-s", type=positive_float, default=tune_lib.DEFAULT_TIMEOUT_S,
                         help="no new trial starts after this many seconds "
                         f"(default: {tune_lib.DEFAULT_TIMEOUT_S})")
-    parser.add_argument("--max-epochs", type=_positive_int, default=tune_lib.DEFAULT_MAX_EPOCHS,
+    parser.add_argument("--max-epochs", type=positive_int, default=tune_lib.DEFAULT_MAX_EPOCHS,
                         help="epochs per trial at most; early stopping usually ends sooner "
                         f"(default: {tune_lib.DEFAULT_MAX_EPOCHS})")
     parser.add_argument("--seed", type=int, default=tune_lib.DEFAULT_SEED,
