@@ -1,7 +1,7 @@
 """Shared fixtures: where the real data lives.
 
 The data is not part of the project. ``CRYPTO_DATA_DIR`` points at it; the default is the
-workspace's ``shared/data`` folder next to the project checkout. A missing file is a
+workspace's ``shared/data`` folder next to the project checkout (or next to a parent). A missing file is a
 test failure, not a skip: CI must not pass without having read the data.
 """
 
@@ -18,7 +18,19 @@ FULL_CSV_SHA256 = "4dd246ed93318ea4dfa0fd1226080c74422a6e08909e85e63da11522adaf3
 
 
 def _data_dir() -> Path:
-    return Path(os.environ.get("CRYPTO_DATA_DIR", DEFAULT_DATA_DIR)).resolve()
+    """``CRYPTO_DATA_DIR``, else the nearest ``shared/data`` beside the checkout or beside
+    one of its parent folders (a CI checkout may sit one level deeper than a work tree)."""
+    if "CRYPTO_DATA_DIR" in os.environ:
+        return Path(os.environ["CRYPTO_DATA_DIR"]).resolve()
+    for ancestor in PROJECT_ROOT.parents:
+        candidate = ancestor / "shared" / "data"
+        if (candidate / "crypto-markets.csv").is_file():
+            return candidate.resolve()
+    return DEFAULT_DATA_DIR.resolve()
+
+
+# Subprocesses started by tests (CLIs, local_test.sh scripts) find the same folder.
+os.environ.setdefault("CRYPTO_DATA_DIR", str(_data_dir()))
 
 
 def _require(path: Path) -> Path:
