@@ -79,8 +79,10 @@ def check_kfp_reachable(host: str, *, kfp_namespace: str = "kubeflow", timeout: 
     that says how to reach the cluster. Fails in seconds, where ``kfp.Client`` retries."""
     url = host.rstrip("/") + HEALTHZ_PATH
     hint = PORT_FORWARD_HINT.format(namespace=kfp_namespace)
+    # No proxy from the environment, as kfp.Client (urllib3) uses none: same route as the run.
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as response:
+        with opener.open(url, timeout=timeout) as response:
             body = response.read()
     except urllib.error.HTTPError as exc:
         raise KfpUnreachableError(
