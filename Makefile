@@ -13,8 +13,11 @@ PIPELINE_YAML ?= out/crypto_pipeline.yaml
 # Cloud stack (Pulumi). STACK=<name> picks a stack; empty uses the selected one.
 STACK ?=
 PULUMI_STACK = $(if $(STACK),--stack $(STACK))
+# KFP API endpoint for `make pipeline` (kubectl -n kubeflow port-forward svc/ml-pipeline-ui 8080:80).
+HOST ?= http://localhost:8080
+SKIP_IMAGES ?=
 
-.PHONY: help setup test test-infra lint local compile images bench clean preview up destroy keys kubeconfig
+.PHONY: help setup test test-infra lint local compile images bench clean preview up destroy keys kubeconfig pipeline
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -65,6 +68,13 @@ kubeconfig: $(STAMP) ## Write the cluster kubeconfig to .local/kubeconfig (token
 	@mkdir -p .local
 	@umask 077; pulumi stack output kubeconfig --show-secrets $(PULUMI_STACK) > .local/kubeconfig
 	@echo "export KUBECONFIG=$$PWD/.local/kubeconfig"
+
+pipeline: $(STAMP) ## Build+push the step images (SKIP_IMAGES=1 skips), compile for the cluster, submit a run (HOST=, STACK=, ARGS=)
+	set -euo pipefail; \
+	if [ -z "$(SKIP_IMAGES)" ]; then \
+	  CRYPTO_KFP_REGISTRY="$$(pulumi stack output registry_url $(PULUMI_STACK))" $(MAKE) --no-print-directory images; \
+	fi; \
+	$(PY) -m pipeline submit --host "$(HOST)" $(PULUMI_STACK) $(ARGS)
 
 clean: ## Remove local run outputs (keeps .venv)
 	rm -rf .local out

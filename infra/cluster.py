@@ -21,14 +21,14 @@ import json
 import pulumi
 import pulumi_gcp as gcp
 
+from components.placement import PIPELINES_LABEL, PIPELINES_TAINT
 from infra.config import Settings
 from infra.network import PODS_RANGE, SERVICES_RANGE, Network
 from infra.options import child_options
 
-# Pipeline steps tolerate this taint and select this label; nothing else lands on the
-# spot pool, so KFP's own services never run on nodes that can be reclaimed.
-PIPELINES_LABEL = {"pool": "pipelines"}
-PIPELINES_TAINT = {"key": "pool", "value": "pipelines", "effect": "NO_SCHEDULE"}
+# Pipeline steps tolerate the pipelines taint and select its label (one definition,
+# shared with the pipeline); nothing else lands on the spot pool, so KFP's own services
+# never run on nodes that can be reclaimed.
 SYSTEM_LABEL = {"pool": "system"}
 # Access is decided by IAM roles of the node service account; the broad scope only stops
 # scopes from silently narrowing them.

@@ -102,7 +102,7 @@ def test_validation_rejects_a_pool_the_pipeline_does_not_select():
 
 
 def test_infra_creates_the_pool_the_pipeline_selects():
-    """Until infra imports components.placement, its literals must equal ours."""
+    """infra creates the pipelines pool from the same constants the pipeline selects."""
     tree = ast.parse((PROJECT_ROOT / "infra" / "cluster.py").read_text())
     imported = {alias.name for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)
                 and node.module == "components.placement" for alias in node.names}
