@@ -22,7 +22,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--coins", default="bitcoin",
                         help="'all', or comma-separated slugs (default: bitcoin)")
     parser.add_argument("--split", default="0.7,0.15,0.15",
-                        help="train,eval,test fractions of each coin's dates (default: 0.7,0.15,0.15)")
+                        help="train,eval,test fractions of each coin's dates; the last day before "
+                             "each later split is purged (default: 0.7,0.15,0.15)")
     parser.add_argument("--max-rejected-fraction", type=float, default=0.05,
                         help="fail when a larger share of rows is rejected (default: 0.05)")
     parser.add_argument("--column-mapping", default=None,

@@ -1,7 +1,8 @@
 """Per-coin steps of the transform and the train statistics (pure Python, no Beam).
 
 One coin's accepted rows → sorted, de-duplicated bars → examples (``features.build_examples``)
-→ time-ordered train / eval / test split by date.
+→ time-ordered train / eval / test split by date. The last row of a split that a later
+split follows is purged: its target is the return into that split's first day.
 """
 
 from __future__ import annotations
@@ -46,7 +47,10 @@ def parse_split(split: str | Sequence[float]) -> tuple[float, float, float]:
 
 
 def split_sizes(n: int, fractions: Sequence[float]) -> tuple[int, int, int]:
-    """Rows of train, eval, test for ``n`` date-ordered rows (floors; test takes the rest)."""
+    """Rows of train, eval, test for ``n`` date-ordered rows (floors; test takes the rest).
+
+    Sizes before ``process_coin`` purges the last row of each split that a later one follows.
+    """
     train = math.floor(n * fractions[0] + 1e-9)
     train_eval = max(train, math.floor(n * (fractions[0] + fractions[1]) + 1e-9))
     return train, train_eval - train, n - train_eval
@@ -96,7 +100,7 @@ class CoinResult:
 
 
 def process_coin(coin: str, rows: Iterable[ParsedRow], fractions: Sequence[float]) -> CoinResult:
-    """Sort, de-duplicate, count gaps, build examples and split them by date."""
+    """Sort, de-duplicate, count gaps, build examples, split them by date, purge boundaries."""
     bars, duplicates = dedupe_bars(rows)
     gaps = len(split_on_gaps(bars)) - 1 if bars else 0
     # The last day of each run has no target: not a training example.
@@ -106,6 +110,14 @@ def process_coin(coin: str, rows: Iterable[ParsedRow], fractions: Sequence[float
         ("train" if i < n_train else "eval" if i < n_train + n_eval else "test", ex)
         for i, ex in enumerate(examples)
     ]
+    # Purge one day at each split boundary: the last row of a split has as its target the
+    # return into the first day of the next split, so keeping it would let train see an
+    # eval-period price (and eval a test-period one).
+    # The coin's last row ends the last non-empty split and is always kept; a coin without
+    # examples stays empty.
+    labelled = [
+        item for item, nxt in zip(labelled, labelled[1:], strict=False) if nxt[0] == item[0]
+    ] + labelled[-1:]
     return CoinResult(coin=coin, bars=len(bars), duplicates=duplicates, gaps=gaps, examples=labelled)
 
 

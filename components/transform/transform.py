@@ -233,7 +233,8 @@ def run_transform(
     """Run the transform; see the module docstring for the outputs.
 
     ``coins``: ``"all"``, a slug or a comma list (case-insensitive). ``split``: train,
-    eval, test fractions of each coin's dates. ``pipeline_options``: for ``"dataflow"``
+    eval, test fractions of each coin's dates (then the last day of each split that a later
+    one follows is purged, see ``series.process_coin``). ``pipeline_options``: for ``"dataflow"``
     the keyword arguments of ``dataflow_options``; for ``"local"`` extra Beam options.
 
     Raises TransformError for bad parameters, a missing input or unusable data, SchemaError
@@ -315,7 +316,10 @@ def _check(summary: TransformSummary, stats: dict, wanted, max_rejected_fraction
             raise TransformError(f"coins not in the input: {', '.join(missing)}. "
                                  f"Available: {available}")
     if summary.splits["train"]["rows"] == 0:
+        split = ",".join(f"{f:g}" for f in stats["split_fractions"])
         raise TransformError(
-            f"no training rows: a coin needs {HISTORY_DAYS + 1} consecutive days "
-            f"({HISTORY_DAYS} of history and a known next day); per-coin days: "
+            f"no training rows with split {split}: a coin needs at least {HISTORY_DAYS + 1} "
+            f"consecutive days ({HISTORY_DAYS} of history and a known next day), and its train "
+            "share needs 2 examples when eval or test follow (the last train day is purged at "
+            "the boundary); per-coin days: "
             f"{ {c: v['bars'] for c, v in summary.coins.items()} }")

@@ -55,7 +55,13 @@ def test_coin_examples_are_split_in_time_order_per_coin() -> None:
         for coin, dates in by_coin.items():
             ordered = [d for s in SPLITS for d in sorted(dates[s])]
             assert ordered == sorted(ordered), f"{coin}: a later date is in an earlier split"
-        assert {c: sum(map(len, d.values())) for c, d in by_coin.items()} == {"aaa": 29, "bbb": 14}
+            for earlier, later in zip(SPLITS, SPLITS[1:], strict=False):
+                # Purged boundary: the target day (date + 1) of an earlier split's last row
+                # comes before the later split starts.
+                assert max(dates[earlier]) + dt.timedelta(days=1) < min(dates[later]), coin
+        # aaa: 29 examples sized 20 / 4 / 5; bbb: 14 sized 9 / 2 / 3; each loses its last
+        # train and last eval row to the purge.
+        assert {c: sum(map(len, d.values())) for c, d in by_coin.items()} == {"aaa": 27, "bbb": 12}
 
     with _pipeline() as p:
         out = (p | beam.Create(rows[::-1])
@@ -66,7 +72,7 @@ def test_coin_examples_are_split_in_time_order_per_coin() -> None:
         assert_that(out.examples, date_order_holds, label="order")
         assert_that(
             out.info | beam.Map(lambda i: (i["coin"], i["bars"], i["duplicates"], i["counts"]["train"])),
-            equal_to([("aaa", 60, 1, 20), ("bbb", 45, 0, 9)]), label="info")
+            equal_to([("aaa", 60, 1, 19), ("bbb", 45, 0, 8)]), label="info")
 
 
 def test_train_moments_combine_equals_numpy() -> None:

@@ -55,5 +55,6 @@ def test_prints_per_coin_counts(bitcoin_csv: Path, tmp_path: Path, capsys) -> No
     # The Bitcoin-only file has ISO dates (the full file has d/m/yyyy).
     assert main([str(bitcoin_csv), "--output-dir", str(tmp_path), "-q"]) == 0
     out = capsys.readouterr().out
-    assert "bitcoin" in out and "1793   1233    264    265" in out
+    # 1,762 examples sized 1,233 / 264 / 265, less the purged last train and last eval day.
+    assert "bitcoin" in out and "1793   1232    263    265" in out
     assert "input rows 1793: accepted 1793, rejected 0" in out

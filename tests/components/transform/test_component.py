@@ -48,11 +48,12 @@ def test_runs_under_kfp_local(bitcoin_csv: Path, tmp_path: Path) -> None:
     assert sorted(p.name for p in features.iterdir()) == [
         "eval-00000-of-00001.csv", "test-00000-of-00001.csv", "train-00000-of-00001.csv"]
     stats = json.loads((task_dir / "stats").read_text())
-    assert stats["splits"]["train"]["rows"] == 1233
+    # 1,762 examples sized 1,233 / 264 / 265, less the purged last train and last eval day.
+    assert stats["splits"]["train"]["rows"] == 1232
     assert (task_dir / "rejected").read_text() == "line,reason,raw\n"
     outputs = json.loads((task_dir / "executor_output.json").read_text())["artifacts"]
     metrics = outputs["metrics"]["artifacts"][0]["metadata"]
-    assert metrics == {"train_rows": 1233, "eval_rows": 264, "test_rows": 265, "input_rows": 1793,
+    assert metrics == {"train_rows": 1232, "eval_rows": 263, "test_rows": 265, "input_rows": 1793,
                        "rejected_rows": 0, "rejected_fraction": 0.0, "duplicates": 0, "gaps": 0,
                        "coins": 1}
     assert outputs["features"]["artifacts"][0]["metadata"]["format"] == "csv"

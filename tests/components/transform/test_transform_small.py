@@ -28,15 +28,18 @@ def read_rows(out: Path, split: str = "*") -> list[dict[str, str]]:
 
 
 def test_features_match_a_hand_computed_sample(tmp_path: Path) -> None:
-    # 30 flat days at 100, then +10%, +10%, flat. Days 30 and 31 have the 31 bars of
-    # history a row needs; day 32 is the last day (no target) and is not written.
-    closes = [100.0] * 30 + [110.0, 121.0, 121.0]
-    volumes = [1000.0 * (t + 1) for t in range(33)]
+    # 30 flat days at 100, then +10%, +10%, flat, and three more days. Days 30..34 have the
+    # 31 bars of history a row needs and a known next day (day 35, the last, is not written).
+    # Those 5 examples split 3 / 1 / 1; the purge drops day 32 (last train) and day 33 (the
+    # only eval day), so days 30 and 31 stay in train and day 34 in test.
+    closes = [100.0] * 30 + [110.0, 121.0, 121.0, 133.1, 121.0, 121.0]
+    volumes = [1000.0 * (t + 1) for t in range(36)]
     src = write_csv(tmp_path / "in.csv", series("handmade", closes, volumes=volumes))
     run_transform(str(src), str(tmp_path / "out"), coins="handmade")
     rows = {r["date"]: r for r in read_rows(tmp_path / "out")}
     day30, day31 = (MONDAY + 30 * DAY).isoformat(), (MONDAY + 31 * DAY).isoformat()
-    assert sorted(rows) == [day30, day31]
+    day34 = (MONDAY + 34 * DAY).isoformat()
+    assert {d: r["split"] for d, r in rows.items()} == {day30: "train", day31: "train", day34: "test"}
     assert (MONDAY + 30 * DAY).weekday() == 2  # a Wednesday
 
     expected = {
@@ -74,23 +77,30 @@ def test_a_gap_restarts_the_warm_up(tmp_path: Path) -> None:
     summary = run_transform(str(src), str(tmp_path / "out"), coins="gappy")
     dates = sorted(r["date"] for r in read_rows(tmp_path / "out"))
     # Each 40-day run yields days 30..38: 30 days of warm-up, and day 39 has no known next day.
-    expected = [(start + i * DAY).isoformat() for start in (MONDAY, second_start) for i in range(30, 39)]
-    assert dates == expected
+    # The 18 examples split 12 / 3 / 3 (all in date order across the gap), so the purge drops
+    # the second run's day 32 (last train) and day 35 (last eval).
+    examples = [start + i * DAY for start in (MONDAY, second_start) for i in range(30, 39)]
+    purged = {second_start + 32 * DAY, second_start + 35 * DAY}
+    assert dates == [d.isoformat() for d in examples if d not in purged]
+    counts = summary.coins["gappy"]
+    assert (counts["train"], counts["eval"], counts["test"]) == (11, 2, 3)
     assert summary.coins["gappy"]["gaps"] == 1
     assert summary.coins["gappy"]["bars"] == 80
 
 
 def test_duplicate_dates_are_dropped_counted_and_the_first_line_kept(tmp_path: Path) -> None:
+    # Examples are days 30..38, split 6 / 1 / 2: days 35 and 36 are purged, the duplicated
+    # days 32 and 34 stay in train.
     lines = series("dupes", walk(40))
     original_32 = float(lines[32].split(",")[8])
-    lines.insert(0, line("dupes", MONDAY + 35 * DAY, 555.0))  # first in the file: kept
+    lines.insert(0, line("dupes", MONDAY + 34 * DAY, 555.0))  # first in the file: kept
     lines.append(line("dupes", MONDAY + 32 * DAY, 777.0))     # after the original: dropped
-    lines.append(line("dupes", MONDAY + 35 * DAY, 666.0))     # dropped
+    lines.append(line("dupes", MONDAY + 34 * DAY, 666.0))     # dropped
     src = write_csv(tmp_path / "in.csv", lines)
     summary = run_transform(str(src), str(tmp_path / "out"), coins="dupes", max_rejected_fraction=0)
     closes = {r["date"]: float(r["close"]) for r in read_rows(tmp_path / "out")}
     assert closes[(MONDAY + 32 * DAY).isoformat()] == original_32
-    assert closes[(MONDAY + 35 * DAY).isoformat()] == 555.0
+    assert closes[(MONDAY + 34 * DAY).isoformat()] == 555.0
     assert summary.coins["dupes"]["duplicates"] == 3
     assert summary.duplicates == 3
     assert summary.accepted_rows == 43 and summary.rejected_rows == 0
@@ -197,6 +207,8 @@ def test_bad_parameters_fail_before_running(tmp_path: Path, kwargs: dict, match:
     (HEADER + "\n", "x", "no data rows"),
     (HEADER + "\n" + "\n".join(series("x", walk(40))), "y,x", "coins not in the input: y. Available: x"),
     (HEADER + "\n" + "\n".join(series("x", walk(31))), "x", "no training rows"),
+    # 2 examples split 1 / 0 / 1: the only train row is purged at the train/test boundary.
+    (HEADER + "\n" + "\n".join(series("x", walk(33))), "x", "no training rows"),
 ])
 def test_unusable_input_is_a_clear_error(tmp_path: Path, content, coins: str, match: str) -> None:
     src = tmp_path / "in.csv"
@@ -204,3 +216,56 @@ def test_unusable_input_is_a_clear_error(tmp_path: Path, content, coins: str, ma
         src.write_text(content)
     with pytest.raises(TransformError, match=match):
         run_transform(str(src), str(tmp_path / "out"), coins=coins)
+
+
+def test_no_training_rows_message_names_the_split_the_purge_and_the_days(tmp_path: Path) -> None:
+    src = write_csv(tmp_path / "in.csv", series("x", walk(33)) + series("y", walk(20)))
+    with pytest.raises(TransformError) as caught:
+        run_transform(str(src), str(tmp_path / "out"), coins="all")
+    message = str(caught.value)
+    assert message.startswith("no training rows with split 0.7,0.15,0.15: a coin needs at least "
+                              "32 consecutive days")
+    assert "the last train day is purged" in message
+    assert message.endswith("per-coin days: {'x': 33, 'y': 20}")
+    # With every day in train there is no boundary, and the same coin trains.
+    summary = run_transform(str(src), str(tmp_path / "out"), coins="all", split="1,0,0")
+    assert summary.splits["train"]["rows"] == 2
+
+
+@pytest.mark.parametrize(("split", "counts"), [
+    # aaa: 100 days → 69 examples (days 30..98) sized 48 / 10 / 11, purged days 77 and 87.
+    # bbb: 45 days from day 5 → 14 examples (its days 30..43) sized 9 / 2 / 3, purged 38, 40.
+    ("0.7,0.15,0.15", {"aaa": (47, 9, 11), "bbb": (8, 1, 3)}),
+    ("1,0,0", {"aaa": (69, 0, 0), "bbb": (14, 0, 0)}),  # one split: nothing purged
+])
+def test_stats_and_summary_count_the_purged_rows(tmp_path: Path, split: str, counts: dict) -> None:
+    bbb_start = MONDAY + 5 * DAY
+    src = write_csv(tmp_path / "in.csv", series("aaa", walk(100)) + series("bbb", walk(45), bbb_start))
+    out = tmp_path / "out"
+    summary = run_transform(str(src), str(out), coins="all", split=split)
+    stats = json.loads((out / "stats.json").read_text())
+    rows = read_rows(out)
+    for coin, expected in counts.items():
+        got = stats["coins"][coin]
+        assert (got["train"], got["eval"], got["test"]) == expected, coin
+        assert summary.coins[coin] == got
+        in_shards = tuple(sum(1 for r in rows if r["coin"] == coin and r["split"] == s)
+                          for s in ("train", "eval", "test"))
+        assert in_shards == expected, coin
+    for i, s in enumerate(("train", "eval", "test")):
+        assert stats["splits"][s]["rows"] == summary.splits[s]["rows"] == sum(
+            c[i] for c in counts.values())
+    assert stats["mean"] and stats["std"]
+    if split == "1,0,0":
+        return
+    dates = {(r["coin"], r["date"]) for r in rows}
+    for coin, start, purged in (("aaa", MONDAY, (77, 87)), ("bbb", bbb_start, (38, 40))):
+        for day in purged:
+            assert (coin, (start + day * DAY).isoformat()) not in dates
+            # ... while the days either side of it are kept.
+            assert (coin, (start + (day - 1) * DAY).isoformat()) in dates
+            assert (coin, (start + (day + 1) * DAY).isoformat()) in dates
+    # The split ranges come from the kept rows: aaa's train ends on day 76 (77 is purged),
+    # bbb's eval, the earliest, starts on its day 39.
+    assert stats["splits"]["train"]["end"] == (MONDAY + 76 * DAY).isoformat()
+    assert stats["splits"]["eval"]["start"] == (bbb_start + 39 * DAY).isoformat()
