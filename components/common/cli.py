@@ -1,6 +1,7 @@
 """Small argparse helpers shared by the step CLIs."""
 
 import argparse
+from pathlib import Path
 
 
 def positive_int(text: str) -> int:
@@ -17,3 +18,11 @@ def positive_float(text: str) -> float:
     if not value > 0:
         raise argparse.ArgumentTypeError(f"must be > 0, got {value}")
     return value
+
+
+def add_features_arguments(parser: argparse.ArgumentParser) -> None:
+    """The transform output a model step reads: FEATURES_DIR and --stats."""
+    parser.add_argument("features_dir", type=Path,
+                        help="the transform's output: train/eval/test-*.csv shards")
+    parser.add_argument("--stats", type=Path, default=None,
+                        help="stats.json of the transform (default: FEATURES_DIR/stats.json)")

@@ -8,7 +8,7 @@ import logging
 import sys
 from pathlib import Path
 
-from components.common.cli import positive_float, positive_int
+from components.common.cli import add_features_arguments, positive_float, positive_int
 from components.train import train as train_lib
 from components.train.data import DataContractError
 
@@ -21,10 +21,7 @@ def build_parser() -> argparse.ArgumentParser:
         "model/<version>/, report.html and metrics.json into --output-dir and prints the "
         "gate decision: mae_ratio = model MAE / persistence MAE <= --max-mae-ratio.",
     )
-    parser.add_argument("features_dir", type=Path,
-                        help="the transform's output: train/eval/test-*.csv shards")
-    parser.add_argument("--stats", type=Path, default=None,
-                        help="stats.json of the transform (default: FEATURES_DIR/stats.json)")
+    add_features_arguments(parser)
     parser.add_argument("--best-params", type=Path, default=None,
                         help="best_params.json from `python -m components.tune` "
                         "(default: the built-in defaults)")

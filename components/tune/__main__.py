@@ -7,7 +7,7 @@ import logging
 import sys
 from pathlib import Path
 
-from components.common.cli import positive_float, positive_int
+from components.common.cli import add_features_arguments, positive_float, positive_int
 from components.train.data import DataContractError
 from components.tune import tune as tune_lib
 
@@ -20,10 +20,7 @@ def build_parser() -> argparse.ArgumentParser:
         "best_params.json (read by `python -m components.train --best-params`), trials.md "
         "(every trial) and metrics.json into --output-dir.",
     )
-    parser.add_argument("features_dir", type=Path,
-                        help="the transform's output: train/eval/test-*.csv shards")
-    parser.add_argument("--stats", type=Path, default=None,
-                        help="stats.json of the transform (default: FEATURES_DIR/stats.json)")
+    add_features_arguments(parser)
     parser.add_argument("--output-dir", type=Path, required=True, help="where to write the outputs")
     parser.add_argument("--n-trials", type=positive_int, default=tune_lib.DEFAULT_N_TRIALS,
                         help=f"trials to run (default: {tune_lib.DEFAULT_N_TRIALS})")
