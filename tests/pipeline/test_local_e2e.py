@@ -129,6 +129,10 @@ def test_deployed_model_predicts_like_the_trained_model(open_gate):
     deployment = open_gate.artifact("deploy", "deployment")["metadata"]
     published = Path(deployment["path"])
     assert (published / "saved_model.pb").is_file()
+    record = json.loads(_path(open_gate, "deploy", "deployment").read_text())
+    assert record["version"] == published.name == deployment["version"]
+    train_metrics = open_gate.artifact("train", "metrics")["metadata"]
+    assert record["record"]["metrics"]["mae_ratio"] == train_metrics["mae_ratio"]
     trained = _path(open_gate, "train", "model") / published.name
     test_rows = pd.concat(
         pd.read_csv(s) for s in sorted(_path(open_gate, "transform", "features").glob("test-*.csv"))
@@ -143,3 +147,32 @@ def test_deployed_model_predicts_like_the_trained_model(open_gate):
 def test_summary_shows_model_beside_baseline(open_gate):
     summary = format_summary(open_gate)
     assert "baseline" in summary and "Gate: PASSED" in summary and "Deployed:" in summary
+
+
+def test_users_own_csv_with_other_column_names(tmp_path, bitcoin_csv):
+    """A Kaggle-style per-coin file (``Date,Open,High,Low,Close,Volume,Name,Symbol``) runs
+    through the whole pipeline with a column mapping, and is stored byte for byte."""
+    import csv
+
+    with open(bitcoin_csv, newline="") as f:
+        rows = list(csv.DictReader(f))
+    own = tmp_path / "btc-own.csv"
+    with open(own, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["Date", "Open", "High", "Low", "Close", "Volume", "Name", "Symbol"])
+        for r in rows:
+            writer.writerow([r["date"], r["open"], r["high"], r["low"], r["close"], r["volume"],
+                             "Bitcoin", "BTC"])
+    root = tmp_path / "run"
+    pipeline_yaml = compile_pipeline(root / "pipeline.yaml")
+    result = run_compiled_locally(pipeline_yaml, {
+        "lake": str(root / "lake"), "model_repository": str(root / "models"),
+        "source": str(own), "source_sha256": "",
+        "column_mapping": '{"date": "Date", "slug": "Name", "symbol": "Symbol"}',
+        "max_mae_ratio": 1e-9, **SMALL_BUDGET,
+    }, root / "pipeline_root")
+    assert result.succeeded, format_summary(result)
+    assert _path(result, "ingest", "raw").read_bytes() == own.read_bytes()
+    stats = json.loads(_path(result, "transform", "stats").read_text())
+    assert stats["rejected_rows"] == 0 and stats["input_rows"] == 1793
+    assert sum(stats["coins"]["bitcoin"][s] for s in ("train", "eval", "test")) > 1700
