@@ -16,6 +16,9 @@ PULUMI_STACK = $(if $(STACK),--stack $(STACK))
 # KFP API endpoint for `make pipeline` (kubectl -n kubeflow port-forward svc/ml-pipeline-ui 8080:80).
 HOST ?= http://localhost:8080
 SKIP_IMAGES ?=
+# Image tag of a cloud build: the commit (and -dirty for uncommitted changes), so every
+# build gets new tags and a compiled pipeline names exactly the images built with it.
+IMAGE_TAG ?= $(shell git describe --always --dirty --abbrev=12 2>/dev/null || echo dev)
 
 .PHONY: help setup test test-infra lint local compile images bench clean preview up destroy keys kubeconfig pipeline
 
@@ -45,8 +48,9 @@ local: $(STAMP) ## Run the whole pipeline on this machine (SOURCE=path|https|gs:
 compile: $(STAMP) ## Compile the pipeline to out/crypto_pipeline.yaml (PIPELINE_YAML=...)
 	$(PY) -m pipeline compile --output $(PIPELINE_YAML)
 
-images: $(STAMP) ## Build and push the five step images (needs Docker; CRYPTO_KFP_REGISTRY=<registry_url>)
-	for step in ingest transform tune train deploy; do components/$$step/build.sh || exit 1; done
+images: $(STAMP) ## Build and push the five step images, tagged with the commit (needs Docker; CRYPTO_KFP_REGISTRY=<registry_url>)
+	for step in ingest transform tune train deploy; do \
+	  CRYPTO_KFP_IMAGE_TAG=$(IMAGE_TAG) components/$$step/build.sh || exit 1; done
 
 bench: $(STAMP) ## Run the benchmarks and print their figures
 	$(PY) bench/transform_bench.py
@@ -74,7 +78,7 @@ pipeline: $(STAMP) ## Build+push the step images (SKIP_IMAGES=1 skips), compile 
 	if [ -z "$(SKIP_IMAGES)" ]; then \
 	  CRYPTO_KFP_REGISTRY="$$(pulumi stack output registry_url $(PULUMI_STACK))" $(MAKE) --no-print-directory images; \
 	fi; \
-	$(PY) -m pipeline submit --host "$(HOST)" $(PULUMI_STACK) $(ARGS)
+	CRYPTO_KFP_IMAGE_TAG=$(IMAGE_TAG) $(PY) -m pipeline submit --host "$(HOST)" $(PULUMI_STACK) $(ARGS)
 
 clean: ## Remove local run outputs (keeps .venv)
 	rm -rf .local out

@@ -47,7 +47,12 @@ def _cmd_compile(args) -> int:
 
 def _cmd_run_local(args) -> int:
     from pipeline.crypto_pipeline import compile_pipeline
-    from pipeline.local import SourceUnavailableError, check_source_reachable, run_compiled_locally
+    from pipeline.local import (
+        SourceUnavailableError,
+        check_local_arguments,
+        check_source_reachable,
+        run_compiled_locally,
+    )
     from pipeline.summary import format_summary
 
     root = Path(args.root).resolve()
@@ -67,8 +72,9 @@ def _cmd_run_local(args) -> int:
     from components.ingest.ingest import DEFAULT_SOURCE
 
     try:
+        check_local_arguments(arguments)
         check_source_reachable(arguments.get("source", DEFAULT_SOURCE))
-    except SourceUnavailableError as exc:
+    except (SourceUnavailableError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
 

@@ -67,11 +67,28 @@ class LocalRunResult:
         return self.task_outputs.get(step, {}).get("parameterValues", {}).get(name)
 
 
+#: Backends this machine can run; the others belong to the cloud profile.
+LOCAL_CHOICES = {"runner": ("local",), "tune_backend": ("optuna",), "deploy_target": ("local",)}
+
+
+def check_local_arguments(arguments: dict[str, Any]) -> None:
+    """Refuse, before any step runs, backends that cannot run on this machine."""
+    for name, allowed in LOCAL_CHOICES.items():
+        value = arguments.get(name)
+        if value is not None and value not in allowed:
+            raise ValueError(
+                f"{name}={value!r} cannot run locally; a local run uses "
+                f"{' or '.join(map(repr, allowed))} (cloud backends are submitted with "
+                "`make pipeline`)"
+            )
+
+
 def check_source_reachable(source: str, timeout: float = 5.0) -> None:
     """Fail fast, before any step runs, when an https source cannot be reached."""
     if not source.startswith(("http://", "https://")):
-        if not source.startswith("gs://") and not Path(source).is_file():
-            raise SourceUnavailableError(f"source file not found: {source}")
+        path = source.removeprefix("file://")
+        if not source.startswith("gs://") and not Path(path).is_file():
+            raise SourceUnavailableError(f"source file not found: {path}")
         return
     request = urllib.request.Request(source, method="HEAD")
     try:
@@ -183,8 +200,19 @@ def run_compiled_locally(
         executor_output = run_dir / task / "executor_output.json" if run_dir else None
         if executor_output and executor_output.is_file():
             outputs[step] = json.loads(executor_output.read_text())
-    failed = any(r.status == "FAILED" for r in records.values())
-    for record in records.values():
-        if record.status == "NOT RUN" and not failed and record.step == "deploy":
-            record.status = "SKIPPED"  # the gate kept the model out
+    classify_deploy(records, outputs)
     return LocalRunResult(run_dir, records, outputs, dict(arguments), wall)
+
+
+def classify_deploy(records: dict[str, StepRecord], outputs: dict[str, dict[str, Any]]) -> None:
+    """Mark a deploy that did not run as SKIPPED only when train's gate said no."""
+    deploy = records["deploy"]
+    gate = outputs.get("train", {}).get("parameterValues", {}).get("Output")
+    if deploy.status == "NOT RUN" and records["train"].status == "SUCCEEDED":
+        if gate is False:
+            deploy.status = "SKIPPED"  # the gate kept the model out, as designed
+        else:
+            # The gate passed (or train reported nothing) yet deploy never ran: an
+            # orchestration fault, never to be mistaken for a deliberate skip.
+            deploy.status = "FAILED"
+            deploy.output_tail = [f"deploy did not run although train's gate output was {gate!r}"]

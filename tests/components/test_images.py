@@ -36,3 +36,13 @@ def test_every_step_has_a_dockerfile_on_the_base_with_existing_extras():
     for step in ("tune", "train", "deploy"):
         assert "ml" in re.search(r'"\.\[([a-z,]+)\]"',
                                  (ROOT / "components" / step / "Dockerfile").read_text())[1]
+
+
+def test_transform_image_can_serve_as_the_dataflow_sdk_container():
+    """Dataflow starts workers through Beam's boot program; the Beam version must match."""
+    import apache_beam
+
+    dockerfile = (ROOT / "components/transform/Dockerfile").read_text()
+    assert f"apache/beam_python3.11_sdk:{apache_beam.__version__}" in dockerfile
+    assert "COPY --from=beam_sdk /opt/apache/beam /opt/apache/beam" in dockerfile
+    assert 'ENTRYPOINT ["/opt/apache/beam/boot"]' in dockerfile

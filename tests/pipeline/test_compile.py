@@ -54,6 +54,10 @@ def test_each_task_runs_in_its_step_image(compiled):
         assert container["image"] == image_for(step), step
         # Lightweight component without a runtime pip install of kfp: the image has it.
         assert "pip install" not in " ".join(container["command"]), step
+    images = [executors[f"exec-{step}-op"]["container"]["image"] for step in STEPS]
+    assert len(set(images)) == len(STEPS)
+    for step, image in zip(STEPS, images, strict=True):
+        assert image.rsplit(":", 1)[0].endswith(f"/{step}"), image
 
 
 def test_deploy_is_inside_the_gate_condition(compiled):

@@ -143,6 +143,37 @@ def test_deployed_model_predicts_like_the_trained_model(open_gate):
     assert deployed_pred.shape == (len(test_rows),)
     np.testing.assert_array_equal(deployed_pred, trained_pred)
 
+    # And through the model server, as a client would get them over HTTP.
+    served = _predict_over_http(Path(open_gate.arguments["model_repository"]),
+                                open_gate.arguments.get("model_name", "btc-forecast"),
+                                test_rows[list(FEATURE_NAMES)].to_dict("records"))
+    np.testing.assert_allclose(served, trained_pred, rtol=1e-6, atol=1e-9)
+
+
+def _predict_over_http(repository: Path, model_name: str, instances: list[dict]) -> np.ndarray:
+    import threading
+    import urllib.request
+
+    from components.deploy.server import make_server
+
+    server = make_server(repository, model_name, port=0)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        host, port = server.server_address[:2]
+        request = urllib.request.Request(
+            f"http://{host}:{port}/v1/models/{model_name}:predict",
+            data=json.dumps({"instances": instances}).encode(),
+            headers={"Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(request, timeout=60) as response:
+            predictions = json.load(response)["predictions"]
+    finally:
+        server.shutdown()
+        server.server_close()
+    return np.asarray([p["log_return"] if isinstance(p, dict) else p for p in predictions],
+                      dtype=np.float64).reshape(-1)
+
 
 def test_summary_shows_model_beside_baseline(open_gate):
     summary = format_summary(open_gate)

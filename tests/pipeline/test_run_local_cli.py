@@ -44,3 +44,49 @@ def test_failing_step_is_named_with_its_error(tmp_path):
     assert "FAILED at step 'ingest'" in summary
     assert "missing columns" in summary
     assert "transform  NOT RUN" in summary
+
+
+def test_backend_that_cannot_run_locally_is_refused_before_any_step(tmp_path, crypto_csv):
+    proc = _run_cli("--source", str(crypto_csv), "--deploy-target", "vertex", root=tmp_path)
+    assert proc.returncode == 2
+    assert "deploy_target='vertex' cannot run locally" in proc.stderr
+    assert not (tmp_path / "pipeline_root").exists()
+
+
+def test_file_uri_source_passes_the_preflight(crypto_csv):
+    from pipeline.local import SourceUnavailableError, check_source_reachable
+
+    check_source_reachable(crypto_csv.as_uri())  # no exception
+    try:
+        check_source_reachable("file:///no/such/file.csv")
+    except SourceUnavailableError as exc:
+        assert "source file not found: /no/such/file.csv" in str(exc)
+    else:
+        raise AssertionError("a missing file:// source passed the preflight")
+
+
+def _records(train_status: str):
+    from components.images import STEPS
+    from pipeline.local import StepRecord
+
+    records = {step: StepRecord(step, "SUCCEEDED", 1.0) for step in STEPS}
+    records["train"].status = train_status
+    records["deploy"] = StepRecord("deploy")
+    return records
+
+
+def test_deploy_not_run_is_skipped_only_when_the_gate_said_no():
+    from pipeline.local import classify_deploy
+
+    shut = _records("SUCCEEDED")
+    classify_deploy(shut, {"train": {"parameterValues": {"Output": False}}})
+    assert shut["deploy"].status == "SKIPPED"
+
+    passed_but_missing = _records("SUCCEEDED")
+    classify_deploy(passed_but_missing, {"train": {"parameterValues": {"Output": True}}})
+    assert passed_but_missing["deploy"].status == "FAILED"
+    assert "gate output was True" in passed_but_missing["deploy"].output_tail[0]
+
+    train_failed = _records("FAILED")
+    classify_deploy(train_failed, {})
+    assert train_failed["deploy"].status == "NOT RUN"
