@@ -2,7 +2,8 @@
 
 Shared by the steps that accept a user-chosen input (ingest, transform, train).
 Google Cloud Storage goes through google-cloud-storage with its default retry policy;
-URLs through requests with retries for transient failures (connection errors, 429, 5xx).
+URLs through requests with retries for transient failures (connection errors, 429, 5xx,
+a body cut short before its Content-Length).
 """
 
 from __future__ import annotations
@@ -160,25 +161,50 @@ def _no_network_message(url: str, exc: Exception) -> str:
 
 
 def _read_http(url: str) -> bytes:
-    """GET ``url`` streamed; connect errors and 429/5xx are retried by urllib3, a
-    connection dropped mid-body by re-requesting (same budget)."""
+    """GET ``url`` streamed; connect errors and 429/5xx are retried by urllib3, a body
+    cut short (connection dropped mid-body, fewer bytes than Content-Length) by
+    re-requesting (same budget). A short body is never returned."""
     import requests
 
+    attempts = HTTP_RETRIES + 1
+    problem = ""
     with _http_session() as session:
-        for attempt in range(HTTP_RETRIES + 1):
+        for _ in range(attempts):
             try:
                 with session.get(url, stream=True, timeout=HTTP_TIMEOUT) as response:
                     if response.status_code != 200:
                         raise FetchError(
                             f"HTTP {response.status_code} {response.reason} fetching {url}"
                         )
-                    return b"".join(response.iter_content(_CHUNK))
+                    data = b"".join(response.iter_content(_CHUNK))
+                    problem = _short_body(response)
+                    if not problem:
+                        return data
             except (requests.ConnectionError, requests.Timeout) as exc:
                 raise FetchError(_no_network_message(url, exc)) from None
             except requests.exceptions.ChunkedEncodingError as exc:
-                if attempt == HTTP_RETRIES:
-                    raise FetchError(f"connection to {url} broke while reading: {exc}") from None
+                problem = _broken_reason(exc)
             except requests.RequestException as exc:
                 raise FetchError(f"cannot fetch {url}: {exc}") from None
-    raise AssertionError("unreachable")
+    raise FetchError(
+        f"download of {url} was cut short on each of {attempts} attempts ({problem}): "
+        "the connection closed before the whole body arrived"
+    )
 
+
+def _short_body(response: requests.Response) -> str:
+    """'' if the bytes read off the wire match Content-Length (or there is none), else
+    what was missing. urllib3 2 checks this itself; urllib3 1.26, which requests also
+    accepts, silently returns the short body."""
+    declared = response.headers.get("Content-Length", "").strip()
+    received = response.raw.tell()  # bytes on the wire, before any Content-Encoding
+    if declared.isdigit() and received < int(declared):
+        return f"got {received} of the {declared} bytes announced by Content-Length"
+    return ""
+
+
+def _broken_reason(exc: Exception) -> str:
+    """'Connection broken: IncompleteRead(...)' rather than the nested tuple repr."""
+    inner = exc.args[0] if exc.args else exc
+    args = getattr(inner, "args", ())
+    return str(args[0]) if args and isinstance(args[0], str) else str(inner)

@@ -18,8 +18,11 @@ from google.auth.credentials import AnonymousCredentials
 from google.cloud import storage
 
 PROJECT = "ingest-test"
-#: (status, content type, body), or a callable returning one per request
-Route = tuple[int, str, bytes] | Callable[[], tuple[int, str, bytes]]
+#: (status, content type, body), or that plus the Content-Length to announce (larger
+#: than the body: the server closes the connection early); or a callable returning one
+#: of these per request.
+Answer = tuple[int, str, bytes] | tuple[int, str, bytes, int]
+Route = Answer | Callable[[], Answer]
 
 #: A header as another tool writes it, and the mapping that makes it fit the schema.
 MAPPED_HEADER = "Date,open,high,low,close,volume,Name,Symbol"
@@ -76,10 +79,10 @@ class WebServer:
             def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
                 requests.append(self.path)
                 route = routes.get(self.path, (404, "text/plain", b"404: Not Found"))
-                status, content_type, body = route() if callable(route) else route
+                status, content_type, body, *announced = route() if callable(route) else route
                 self.send_response(status)
                 self.send_header("Content-Type", content_type)
-                self.send_header("Content-Length", str(len(body)))
+                self.send_header("Content-Length", str(announced[0] if announced else len(body)))
                 self.end_headers()
                 self.wfile.write(body)
 
