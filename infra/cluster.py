@@ -81,8 +81,14 @@ class GkeCluster(pulumi.ComponentResource):
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         super().__init__("crypto-kfp:infra:GkeCluster", name, None, opts)
-        child = child_options(self, opts)
+        # With `protect`, the engine refuses to delete the cluster or its pools, so `pulumi
+        # destroy` fails at its preview before deleting anything. GKE's deletion_protection
+        # alone is checked only when the cluster itself is deleted: by then a destroy has
+        # removed the pools, the KFP install and the IAM grants.
+        protected = child_options(self, opts, protect=settings.protect)
         authorized = settings.master_authorized_networks
+        if not authorized:
+            pulumi.log.warn(open_endpoint_warning(), resource=self)
 
         self.cluster = gcp.container.Cluster(
             f"{name}-cluster",
@@ -156,7 +162,7 @@ class GkeCluster(pulumi.ComponentResource):
             deletion_protection=settings.protect,
             # nodeConfig only shapes the short-lived default pool. Once it is removed the
             # API reports another pool's config, and a diff there would replace the cluster.
-            opts=pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(ignore_changes=["nodeConfig"])),
+            opts=child_options(self, opts, protect=settings.protect, ignore_changes=["nodeConfig"]),
         )
 
         management = gcp.container.NodePoolManagementArgs(auto_repair=True, auto_upgrade=True)
@@ -178,7 +184,7 @@ class GkeCluster(pulumi.ComponentResource):
                 network_tag=network.node_tag,
                 labels=SYSTEM_LABEL,
             ),
-            opts=child,
+            opts=protected,
         )
         self.pipelines_pool = gcp.container.NodePool(
             f"{name}-pipelines",
@@ -203,7 +209,7 @@ class GkeCluster(pulumi.ComponentResource):
                 spot=settings.pipelines_spot,
                 taints=[gcp.container.NodePoolNodeConfigTaintArgs(**PIPELINES_TAINT)],
             ),
-            opts=child,
+            opts=protected,
         )
 
         # Holds no credential, but names the endpoint and CA: kept out of logs and plain state.
@@ -213,6 +219,15 @@ class GkeCluster(pulumi.ComponentResource):
             ).apply(lambda args: kubeconfig(settings.project, settings.cluster_location, *args))
         )
         self.register_outputs({"name": self.cluster.name, "kubeconfig": self.kubeconfig})
+
+
+def open_endpoint_warning() -> str:
+    """The warning shown while the control-plane endpoint accepts any source address."""
+    return (
+        "masterAuthorizedNetworks is empty: the GKE control-plane endpoint accepts connections "
+        "from any address (every request still needs Google credentials). Restrict it to your "
+        "address with: pulumi config set --path 'masterAuthorizedNetworks[0]' <your-ip>/32"
+    )
 
 
 def kubeconfig(project: str, location: str, name: str, endpoint: str, ca_certificate: str) -> str:

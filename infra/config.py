@@ -46,11 +46,11 @@ SCHEMA: dict[str, Setting] = {
     "podsCidr": Setting("string", "10.20.0.0/16", "Secondary range of the subnet for pod addresses."),
     "servicesCidr": Setting("string", "10.30.0.0/20", "Secondary range of the subnet for service addresses."),
     "masterCidr": Setting("string", "172.16.0.32/28", "The /28 range of the GKE control plane (must not overlap the other ranges)."),
-    "masterAuthorizedNetworks": Setting("array", [], "CIDR ranges allowed to reach the control plane; empty means any address (credentials still required)."),
+    "masterAuthorizedNetworks": Setting("array", [], "CIDR ranges allowed to reach the control plane; empty means any address (credentials still required) and preview warns."),
     "kfpVersion": Setting("string", "2.17.0", "Kubeflow Pipelines release to install (a 2.x release tag, e.g. 2.17.0)."),
     "tempObjectTtlDays": Setting("integer", 7, "Days after which objects in the Dataflow temp and staging buckets are deleted."),
     "registryKeepVersions": Setting("integer", 10, "Newest image versions per package the Artifact Registry cleanup policy keeps."),
-    "protect": Setting("boolean", False, "Production safety: cluster deletion protection, data buckets kept on destroy."),
+    "protect": Setting("boolean", False, "Production safety: the cluster, its node pools and the raw, artifacts and models buckets are Pulumi-protected (pulumi destroy refuses), with GKE deletion protection and the data buckets retained on delete. To tear down, set it false and run pulumi up before pulumi destroy."),
     "serviceAccountKeys": Setting("boolean", False, "Create service-account keys (secret outputs + Kubernetes Secret); Workload Identity needs none."),
 }
 

@@ -18,7 +18,7 @@ class BucketSpec:
     versioned: bool = False
     # Scratch buckets expire their objects; data buckets keep them.
     expires: bool = False
-    # Data buckets survive `pulumi destroy` when the stack is protected.
+    # Data buckets are Pulumi-protected and survive `pulumi destroy` when the stack is protected.
     holds_data: bool = True
 
 
@@ -58,9 +58,9 @@ class Buckets(pulumi.ComponentResource):
                 # A disposable stack must be destroyable with objects inside; a protected
                 # stack refuses to delete a data bucket that still holds objects.
                 force_destroy=not keep_data,
-                opts=pulumi.ResourceOptions.merge(
-                    child_options(self, opts), pulumi.ResourceOptions(retain_on_delete=keep_data)
-                ),
+                # Pulumi refuses to delete a protected bucket at all; retain on delete keeps
+                # it in GCP should the protection be lifted in state alone (state unprotect).
+                opts=child_options(self, opts, protect=keep_data, retain_on_delete=keep_data),
             )
         self.uris = {key: bucket.name.apply(lambda n: f"gs://{n}") for key, bucket in self.buckets.items()}
         self.pipeline_root = self.buckets["artifacts"].name.apply(lambda n: f"gs://{n}/{PIPELINE_ROOT_PREFIX}")

@@ -205,3 +205,30 @@ def check_protection(run: ProgramRun, protect: bool) -> None:
         b = bucket(run, purpose)
         assert b.inputs.get("forceDestroy") is True, f"{b.urn}: scratch bucket not force-destroyed"
         assert b.retain_on_delete is False, f"{b.urn}: scratch bucket retained"
+
+
+def protect_governed(run: ProgramRun) -> list[Registered]:
+    """The resources the ``protect`` setting governs: cluster, node pools, every bucket."""
+    return [run.one(CLUSTER), *node_pools(run), *run.of_type(BUCKET)]
+
+
+def check_pulumi_protect(run: ProgramRun, protect: bool) -> None:
+    """Pulumi's ``protect`` option: on exactly the cluster, its pools and the data buckets
+    when the stack is protected, on nothing otherwise. The governed resources always pass it
+    explicitly, so turning the setting off lifts the protection at the next ``pulumi up``."""
+    expected: set[str] = set()
+    if protect:
+        expected = {run.one(CLUSTER).urn, *(p.urn for p in node_pools(run))}
+        expected |= {bucket(run, purpose).urn for purpose in DATA_BUCKETS}
+    protected = {r.urn for r in run.resources if r.protect}
+    assert protected == expected, f"Pulumi-protected: {sorted(protected)}, expected {sorted(expected)}"
+    for r in protect_governed(run):
+        assert r.protect is not None, f"{r.urn}: protect left unset; turning the setting off would not lift it"
+
+
+def check_open_endpoint_warning(run: ProgramRun) -> None:
+    """Exactly one warning for an endpoint open to any address, naming the key and the fix."""
+    found = [w for w in run.warnings if "masterAuthorizedNetworks" in w]
+    assert len(found) == 1, f"expected one warning about masterAuthorizedNetworks, got {run.warnings}"
+    assert "pulumi config set --path 'masterAuthorizedNetworks[0]' <your-ip>/32" in found[0], found[0]
+

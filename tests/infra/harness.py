@@ -2,7 +2,8 @@
 
 No Pulumi CLI, no provider plugins: ``pulumi.runtime.set_mocks`` replaces the engine. The
 mocks' ``new_resource`` records every resource's type, name and inputs; a recording monitor
-adds the options the engine would see (parent, dependencies, provider, retain-on-delete).
+adds the options the engine would see (parent, dependencies, provider, protect, retain-on-delete),
+and a logger keeps the warnings the program sends to the engine.
 Each ``run_program`` call is a fresh, complete run of ``infra/__main__.py`` with the given
 config, so one process can compare several stacks (default, protect, keys, ...).
 """
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import json
+import logging
 import runpy
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,7 +46,8 @@ class Registered:
     provider: str = ""
     providers: dict[str, str] = field(default_factory=dict)
     retain_on_delete: bool = False
-    protect: bool = False
+    # None when the option was left unset, so a test can tell an explicit false from none.
+    protect: bool | None = None
     ignore_changes: list[str] = field(default_factory=list)
 
 
@@ -93,7 +96,7 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
                     provider=request.provider,
                     providers=dict(request.providers),
                     retain_on_delete=request.retainOnDelete,
-                    protect=request.protect,
+                    protect=request.protect if request.HasField("protect") else None,
                     ignore_changes=list(request.ignoreChanges),
                 )
             )
@@ -106,6 +109,7 @@ class ProgramRun:
 
     resources: list[Registered]
     outputs: dict[str, Any]
+    warnings: list[str] = field(default_factory=list)
 
     def of_type(self, type_token: str) -> list[Registered]:
         return [r for r in self.resources if r.type == type_token]
@@ -139,17 +143,35 @@ def stack_config(**overrides: Any) -> dict[str, str]:
 last_monitor: RecordingMonitor | None = None
 
 
-def run_program(config: dict[str, str]) -> ProgramRun:
+class _WarningRecorder(logging.Handler):
+    """Keeps the messages the mock engine receives at warning severity (``pulumi.log.warn``)."""
+
+    def __init__(self) -> None:
+        super().__init__(level=logging.WARNING)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.levelno == logging.WARNING:
+            self.messages.append(record.getMessage())
+
+
+def run_program(config: dict[str, str], *, preview: bool = False) -> ProgramRun:
     """Run ``infra/__main__.py`` once under fresh mocks; raise what the program raises."""
     global last_monitor
     pulumi_settings.ROOT.set(None)
     pulumi.runtime.set_all_config(config)
     mocks = RecordingMocks()
     monitor = last_monitor = RecordingMonitor(mocks)
-    pulumi.runtime.set_mocks(mocks, project=PULUMI_PROJECT, stack=STACK, preview=False, monitor=monitor)
+    recorder = _WarningRecorder()
+    logger = logging.getLogger(f"{__name__}.engine")
+    logger.propagate = False
+    logger.handlers = [recorder]
+    pulumi.runtime.set_mocks(
+        mocks, project=PULUMI_PROJECT, stack=STACK, preview=preview, logger=logger, monitor=monitor
+    )
     stack = pulumi_settings.get_root_resource()
     _sync_await(run_pulumi_func(lambda: runpy.run_path(str(INFRA_DIR), run_name="__main__")))
-    return ProgramRun(resources=monitor.registered, outputs=dict(stack.outputs))
+    return ProgramRun(resources=monitor.registered, outputs=dict(stack.outputs), warnings=recorder.messages)
 
 
 SECRET_SIG = (pulumi.runtime.rpc._special_sig_key, pulumi.runtime.rpc._special_secret_sig)

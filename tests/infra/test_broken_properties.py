@@ -7,12 +7,15 @@ tests, given a wrong value inside ``@pulumi.runtime.test``, must fail the test.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pulumi
 import pytest
 
 import infra.cluster
 import infra.identity
 import infra.network
+import infra.storage
 from tests.infra import checks
 from tests.infra.harness import run_program, stack_config
 from tests.infra.test_outputs import expect_outputs
@@ -46,6 +49,21 @@ def test_project_wide_storage_grant_is_caught(monkeypatch):
     run = run_program(stack_config())
     with pytest.raises(AssertionError, match="storage role roles/storage.objectViewer granted on gcp:projects"):
         checks.check_storage_roles_on_buckets(run)
+
+
+def test_pulumi_protected_scratch_bucket_is_caught(monkeypatch):
+    temp = infra.storage.BUCKETS["dataflow_temp"]
+    monkeypatch.setattr(infra.storage, "BUCKETS", {**infra.storage.BUCKETS, "dataflow_temp": replace(temp, holds_data=True)})
+    run = run_program(stack_config(protect=True))
+    with pytest.raises(AssertionError, match="Pulumi-protected"):
+        checks.check_pulumi_protect(run, protect=True)
+
+
+def test_missing_endpoint_warning_is_caught(monkeypatch):
+    monkeypatch.setattr(infra.cluster.pulumi.log, "warn", lambda *args, **kwargs: None)
+    run = run_program(stack_config())
+    with pytest.raises(AssertionError, match="expected one warning"):
+        checks.check_open_endpoint_warning(run)
 
 
 def test_wrong_output_value_fails_a_pulumi_runtime_test():

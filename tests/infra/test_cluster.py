@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from tests.infra import checks
 from tests.infra.checks import CLUSTER, PROJECT_IAM, REPOSITORY_IAM
-from tests.infra.harness import GCP_PROJECT, dig
+from tests.infra.harness import GCP_PROJECT, dig, run_program, stack_config
 
 
 def test_nodes_are_private(default_run):
@@ -86,6 +86,18 @@ def test_zonal_cluster_and_open_endpoint_by_default(default_run):
     assert cluster.inputs["location"] == "us-central1-a"
     assert "masterAuthorizedNetworksConfig" not in cluster.inputs
     assert cluster.inputs["workloadIdentityConfig"]["workloadPool"] == f"{GCP_PROJECT}.svc.id.goog"
+
+
+def test_open_endpoint_warns_naming_the_key_and_the_fix(default_run):
+    checks.check_open_endpoint_warning(default_run)
+
+
+def test_open_endpoint_warns_at_preview():
+    checks.check_open_endpoint_warning(run_program(stack_config(), preview=True))
+
+
+def test_no_endpoint_warning_with_authorised_networks(custom_run):
+    assert not any("masterAuthorizedNetworks" in w for w in custom_run.warnings), custom_run.warnings
 
 
 def test_regional_cluster_with_authorised_networks_from_config(custom_run):

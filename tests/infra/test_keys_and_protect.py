@@ -55,3 +55,15 @@ def test_default_stack_is_disposable(default_run):
 
 def test_protected_stack_keeps_cluster_and_data(protected_run):
     checks.check_protection(protected_run, protect=True)
+
+
+def test_default_stack_pulumi_protects_nothing(default_run):
+    checks.check_pulumi_protect(default_run, protect=False)
+
+
+def test_protected_stack_pulumi_protects_cluster_pools_and_data_buckets(protected_run):
+    # GKE's deletion_protection alone lets destroy remove the pools and everything on them
+    # before it fails on the cluster; Pulumi's protect makes the engine refuse.
+    checks.check_pulumi_protect(protected_run, protect=True)
+    for purpose in checks.SCRATCH_BUCKETS:
+        assert checks.bucket(protected_run, purpose).protect is False, f"{purpose} bucket is not disposable"
