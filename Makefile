@@ -62,7 +62,7 @@ preview: $(STAMP) ## Show what `make up` would change in the cloud stack (needs 
 up: $(STAMP) ## Create/update the cloud stack: GKE, Kubeflow Pipelines, buckets, registry, service accounts
 	pulumi up $(PULUMI_STACK)
 
-destroy: $(STAMP) ## Delete everything the cloud stack created (a protect=true stack keeps cluster and data)
+destroy: $(STAMP) ## Delete everything the cloud stack created (a protect=true stack refuses: set protect=false and pulumi up first)
 	pulumi destroy $(PULUMI_STACK)
 
 keys: $(STAMP) ## Write requested service-account keys to service_accounts/ (mode 600)
