@@ -32,6 +32,10 @@ def build_parser() -> argparse.ArgumentParser:
                         f"(default: {tune_lib.DEFAULT_MAX_EPOCHS})")
     parser.add_argument("--seed", type=int, default=tune_lib.DEFAULT_SEED,
                         help=f"sampler and model seed (default: {tune_lib.DEFAULT_SEED})")
+    parser.add_argument("--selection", choices=tune_lib.SELECTIONS, default=tune_lib.DEFAULT_SELECTION,
+                        help="which trial's parameters to write: one_se = the largest l2 among the "
+                        "trials within one standard error of the lowest eval MAE, min = the lowest "
+                        f"eval MAE (default: {tune_lib.DEFAULT_SELECTION})")
     parser.add_argument("--backend", default="optuna",
                         help="optuna (local, default); vertex is not implemented yet")
     parser.add_argument("-q", "--quiet", action="store_true", help="log warnings only")
@@ -47,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
         result = tune_lib.tune(
             args.features_dir, stats,
             n_trials=args.n_trials, timeout_s=args.timeout_s, max_epochs=args.max_epochs,
-            seed=args.seed, backend=args.backend,
+            seed=args.seed, backend=args.backend, selection=args.selection,
         )
     except (DataContractError, NotImplementedError, ValueError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -60,8 +64,9 @@ def main(argv: list[str] | None = None) -> int:
         metrics_path=out / "metrics.json",
     )
     print(
-        f"best trial {result.best_trial}: eval price MAE {result.best_value:.4f} vs persistence "
-        f"{result.baseline_eval_mae:.4f} (ratio {result.metrics()['best_eval_mae_ratio']:.4f}); "
+        f"selected trial {result.best_trial} ({result.selection}): eval price MAE {result.best_value:.4f} "
+        f"vs persistence {result.baseline_eval_mae:.4f} (ratio {result.metrics()['best_eval_mae_ratio']:.4f}); "
+        f"lowest: trial {result.lowest_trial}, {result.lowest_value:.4f}; "
         f"{result.trials_run} trials, {result.trials_pruned} pruned, {result.elapsed_s:.1f} s\n"
         f"best params: {out / 'best_params.json'}\ntrials table: {out / 'trials.md'}"
     )

@@ -21,7 +21,8 @@ def tune_op(
 ):
     """Search the hyper-parameters on the train/eval splits of ``features``.
 
-    ``best_params``: JSON of the best trial's hyper-parameters (what train reads);
+    ``best_params``: JSON of the selected trial's hyper-parameters (what train reads;
+    the default selection is tune's one-SE rule, see ``components.tune.tune``);
     ``metrics``: best eval price MAE, persistence on eval, trials run/pruned/failed;
     ``trials_table``: every trial as a Markdown table. ``backend`` other than
     ``"optuna"`` fails with NotImplementedError (Vertex AI comes with the cloud issue).
@@ -42,7 +43,13 @@ def tune_op(
     )
     write_outputs(result, best_params_path=best_params.path, table_path=trials_table.path)
     best_params.metadata.update(
-        {"best_trial": result.best_trial, "best_eval_price_mae": result.best_value, "backend": backend}
+        {
+            "best_trial": result.best_trial,
+            "best_eval_price_mae": result.best_value,
+            "selection": result.selection,
+            "lowest_trial": result.lowest_trial,
+            "backend": backend,
+        }
     )
     for name, value in result.metrics().items():
         metrics.log_metric(name, value)

@@ -18,6 +18,12 @@ noisy features whose best forecast is close to a constant drift.
 * ``dropout`` 0.0 .. 0.5: regularisation the original design did not tune.
 * ``batch_size`` 32, 64, 128, 256: batch noise matters with this little data; a small
   categorical keeps the trial budget for the other dimensions.
+* ``l2`` 1e-3 .. 1e-1, log: the L2 factor on every kernel (the loss is Huber on the
+  standardised target, so the data term is O(0.5)). From a penalty that barely
+  constrains nets of this size to one that dominates the data term and shrinks the net
+  towards the constant drift its output layer starts from. Tuned on the eval split like
+  the rest; tune's ``one_se`` selection rule then prefers the largest ``l2`` among the
+  trials the eval split cannot tell apart from the best (see ``tune.select_one_se``).
 """
 
 from __future__ import annotations
@@ -61,6 +67,7 @@ SEARCH_SPACE: tuple[Param, ...] = (
     Param("layer_scale", "float", 0.25, 1.0),
     Param("dropout", "float", 0.0, 0.5),
     Param("batch_size", "categorical", choices=(32, 64, 128, 256)),
+    Param("l2", "float", 1e-3, 1e-1, log=True),
 )
 PARAM_NAMES: tuple[str, ...] = tuple(p.name for p in SEARCH_SPACE)
 

@@ -8,6 +8,20 @@ The first trial is the train step's default configuration, a known-sane referenc
 The pruner waits for ``PRUNER_STARTUP_TRIALS`` finished trials and ``PRUNER_WARMUP_EPOCHS``
 epochs, then stops a trial whose eval MAE is worse than the median of earlier trials at
 the same epoch.
+
+Which trial train gets (``selection``), decided on the eval split only:
+
+* ``"min"``: the trial with the lowest eval MAE.
+* ``"one_se"``: the one-standard-error rule (Breiman et al., 1984), paired. The eval
+  split is a few hundred days, so small MAE differences between trials are noise, and
+  the lowest one is partly a lucky draw (the winner's curse). A trial is
+  indistinguishable from the lowest when its mean row-by-row excess absolute error over
+  the lowest trial is at most one standard error of that excess; among those, the one
+  with the largest ``l2`` (the most regularised) is selected, ties going to the lower
+  MAE. Daily rows are autocorrelated, so the SE is if anything too small and the rule
+  errs towards the lowest trial.
+
+The test split is never read here.
 """
 
 from __future__ import annotations
@@ -17,6 +31,7 @@ import logging
 import math
 import os
 import time
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,6 +50,8 @@ DEFAULT_N_TRIALS = 16
 DEFAULT_TIMEOUT_S = 600
 DEFAULT_MAX_EPOCHS = 60
 DEFAULT_SEED = 42
+SELECTIONS: tuple[str, ...] = ("one_se", "min")
+DEFAULT_SELECTION = "one_se"
 #: Trials that always run to the end before the pruner compares; epochs never pruned.
 PRUNER_STARTUP_TRIALS = 4
 PRUNER_WARMUP_EPOCHS = 5
@@ -42,6 +59,9 @@ PRUNER_WARMUP_EPOCHS = 5
 
 @dataclass
 class TuneResult:
+    """``best_*`` is the trial the ``selection`` rule picked (what train gets);
+    ``lowest_*`` the trial with the lowest eval MAE (the same one under ``"min"``)."""
+
     best_params: dict[str, Any]
     best_value: float
     best_trial: int
@@ -51,6 +71,10 @@ class TuneResult:
     trials_failed: int
     elapsed_s: float
     trials: list[dict[str, Any]] = field(default_factory=list)
+    selection: str = "min"
+    lowest_trial: int = -1
+    lowest_value: float = math.nan
+    trials_within_one_se: int = 0
 
     def metrics(self) -> dict[str, float]:
         """Numbers for a KFP Metrics artifact."""
@@ -58,6 +82,8 @@ class TuneResult:
             "best_eval_price_mae": self.best_value,
             "baseline_eval_price_mae": self.baseline_eval_mae,
             "best_eval_mae_ratio": ratio(self.best_value, self.baseline_eval_mae),
+            "lowest_eval_price_mae": self.lowest_value,
+            "trials_within_one_se": float(self.trials_within_one_se),
             "trials_run": float(self.trials_run),
             "trials_pruned": float(self.trials_pruned),
             "trials_failed": float(self.trials_failed),
@@ -66,6 +92,36 @@ class TuneResult:
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def within_one_se(errors: Mapping[int, np.ndarray]) -> tuple[int, dict[int, bool]]:
+    """``(lowest, within)``: the trial with the lowest mean absolute error (ties: lower
+    number) and, per trial, whether its mean row-by-row excess over that trial is at
+    most one standard error of the excess. ``errors`` maps trial numbers to absolute
+    errors on the same rows."""
+    if not errors:
+        raise ValueError("no trial errors to compare")
+    lowest = min(errors, key=lambda n: (float(np.mean(errors[n])), n))
+    base = np.asarray(errors[lowest], dtype=np.float64)
+    within = {}
+    for n, e in errors.items():
+        excess = np.asarray(e, dtype=np.float64) - base
+        if excess.shape != base.shape:
+            raise ValueError(f"trial {n}: {excess.size} errors, trial {lowest}: {base.size}")
+        se = float(np.std(excess, ddof=1) / math.sqrt(len(excess))) if len(excess) > 1 else 0.0
+        within[n] = n == lowest or float(np.mean(excess)) <= se
+    return lowest, within
+
+
+def select_one_se(errors: Mapping[int, np.ndarray], l2: Mapping[int, float]) -> int:
+    """The one-SE rule: among the trials within one standard error of the lowest eval
+    MAE (``within_one_se``), the one with the largest ``l2``; ties: lower MAE, then
+    lower number."""
+    _, within = within_one_se(errors)
+    return min(
+        (n for n, ok in within.items() if ok),
+        key=lambda n: (-float(l2[n]), float(np.mean(errors[n])), n),
+    )
 
 
 def _pruning_callback(trial):
@@ -98,9 +154,14 @@ def tune(
     patience: int = 5,
     pruner_startup_trials: int = PRUNER_STARTUP_TRIALS,
     pruner_warmup_epochs: int = PRUNER_WARMUP_EPOCHS,
+    selection: str = DEFAULT_SELECTION,
 ) -> TuneResult:
     """Search the space in ``search_space``; objective: eval-split MAE of the predicted
-    next-day close. Stops after ``n_trials`` or, between trials, after ``timeout_s``."""
+    next-day close. Stops after ``n_trials`` or, between trials, after ``timeout_s``.
+    ``selection`` (``"one_se"`` or ``"min"``, see the module doc) picks the trial whose
+    parameters are returned. Reads the train and eval splits only."""
+    if selection not in SELECTIONS:
+        raise ValueError(f"selection must be one of {', '.join(SELECTIONS)}, got {selection!r}")
     if backend != "optuna":
         raise NotImplementedError(
             f"tune backend {backend!r} is not implemented yet (available: {', '.join(BACKENDS)}); "
@@ -127,6 +188,8 @@ def tune(
         len(train_split), len(eval_split), n_trials, timeout_s, max_epochs, baseline,
     )
     model_lib.limit_threads()
+    abs_errors: dict[int, np.ndarray] = {}  # per completed trial, on the eval rows
+    actual_next = eval_split.next_close()
 
     def objective(trial) -> float:
         params = suggest(trial)
@@ -139,9 +202,12 @@ def tune(
             label=f"trial {trial.number}", log_level=logging.DEBUG,
         )
         trial.set_user_attr("epochs", len(history["loss"]))
-        value = model_lib.price_mae(eval_split, model_lib.predict_log_return(model, eval_split))
+        predicted = eval_split.close * np.exp(model_lib.predict_log_return(model, eval_split))
+        errors = np.abs(predicted - actual_next)
+        value = float(np.mean(errors))
         if not math.isfinite(value):
             raise FloatingPointError(f"eval price MAE is {value}")
+        abs_errors[trial.number] = errors
         return value
 
     def progress(study, trial) -> None:
@@ -174,7 +240,13 @@ def tune(
     complete = [t for t in study.trials if t.state == states.COMPLETE]
     if not complete:
         raise RuntimeError(f"no tuning trial completed ({len(study.trials)} started); see the log")
-    best = study.best_trial
+    done = {t.number: abs_errors[t.number] for t in complete}
+    lowest, within = within_one_se(done)
+    if selection == "one_se":
+        chosen = select_one_se(done, {n: study.trials[n].params["l2"] for n in done})
+    else:
+        chosen = lowest
+    best = study.trials[chosen]
     trials = [
         {
             "number": t.number,
@@ -184,6 +256,7 @@ def tune(
             "epochs": t.user_attrs.get("epochs"),
             "seconds": round(t.duration.total_seconds(), 2) if t.duration else None,
             "params": {name: t.params.get(name) for name in PARAM_NAMES},
+            "within_one_se": within.get(t.number),
         }
         for t in study.trials
     ]
@@ -197,10 +270,16 @@ def tune(
         trials_failed=sum(t.state == states.FAIL for t in study.trials),
         elapsed_s=elapsed,
         trials=trials,
+        selection=selection,
+        lowest_trial=lowest,
+        lowest_value=float(study.trials[lowest].value),
+        trials_within_one_se=sum(within.values()),
     )
     log.info(
-        "best trial %d: eval price MAE %.4f (persistence %.4f, ratio %.4f); %d trials, %d pruned, %.1fs",
-        best.number, result.best_value, baseline, ratio(result.best_value, baseline),
+        "selected trial %d (%s): eval price MAE %.4f (persistence %.4f, ratio %.4f); lowest: trial %d "
+        "%.4f, %d within one SE of it; %d trials, %d pruned, %.1fs",
+        best.number, selection, result.best_value, baseline, ratio(result.best_value, baseline),
+        lowest, result.lowest_value, result.trials_within_one_se,
         result.trials_run, result.trials_pruned, elapsed,
     )
     return result
@@ -211,20 +290,28 @@ def _round(value: Any) -> Any:
 
 
 def trials_markdown(result: TuneResult) -> str:
-    """All trials as a Markdown table: completed trials best first, then the pruned
-    (their value is the last one reported before pruning), then the failed."""
+    """All trials as a Markdown table: completed trials lowest eval MAE first, then the
+    pruned (their value is the last one reported before pruning), then the failed. The
+    selected trial (the one train gets) is marked, and so is the lowest."""
     names = [p.name for p in SEARCH_SPACE]
+    rule = {
+        "one_se": "the largest l2 among the trials within one standard error of the lowest eval MAE",
+        "min": "the lowest eval MAE",
+    }.get(result.selection, result.selection)
     lines = [
         "# Hyper-parameter trials",
         "",
         f"Objective: eval-split MAE of the predicted next-day close (lower is better). "
         f"Persistence on the same rows: **{result.baseline_eval_mae:.4f}**. "
-        f"Best: **{result.best_value:.4f}** (ratio {ratio(result.best_value, result.baseline_eval_mae):.4f}). "
+        f"Selected ({rule}): trial {result.best_trial}, **{result.best_value:.4f}** "
+        f"(ratio {ratio(result.best_value, result.baseline_eval_mae):.4f}); lowest: trial "
+        f"{result.lowest_trial}, {result.lowest_value:.4f}. "
         f"{result.trials_run} trials, {result.trials_pruned} pruned, {result.trials_failed} failed, "
         f"{result.elapsed_s:.1f} s.",
         "",
-        "| trial | state | eval price MAE | ratio to persistence | epochs | seconds | " + " | ".join(names) + " |",
-        "|---:|---|---:|---:|---:|---:|" + "---:|" * len(names),
+        "| trial | state | eval price MAE | ratio to persistence | within 1 SE | epochs | seconds | "
+        + " | ".join(names) + " |",
+        "|---:|---|---:|---:|---|---:|---:|" + "---:|" * len(names),
     ]
     rank = {"complete": 0, "pruned": 1}
     ordered = sorted(
@@ -234,10 +321,13 @@ def trials_markdown(result: TuneResult) -> str:
     for t in ordered:
         value = "-" if t["eval_price_mae"] is None else f"{t['eval_price_mae']:.4f}"
         ratio_text = "-" if t["eval_mae_ratio"] is None else f"{t['eval_mae_ratio']:.4f}"
-        mark = " (best)" if t["number"] == result.best_trial else ""
+        marks = [m for m, n in (("selected", result.best_trial), ("lowest", result.lowest_trial))
+                 if t["number"] == n]
+        mark = f" ({', '.join(marks)})" if marks else ""
+        one_se = {True: "yes", False: "no"}.get(t.get("within_one_se"), "-")
         cells = [_cell(t["params"].get(n)) for n in names]
         lines.append(
-            f"| {t['number']}{mark} | {t['state']} | {value} | {ratio_text} | {t['epochs'] or '-'} | "
+            f"| {t['number']}{mark} | {t['state']} | {value} | {ratio_text} | {one_se} | {t['epochs'] or '-'} | "
             f"{t['seconds'] if t['seconds'] is not None else '-'} | " + " | ".join(cells) + " |"
         )
     return "\n".join(lines) + "\n"
@@ -256,7 +346,8 @@ def write_outputs(
     table_path: str | os.PathLike,
     metrics_path: str | os.PathLike | None = None,
 ) -> None:
-    """best_params JSON (the six keys train reads), the Markdown trials table and,
+    """best_params JSON (the selected trial's hyper-parameters: the keys of
+    ``search_space.PARAM_NAMES``, which train reads), the Markdown trials table and,
     optionally, the metrics as JSON."""
     for path, text in (
         (best_params_path, json.dumps(result.best_params, indent=2) + "\n"),

@@ -52,6 +52,21 @@ def test_hparams_are_validated():
     with pytest.raises(ValueError, match="dropout=1.5"):
         model_lib.validate_hparams({"dropout": 1.5})
     assert model_lib.validate_hparams({}) == model_lib.DEFAULT_HPARAMS
+    with pytest.raises(ValueError, match="l2=-0.01"):
+        model_lib.validate_hparams({"l2": -0.01})
+    # best_params written before l2 was tuned (the six original keys) still validate
+    six = {k: v for k, v in model_lib.DEFAULT_HPARAMS.items() if k != "l2"}
+    assert model_lib.validate_hparams({**six, "dropout": 0.1})["l2"] == model_lib.DEFAULT_HPARAMS["l2"]
+
+
+@pytest.mark.parametrize("l2", [1e-3, 0.05])
+def test_l2_reaches_every_kernel(splits_and_stats, l2):
+    _, stats = splits_and_stats
+    model = model_lib.build_model({"num_layers": 2, "first_layer_units": 8, "l2": l2}, stats)
+    dense = [layer for layer in model.layers if layer.name.startswith("hidden_") or layer.name == model_lib.Z_LAYER]
+    assert len(dense) == 3
+    for layer in dense:
+        assert float(layer.kernel_regularizer.l2) == pytest.approx(l2)
 
 
 def test_seeded_fits_are_identical(splits_and_stats):

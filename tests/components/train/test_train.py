@@ -11,6 +11,7 @@ import pytest
 
 from components.train.evaluate import flat_metrics
 from components.train.export import load_serving_fn
+from components.train.model import DEFAULT_HPARAMS
 from components.train.train import train
 from tests.components.train.conftest import TINY_PARAMS
 
@@ -34,7 +35,10 @@ def test_outputs_and_metrics(passed, splits_and_stats):
     out, result = passed
     assert result.export_path == out / "model" / "7"
     assert result.version == "7"
-    assert result.hparams == TINY_PARAMS
+    # TINY_PARAMS has the six keys of best_params files written before l2 was tuned:
+    # train still reads them and falls back to the default l2
+    assert "l2" not in TINY_PARAMS
+    assert result.hparams == {**TINY_PARAMS, "l2": DEFAULT_HPARAMS["l2"]}
     for key in ("model_mae", "baseline_mae", "model_rmse", "model_mape", "model_directional_accuracy",
                 "mae_ratio", "eval_mae_ratio", "mean_epochs_run", "mean_best_epoch"):
         assert math.isfinite(result.metrics[key]), key
@@ -79,6 +83,14 @@ def test_report_embeds_plots_and_the_decision(passed):
     assert "http" not in html.replace("http-equiv", "")  # nothing linked
 
 
+def test_best_params_with_l2_are_used(synthetic_data, tmp_path):
+    (tmp_path / "bp.json").write_text(json.dumps({**TINY_PARAMS, "l2": 0.05}))
+    result = train(*synthetic_data, tmp_path / "bp.json", tmp_path / "m", epochs=1, seed=0,
+                   version="1", report_path=tmp_path / "r.html", ensemble_size=1)
+    assert result.hparams["l2"] == 0.05
+    assert "0.05" in result.report_path.read_text()
+
+
 def test_bad_inputs_fail_clearly(synthetic_data, tmp_path):
     with pytest.raises(ValueError, match="unknown hyper-parameter"):
         train(*synthetic_data, {"lr": 0.1}, tmp_path / "m", epochs=1, seed=0, report_path=tmp_path / "r.html")
@@ -86,6 +98,8 @@ def test_bad_inputs_fail_clearly(synthetic_data, tmp_path):
         train(*synthetic_data, tmp_path / "nope.json", tmp_path / "m", epochs=1, seed=0, report_path=tmp_path / "r.html")
     with pytest.raises(ValueError, match="folder name"):
         train(*synthetic_data, {}, tmp_path / "m", epochs=1, seed=0, model_name="a/b", report_path=tmp_path / "r.html")
+    with pytest.raises(ValueError, match="l2=-0.1"):
+        train(*synthetic_data, {"l2": -0.1}, tmp_path / "m", epochs=1, seed=0, report_path=tmp_path / "r.html")
     with pytest.raises(ValueError, match="ensemble_size"):
         train(*synthetic_data, {}, tmp_path / "m", epochs=1, seed=0, ensemble_size=0, report_path=tmp_path / "r.html")
 

@@ -16,7 +16,17 @@ from components.tune.search_space import (
 
 def test_space_covers_exactly_the_model_hyper_parameters():
     assert set(PARAM_NAMES) == set(HPARAM_KEYS)
+    # the original six keys stay; l2 is tuned too
+    assert set(PARAM_NAMES) == {"learning_rate", "num_layers", "first_layer_units", "layer_scale",
+                                "dropout", "batch_size", "l2"}
     validate(DEFAULT_HPARAMS)  # the default (first trial) lies inside the space
+
+
+def test_l2_is_a_log_scale_range():
+    l2 = {p.name: p for p in SEARCH_SPACE}["l2"]
+    assert (l2.type, l2.low, l2.high, l2.log) == ("float", 1e-3, 1e-1, True)
+    # the default is the geometric middle of the range (an a-priori choice)
+    assert DEFAULT_HPARAMS["l2"] == pytest.approx((l2.low * l2.high) ** 0.5)
 
 
 @pytest.mark.parametrize("sampler", [optuna.samplers.RandomSampler(seed=0), optuna.samplers.TPESampler(seed=0)])
@@ -36,6 +46,10 @@ def test_sampled_params_respect_the_bounds(sampler):
     spec = {p.name: p for p in SEARCH_SPACE}
     assert seen["batch_size"] <= set(spec["batch_size"].choices)
     assert len(seen["num_layers"]) > 1 and len(seen["learning_rate"]) > 30
+    assert len(seen["l2"]) > 30 and all(1e-3 <= v <= 1e-1 for v in seen["l2"])
+    if isinstance(sampler, optuna.samplers.RandomSampler):
+        # log scale: about as many draws below the geometric middle (1e-2) as above it
+        assert 15 < sum(v < 1e-2 for v in seen["l2"]) < 45
 
 
 def test_validate_names_the_problem():
@@ -57,6 +71,11 @@ def test_vertex_parameter_specs():
         "scale_type": "UNIT_LINEAR_SCALE",
     }
     assert specs["first_layer_units"]["scale_type"] == "UNIT_LOG_SCALE"
+    assert specs["l2"] == {
+        "parameter_id": "l2",
+        "double_value_spec": {"min_value": 1e-3, "max_value": 1e-1},
+        "scale_type": "UNIT_LOG_SCALE",
+    }
     assert specs["batch_size"] == {
         "parameter_id": "batch_size",
         "discrete_value_spec": {"values": [32.0, 64.0, 128.0, 256.0]},

@@ -2,15 +2,24 @@
 
 import json
 import math
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from components.train.model import HPARAM_KEYS
 from components.tune.search_space import validate
-from components.tune.tune import trials_markdown, tune, write_outputs
+from components.tune.tune import (
+    DEFAULT_SELECTION,
+    select_one_se,
+    trials_markdown,
+    tune,
+    within_one_se,
+    write_outputs,
+)
 
 PROJECT_ROOT = Path(__file__).resolve().parents[3]
 SMALL = {"n_trials": 5, "timeout_s": 300, "max_epochs": 4, "patience": 2}
@@ -27,18 +36,91 @@ def test_same_seed_same_result(first, tune_data):
     assert again.best_value == first.best_value
     assert [t["params"] for t in again.trials] == [t["params"] for t in first.trials]
     assert [t["eval_price_mae"] for t in again.trials] == [t["eval_price_mae"] for t in first.trials]
+    assert [t["params"]["l2"] for t in again.trials] == [t["params"]["l2"] for t in first.trials]
+    assert (again.best_trial, again.lowest_trial) == (first.best_trial, first.lowest_trial)
 
 
 def test_result_is_well_formed(first):
     assert set(first.best_params) == set(HPARAM_KEYS)
+    assert "l2" in first.best_params
     validate(first.best_params)
     assert first.trials_run == 5 == len(first.trials)
     assert first.trials[0]["number"] == 0
-    values = [t["eval_price_mae"] for t in first.trials if t["state"] == "complete"]
-    assert first.best_value == min(values)
+    complete = [t for t in first.trials if t["state"] == "complete"]
+    assert first.lowest_value == min(t["eval_price_mae"] for t in complete)
+    assert first.trials[first.lowest_trial]["eval_price_mae"] == first.lowest_value
+    selected = first.trials[first.best_trial]
+    assert first.best_value == selected["eval_price_mae"] and first.best_params == selected["params"]
+    assert first.selection == DEFAULT_SELECTION == "one_se"
+    # the one-SE rule: the selected trial is within one SE of the lowest, and no trial
+    # within it has a larger l2
+    within = [t for t in complete if t["within_one_se"]]
+    assert selected in within and first.trials_within_one_se == len(within)
+    assert selected["params"]["l2"] == max(t["params"]["l2"] for t in within)
+    assert all(t["within_one_se"] is None for t in first.trials if t["state"] != "complete")
     metrics = first.metrics()
     assert all(math.isfinite(v) for v in metrics.values())
     assert metrics["best_eval_mae_ratio"] == pytest.approx(first.best_value / first.baseline_eval_mae)
+    assert metrics["lowest_eval_price_mae"] == first.lowest_value <= first.best_value
+
+
+def test_min_selection_takes_the_lowest_trial(first, tune_data):
+    lowest = tune(*tune_data, seed=3, selection="min", **SMALL)
+    # the same study (seeded); only the choice differs
+    assert [t["eval_price_mae"] for t in lowest.trials] == [t["eval_price_mae"] for t in first.trials]
+    assert lowest.best_trial == lowest.lowest_trial == first.lowest_trial
+    assert lowest.best_value == first.lowest_value
+    assert lowest.best_params == first.trials[first.lowest_trial]["params"]
+    with pytest.raises(ValueError, match="selection must be one of"):
+        tune(*tune_data, selection="best_on_test", **SMALL)
+
+
+def _noise(rng, n):
+    z = rng.normal(0.0, 5.0, size=n)
+    return z - z.mean()  # exactly zero mean: the excess is what the test adds
+
+
+def test_within_one_se_is_a_paired_comparison():
+    rng = np.random.default_rng(0)
+    base = rng.exponential(100.0, size=400)  # heavy-ish tailed absolute errors
+    errors = {
+        0: base,
+        1: base + _noise(rng, 400) + 0.5,  # excess 0.5, paired SE ~0.25: distinguishable
+        2: base + _noise(rng, 400) + 0.1,  # excess 0.1, paired SE ~0.25: indistinguishable
+        3: base.copy(),  # identical to 0: indistinguishable, and 0 keeps "lowest" (lower number)
+    }
+    lowest, within = within_one_se(errors)
+    assert lowest == 0
+    assert within == {0: True, 1: False, 2: True, 3: True}
+    # an unpaired SE of the lowest MAE (~5) would have let trial 1 in as well
+    assert np.std(base, ddof=1) / np.sqrt(400) > 1.0
+
+
+def test_select_one_se_prefers_the_most_regularised():
+    rows = np.linspace(1.0, 2.0, 50)
+    wobble = 0.05 * np.resize([1.0, -1.0], 50)  # mean 0, paired SE ~0.007
+    errors = {0: rows, 1: rows + wobble + 0.005, 2: rows + wobble + 1.0, 3: rows + wobble + 0.005}
+    l2 = {0: 1e-3, 1: 3e-2, 2: 1e-1, 3: 3e-2}
+    assert within_one_se(errors)[1] == {0: True, 1: True, 2: False, 3: True}
+    # trial 2 has the largest l2 but is clearly worse; 1 and 3 tie on l2 and MAE: lower number
+    assert select_one_se(errors, l2) == 1
+    assert select_one_se(errors, {**l2, 0: 0.05}) == 0
+    assert select_one_se({0: rows}, {0: 1e-3}) == 0
+    with pytest.raises(ValueError, match="no trial errors"):
+        within_one_se({})
+
+
+def test_tune_never_reads_the_test_split(tune_data, tmp_path):
+    """Model selection is test-blind: tune runs on a features directory without test rows."""
+    features_dir, stats_path = tune_data
+    blind = tmp_path / "features"
+    blind.mkdir()
+    for shard in features_dir.glob("*.csv"):
+        if not shard.name.startswith("test-"):
+            shutil.copy(shard, blind / shard.name)
+    assert not list(blind.glob("test-*")) and list(features_dir.glob("test-*"))
+    result = tune(blind, stats_path, n_trials=1, timeout_s=60, max_epochs=2, seed=3, patience=1)
+    assert result.trials_run == 1
 
 
 def test_pruner_prunes_hopeless_trials(tune_data):
@@ -60,7 +142,11 @@ def test_outputs_written(first, tmp_path):
     assert table == trials_markdown(first)
     rows = [line for line in table.splitlines() if line.startswith("| ") and line[2].isdigit()]
     assert len(rows) == first.trials_run
-    assert rows[0].startswith(f"| {first.best_trial} (best) | complete |")
+    lowest_mark = "(lowest)" if first.lowest_trial != first.best_trial else "(selected, lowest)"
+    assert rows[0].startswith(f"| {first.lowest_trial} {lowest_mark} | complete |")
+    assert sum("(selected" in r for r in rows) == 1
+    assert [r for r in rows if "(selected" in r][0].startswith(f"| {first.best_trial} (selected")
+    assert "within one standard error" in table and "| within 1 SE |" in table
     assert json.loads((tmp_path / "m.json").read_text())["trials_run"] == 5
 
 
@@ -88,8 +174,11 @@ def test_cli(tune_data, tmp_path):
                "--max-epochs", "2", "-q")
     assert run.returncode == 0, run.stderr
     assert set(json.loads((tmp_path / "best_params.json").read_text())) == set(HPARAM_KEYS)
+    assert "selected trial" in run.stdout and "(one_se)" in run.stdout
     assert (tmp_path / "trials.md").is_file() and (tmp_path / "metrics.json").is_file()
     vertex = _cli(features_dir, "--stats", stats_path, "--output-dir", tmp_path, "--backend", "vertex")
     assert vertex.returncode == 2 and "not implemented yet" in vertex.stderr
     bad = _cli(features_dir, "--output-dir", tmp_path, "--n-trials", "0")
     assert bad.returncode == 2 and "--n-trials" in bad.stderr
+    bad_rule = _cli(features_dir, "--output-dir", tmp_path, "--selection", "test")
+    assert bad_rule.returncode == 2 and "--selection" in bad_rule.stderr
