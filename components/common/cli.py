@@ -1,6 +1,7 @@
 """Small argparse helpers shared by the step CLIs."""
 
 import argparse
+import logging
 from pathlib import Path
 
 
@@ -26,3 +27,13 @@ def add_features_arguments(parser: argparse.ArgumentParser) -> None:
                         help="the transform's output: train/eval/test-*.csv shards")
     parser.add_argument("--stats", type=Path, default=None,
                         help="stats.json of the transform (default: FEATURES_DIR/stats.json)")
+
+
+def add_quiet_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("-q", "--quiet", action="store_true", help="log warnings only")
+
+
+def configure_logging(quiet: bool) -> None:
+    """INFO progress lines on stderr (WARNING only with --quiet)."""
+    logging.basicConfig(level=logging.WARNING if quiet else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")

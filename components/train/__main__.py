@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import sys
 from pathlib import Path
 
-from components.common.cli import add_features_arguments, positive_float, positive_int
+from components.common.cli import (
+    add_features_arguments,
+    add_quiet_argument,
+    configure_logging,
+    positive_float,
+    positive_int,
+)
 from components.train import train as train_lib
 from components.train.data import DataContractError
 
@@ -42,14 +47,13 @@ def build_parser() -> argparse.ArgumentParser:
                         help="model version, digits only (default: UTC time YYYYMMDDHHMMSS)")
     parser.add_argument("--require-gate", action="store_true",
                         help="exit with status 3 when the model fails the gate")
-    parser.add_argument("-q", "--quiet", action="store_true", help="log warnings only")
+    add_quiet_argument(parser)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging(args.quiet)
     out = args.output_dir
     try:
         result = train_lib.train(

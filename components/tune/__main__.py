@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 from pathlib import Path
 
-from components.common.cli import add_features_arguments, positive_float, positive_int
+from components.common.cli import (
+    add_features_arguments,
+    add_quiet_argument,
+    configure_logging,
+    positive_float,
+    positive_int,
+)
 from components.train.data import DataContractError
 from components.tune import tune as tune_lib
 
@@ -38,14 +43,13 @@ def build_parser() -> argparse.ArgumentParser:
                         f"eval MAE (default: {tune_lib.DEFAULT_SELECTION})")
     parser.add_argument("--backend", default="optuna",
                         help="optuna (local, default); vertex is not implemented yet")
-    parser.add_argument("-q", "--quiet", action="store_true", help="log warnings only")
+    add_quiet_argument(parser)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging(args.quiet)
     stats = args.stats or args.features_dir / "stats.json"
     try:
         result = tune_lib.tune(
