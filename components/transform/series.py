@@ -56,16 +56,19 @@ def split_sizes(n: int, fractions: Sequence[float]) -> tuple[int, int, int]:
     return train, train_eval - train, n - train_eval
 
 
-def dedupe_bars(rows: Iterable[ParsedRow]) -> tuple[list[Bar], int]:
-    """Bars sorted by date, keeping the first (lowest line) of each date; and the drop count."""
+def dedupe_bars(rows: Iterable[ParsedRow]) -> tuple[list[Bar], list[tuple[int, int]]]:
+    """Bars sorted by date, keeping the first (lowest line) of each date; and, for every
+    dropped row, ``(its line, the kept line of the same date)`` so nothing is lost silently."""
     bars: list[Bar] = []
-    duplicates = 0
+    dropped: list[tuple[int, int]] = []
+    kept_line = 0
     for row in sorted(rows, key=lambda r: (r.bar.date, r.line)):
         if bars and bars[-1].date == row.bar.date:
-            duplicates += 1
+            dropped.append((row.line, kept_line))
         else:
             bars.append(row.bar)
-    return bars, duplicates
+            kept_line = row.line
+    return bars, dropped
 
 
 @dataclass
@@ -76,6 +79,8 @@ class CoinResult:
     bars: int
     duplicates: int
     gaps: int
+    #: ``(dropped line, kept line)`` of each duplicate date (line numbers of the raw file).
+    duplicate_lines: list[tuple[int, int]] = field(default_factory=list)
     #: ``(split, example)`` in date order; examples as yielded by ``build_examples``.
     examples: list[tuple[str, dict]] = field(default_factory=list)
 
@@ -96,12 +101,13 @@ class CoinResult:
     def info(self) -> dict:
         """The JSON-able per-coin summary (without the examples)."""
         return {"coin": self.coin, "bars": self.bars, "duplicates": self.duplicates,
+                "duplicate_lines": [list(pair) for pair in self.duplicate_lines],
                 "gaps": self.gaps, "counts": self.counts(), "ranges": self.date_ranges()}
 
 
 def process_coin(coin: str, rows: Iterable[ParsedRow], fractions: Sequence[float]) -> CoinResult:
     """Sort, de-duplicate, count gaps, build examples, split them by date, purge boundaries."""
-    bars, duplicates = dedupe_bars(rows)
+    bars, dropped = dedupe_bars(rows)
     gaps = len(split_on_gaps(bars)) - 1 if bars else 0
     # The last day of each run has no target: not a training example.
     examples = [ex for ex in build_examples(bars) if ex[TARGET_NAME] is not None]
@@ -118,7 +124,8 @@ def process_coin(coin: str, rows: Iterable[ParsedRow], fractions: Sequence[float
     labelled = [
         item for item, nxt in zip(labelled, labelled[1:], strict=False) if nxt[0] == item[0]
     ] + labelled[-1:]
-    return CoinResult(coin=coin, bars=len(bars), duplicates=duplicates, gaps=gaps, examples=labelled)
+    return CoinResult(coin=coin, bars=len(bars), duplicates=len(dropped), gaps=gaps,
+                      duplicate_lines=dropped, examples=labelled)
 
 
 def example_to_csv_row(coin: str, example: Mapping) -> list[str]:

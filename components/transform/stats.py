@@ -81,7 +81,10 @@ def build_stats(
         }
     coins = {
         info["coin"]: {**info["counts"], "duplicates": info["duplicates"], "gaps": info["gaps"],
-                       "bars": info["bars"]}
+                       "bars": info["bars"],
+                       # (dropped line, kept line) per duplicate date: the raw file in the
+                       # lake is immutable, so every dropped row can be found again.
+                       "duplicate_lines": info.get("duplicate_lines", [])}
         for info in infos
     }
     has_train = train_moments.n > 0

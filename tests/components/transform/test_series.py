@@ -27,9 +27,10 @@ def _row(line: int, day: int, close: float = 10.0) -> ParsedRow:
 
 def test_dedupe_sorts_and_keeps_the_first_line_of_a_date() -> None:
     rows = [_row(5, 2, 30.0), _row(2, 0), _row(9, 1, 99.0), _row(3, 1, 20.0), _row(7, 2, 31.0)]
-    bars, duplicates = dedupe_bars(rows)
+    bars, dropped = dedupe_bars(rows)
     assert [b.close for b in bars] == [10.0, 20.0, 30.0]
-    assert duplicates == 2
+    # Line 9 (day 1) lost to line 3, line 7 (day 2) to line 5.
+    assert dropped == [(9, 3), (7, 5)]
 
 
 @pytest.mark.parametrize(("n", "expected"), [

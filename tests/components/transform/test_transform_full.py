@@ -65,7 +65,7 @@ def test_cli_reports_counts_for_all_44_coins(full_run: dict, raw: pd.DataFrame) 
     assert "total (44 coins)" in full_run["stdout"]
     # A coin too short for one example (ontology, 18 days) is reported with zero rows.
     assert stats["coins"]["ontology"] == {"train": 0, "eval": 0, "test": 0, "duplicates": 0,
-                                          "gaps": 0, "bars": 18}
+                                          "gaps": 0, "bars": 18, "duplicate_lines": []}
 
 
 def test_gaps_match_an_independent_count(full_run: dict, raw: pd.DataFrame) -> None:

@@ -103,6 +103,10 @@ def test_duplicate_dates_are_dropped_counted_and_the_first_line_kept(tmp_path: P
     assert closes[(MONDAY + 34 * DAY).isoformat()] == 555.0
     assert summary.coins["dupes"]["duplicates"] == 3
     assert summary.duplicates == 3
+    # Nothing is dropped silently: stats.json names each dropped line (header = line 1,
+    # so list index i is line i + 2) and the line that was kept for that date.
+    stats = json.loads((tmp_path / "out" / "stats.json").read_text())
+    assert stats["coins"]["dupes"]["duplicate_lines"] == [[43, 35], [37, 2], [44, 2]]
     assert summary.accepted_rows == 43 and summary.rejected_rows == 0
 
 
