@@ -113,6 +113,40 @@ def _kv_table(values: Mapping[str, object]) -> str:
     return f"<table>{rows}</table>"
 
 
+def per_coin_mae(coins: np.ndarray, today: np.ndarray, actual_next: np.ndarray,
+                 predicted_next: np.ndarray) -> list[tuple[str, int, float, float]]:
+    """``(coin, rows, model MAE, persistence MAE)`` per coin, most rows first.
+
+    Pooled price MAE is dominated by the most expensive coins; this shows each one.
+    """
+    names, counts = np.unique(coins, return_counts=True)
+    out = []
+    for coin in names[np.argsort(-counts, kind="stable")]:
+        rows = coins == coin
+        model = float(np.mean(np.abs(predicted_next[rows] - actual_next[rows])))
+        baseline = float(np.mean(np.abs(today[rows] - actual_next[rows])))
+        out.append((str(coin), int(rows.sum()), model, baseline))
+    return out
+
+
+def per_coin_table(coins, today, actual_next, predicted_next) -> str:
+    rows = per_coin_mae(coins, today, actual_next, predicted_next)
+    beating = sum(1 for _, _, model, baseline in rows if model < baseline)
+    lines = [
+        "<h2>Per coin</h2>",
+        f"<p>The pooled MAE above weighs coins by price level; {beating} of {len(rows)} coins "
+        "beat persistence on their own.</p>",
+        "<table><tr><th>coin</th><th>rows</th><th>model MAE</th><th>persistence MAE</th>"
+        "<th>mae_ratio</th></tr>",
+    ]
+    for coin, n, model, baseline in rows:
+        ratio = model / baseline if baseline > 0 else float("nan")
+        lines.append(f"<tr><td>{html.escape(coin)}</td><td>{n}</td><td>{model:.6g}</td>"
+                     f"<td>{baseline:.6g}</td><td>{ratio:.4f}</td></tr>")
+    lines.append("</table>")
+    return "\n".join(lines)
+
+
 def write_report(
     path: str | os.PathLike,
     *,
@@ -151,6 +185,7 @@ def write_report(
         )
     if len(names) > MAX_COINS_PLOTTED:
         price_plots.append(f"<p>{len(names) - MAX_COINS_PLOTTED} more coin(s) not plotted.</p>")
+    per_coin = per_coin_table(coins, today, actual_next, predicted_next) if len(names) > 1 else ""
     body = f"""<!DOCTYPE html>
 <html><head><meta charset="utf-8"><title>{html.escape(model_name)} {html.escape(version)}</title>
 <style>body{{font-family:sans-serif;max-width:1000px;margin:1em auto}}
@@ -162,6 +197,7 @@ table{{border-collapse:collapse;margin:0.5em 0}}td,th{{border:1px solid #ccc;pad
 <p>Next-day close on the test split ({len(today)} rows); persistence forecasts tomorrow's close = today's close.
 MAPE in percent; directional accuracy counts "no change" as its own direction, so persistence scores only on flat days.</p>
 {_metrics_table(evaluation)}
+{per_coin}
 <h2>Actual vs predicted vs persistence</h2>
 {''.join(price_plots)}
 <h2>Training curves</h2>

@@ -59,3 +59,44 @@ def test_bad_shapes_are_rejected():
         price_metrics(TODAY, ACTUAL_NEXT[:3], PREDICTED_NEXT)
     with pytest.raises(ValueError, match="no rows"):
         price_metrics(np.array([]), np.array([]), np.array([]))
+
+
+def test_per_coin_mae_separates_coins_of_different_price_levels():
+    from components.train.report import per_coin_mae, per_coin_table
+
+    coins = np.array(["big", "big", "big", "small", "small"])
+    today = np.array([1000.0, 1010.0, 1020.0, 1.0, 1.1])
+    actual = np.array([1010.0, 1020.0, 1000.0, 1.1, 1.0])
+    predicted = np.array([1005.0, 1030.0, 1000.0, 1.05, 1.1])
+    rows = per_coin_mae(coins, today, actual, predicted)
+    # big: model |−5|,|10|,|0| → 5.0; persistence |−10|,|−10|,|20| → 40/3.
+    # small: model |−0.05|,|0.1| → 0.075; persistence |−0.1|,|0.1| → 0.1.
+    assert [(c, n) for c, n, _, _ in rows] == [("big", 3), ("small", 2)]
+    assert rows[0][2] == pytest.approx(5.0) and rows[0][3] == pytest.approx(40 / 3)
+    assert rows[1][2] == pytest.approx(0.075) and rows[1][3] == pytest.approx(0.1)
+    table = per_coin_table(coins, today, actual, predicted)
+    assert "2 of 2 coins beat persistence" in table and "0.7500" in table
+
+
+def test_report_has_a_per_coin_table_only_for_several_coins(tmp_path):
+    from components.train.evaluate import evaluate as evaluate_prices
+    from components.train.report import write_report
+
+    def report(coins):
+        today = np.array([100.0, 101.0, 102.0, 1.0])
+        actual = np.array([101.0, 102.0, 100.0, 1.1])
+        predicted = np.array([100.5, 101.5, 101.0, 1.05])
+        path = write_report(
+            tmp_path / f"{len(set(coins))}.html", model_name="m", version="1",
+            evaluation=evaluate_prices(today, actual, predicted), passed_gate=True,
+            max_mae_ratio=1.0, histories=[{"loss": [1.0, 0.5], "val_loss": [1.1, 0.9]}],
+            hparams={"l2": 0.01}, splits={"test": "4 rows"}, coins=np.array(coins),
+            dates=np.array(["2018-01-01", "2018-01-02", "2018-01-03", "2018-01-01"],
+                           dtype="datetime64[D]"),
+            today=today, actual_next=actual, predicted_next=predicted,
+        )
+        return path.read_text()
+
+    several = report(["btc", "btc", "btc", "doge"])
+    assert "<h2>Per coin</h2>" in several and "<td>doge</td>" in several
+    assert "<h2>Per coin</h2>" not in report(["btc"] * 4)
