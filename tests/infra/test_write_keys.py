@@ -12,7 +12,7 @@ import pytest
 
 from infra import write_keys
 
-KEY = {"type": "service_account", "client_email": "a@b.iam.gserviceaccount.com", "private_key": "-----BEGIN-----"}
+KEY = {"type": "service_account", "client_email": "a@b.iam.gserviceaccount.com", "private_key": "not-a-real-key"}
 OUTPUTS = {"project": "p", "service_account_keys": {"crypto-kfp-pipeline": json.dumps(KEY)}}
 
 
