@@ -26,6 +26,16 @@ def _pipeline_inputs():
     return out
 
 
+def _given_arguments(args: argparse.Namespace) -> dict:
+    """The pipeline parameters set on the command line. A ``--source`` without
+    ``--source-sha256`` gets an empty checksum: a user's own file has no pinned hash."""
+    given = {name: getattr(args, name) for name, _, _ in _pipeline_inputs()
+             if getattr(args, name, None) is not None}
+    if given.get("source"):
+        given.setdefault("source_sha256", "")
+    return given
+
+
 def _add_pipeline_options(parser: argparse.ArgumentParser, local_defaults: dict[str, str]) -> None:
     from pipeline.crypto_pipeline import PARAMETER_HELP
 
@@ -56,19 +66,11 @@ def _cmd_run_local(args) -> int:
     from pipeline.summary import format_summary
 
     root = Path(args.root).resolve()
-    arguments = {
-        name: getattr(args, name)
-        for name, _, _ in _pipeline_inputs()
-        if getattr(args, name, None) is not None
-    }
+    arguments = _given_arguments(args)
     arguments.setdefault("lake", str(root / "lake"))
     arguments.setdefault("model_repository", str(root / "model_repository"))
-    if "source" in arguments:
-        source = arguments["source"]
-        if "://" not in source:
-            arguments["source"] = str(Path(source).resolve())
-        # A user's own file has no pinned checksum unless they give one.
-        arguments.setdefault("source_sha256", "")
+    if "source" in arguments and "://" not in arguments["source"]:
+        arguments["source"] = str(Path(arguments["source"]).resolve())
     from components.ingest.ingest import DEFAULT_SOURCE
 
     try:
@@ -99,15 +101,7 @@ def _cmd_submit(args) -> int:
     try:
         outputs = load_stack_outputs(args.stack_outputs, args.stack)
         validate_stack_outputs(outputs)
-        arguments = gcp_arguments(outputs)
-        arguments.update({
-            name: getattr(args, name)
-            for name, _, _ in _pipeline_inputs()
-            if getattr(args, name, None) is not None
-        })
-        if arguments.get("source"):
-            # A user's own file has no pinned checksum unless they give one.
-            arguments.setdefault("source_sha256", "")
+        arguments = gcp_arguments(outputs) | _given_arguments(args)
         validate_cloud_arguments(arguments)
     except StackOutputsError as exc:
         print(f"error: {exc}", file=sys.stderr)

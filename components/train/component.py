@@ -32,12 +32,12 @@ def train_op(
     ``Output`` parameter but not a named field of a NamedTuple, so ``dsl.If`` on a named
     output never fires locally. ``mae_ratio`` is in ``metrics`` and ``model.metadata``.
     """
-    import logging
     import os
 
+    from components.common.cli import configure_logging
     from components.train.train import train
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging(quiet=False)
     os.makedirs(model.path, exist_ok=True)
     result = train(
         features.path,

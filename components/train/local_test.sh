@@ -7,18 +7,10 @@
 # Without BEST_PARAMS_JSON the tune CLI runs first (N_TRIALS, default 16: about a minute).
 # EPOCHS caps training (default 200; early stopping ends far sooner). SEED default 42.
 set -euo pipefail
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
-DATA_DIR="${CRYPTO_DATA_DIR:-$ROOT/../shared/data}"
-PY="$ROOT/.venv/bin/python"
-[ -x "$PY" ] || PY=python3
+source "$(dirname "${BASH_SOURCE[0]}")/../local_test_env.sh"
 OUT="$(mktemp -d -t train-XXXXXX)"
 SEED="${SEED:-42}"
-cd "$ROOT"
-FEATURES="${1:-}"
-if [ -z "$FEATURES" ]; then
-  FEATURES="$OUT/features"
-  "$PY" -m components.transform "$DATA_DIR/crypto-markets.csv" --output-dir "$FEATURES" --coins bitcoin -q
-fi
+features_dir "${1:-}" "$OUT"
 PARAMS="${2:-}"
 if [ -z "$PARAMS" ]; then
   "$PY" -m components.tune "$FEATURES" --output-dir "$OUT/tune" --n-trials "${N_TRIALS:-16}" --seed "$SEED" -q

@@ -6,6 +6,7 @@ import argparse
 import logging
 import sys
 
+from components.common.cli import add_quiet_argument, configure_logging
 from components.common.schema import SchemaError
 from components.transform.transform import RUNNERS, TransformError, run_transform
 
@@ -33,7 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--num-shards", type=int, default=1, help="shards per split (default: 1)")
     parser.add_argument("--runner", choices=RUNNERS, default="local",
                         help="local: in-process Beam runner (default); dataflow: Google Cloud Dataflow")
-    parser.add_argument("-q", "--quiet", action="store_true", help="log warnings only")
+    add_quiet_argument(parser)
 
     flow = parser.add_argument_group("Dataflow (with --runner dataflow)")
     flow.add_argument("--project")
@@ -73,8 +74,7 @@ def _dataflow_kwargs(args: argparse.Namespace) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging(args.quiet)
     logging.getLogger("apache_beam").setLevel(logging.WARNING)
     try:
         options = _dataflow_kwargs(args) if args.runner == "dataflow" else None

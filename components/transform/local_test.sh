@@ -3,12 +3,8 @@
 # Usage: components/transform/local_test.sh [COINS]   (default: all)
 # The data folder comes from CRYPTO_DATA_DIR (default: ../shared/data next to the project).
 set -euo pipefail
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
-DATA_DIR="${CRYPTO_DATA_DIR:-$ROOT/../shared/data}"
-PY="$ROOT/.venv/bin/python"
-[ -x "$PY" ] || PY=python3
+source "$(dirname "${BASH_SOURCE[0]}")/../local_test_env.sh"
 OUT="$(mktemp -d -t transform-XXXXXX)"
-cd "$ROOT"
 "$PY" -m components.transform "$DATA_DIR/crypto-markets.csv" --output-dir "$OUT" --coins "${1:-all}" -q
 echo
 ls -l "$OUT"

@@ -27,11 +27,11 @@ def tune_op(
     ``trials_table``: every trial as a Markdown table. ``backend`` other than
     ``"optuna"`` fails with NotImplementedError (Vertex AI comes with the cloud issue).
     """
-    import logging
 
+    from components.common.cli import configure_logging
     from components.tune.tune import tune, write_outputs
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging(quiet=False)
     result = tune(
         features.path,
         stats.path,
