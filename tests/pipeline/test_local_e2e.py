@@ -24,15 +24,16 @@ pytestmark = pytest.mark.slow
 SMALL_BUDGET = {"n_trials": 2, "tune_max_epochs": 4, "tune_timeout_s": 120, "epochs": 8}
 
 
-def _run(root: Path, csv: Path, max_mae_ratio: float):
+def _run(root: Path, csv: Path, max_mae_ratio: float, sha256: str = FULL_CSV_SHA256, **extra):
     pipeline_yaml = compile_pipeline(root / "pipeline.yaml")
     arguments = {
         "lake": str(root / "lake"),
         "model_repository": str(root / "models"),
         "source": str(csv),
-        "source_sha256": FULL_CSV_SHA256,
+        "source_sha256": sha256,
         "max_mae_ratio": max_mae_ratio,
         **SMALL_BUDGET,
+        **extra,
     }
     return run_compiled_locally(pipeline_yaml, arguments, root / "pipeline_root")
 
@@ -194,14 +195,8 @@ def test_users_own_csv_with_other_column_names(tmp_path, bitcoin_csv):
         for r in rows:
             writer.writerow([r["date"], r["open"], r["high"], r["low"], r["close"], r["volume"],
                              "Bitcoin", "BTC"])
-    root = tmp_path / "run"
-    pipeline_yaml = compile_pipeline(root / "pipeline.yaml")
-    result = run_compiled_locally(pipeline_yaml, {
-        "lake": str(root / "lake"), "model_repository": str(root / "models"),
-        "source": str(own), "source_sha256": "",
-        "column_mapping": '{"date": "Date", "slug": "Name", "symbol": "Symbol"}',
-        "max_mae_ratio": 1e-9, **SMALL_BUDGET,
-    }, root / "pipeline_root")
+    result = _run(tmp_path / "run", own, max_mae_ratio=1e-9, sha256="",
+                  column_mapping='{"date": "Date", "slug": "Name", "symbol": "Symbol"}')
     assert result.succeeded, format_summary(result)
     assert _path(result, "ingest", "raw").read_bytes() == own.read_bytes()
     stats = json.loads(_path(result, "transform", "stats").read_text())
