@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from components.common.uris import is_gcs_uri, is_local, local_path
 from components.images import STEPS, image_for
 
 #: Task names in the compiled pipeline (KFP derives them from the component functions).
@@ -85,9 +86,11 @@ def check_local_arguments(arguments: dict[str, Any]) -> None:
 
 def check_source_reachable(source: str, timeout: float = 5.0) -> None:
     """Fail fast, before any step runs, when an https source cannot be reached."""
-    if not source.startswith(("http://", "https://")):
-        path = source.removeprefix("file://")
-        if not source.startswith("gs://") and not Path(path).is_file():
+    if is_gcs_uri(source):
+        return  # ingest reports a missing object or credentials with the client's reason
+    if is_local(source):
+        path = local_path(source)  # the same resolution ingest applies
+        if not path.is_file():
             raise SourceUnavailableError(f"source file not found: {path}")
         return
     request = urllib.request.Request(source, method="HEAD")
