@@ -1,25 +1,104 @@
-"""Container image of each pipeline step.
+"""Container images of the pipeline steps: their names, and the mapping the pipeline is
+compiled with. Standard library only, so the image build can name images without the
+project's dependencies (``python3 components/images.py --registry R --tag T``).
 
-The KFP wrappers use these as ``base_image``; ``build.sh`` pushes to the same names.
-The registry comes from ``CRYPTO_KFP_REGISTRY`` (``make pipeline`` sets it from the
-Pulumi stack output ``registry_url``) and the tag from ``CRYPTO_KFP_IMAGE_TAG``.
-Locally ``kfp.local.SubprocessRunner`` ignores the image and runs the same function in
-this virtual environment, so the defaults only need to be well-formed.
+The mapping is ``{step: image reference}`` for every step in ``STEPS``, plus optionally
+``DATAFLOW_WORKER`` (the transform image with Beam's boot as its entrypoint, the SDK
+container of Dataflow workers). ``make images`` writes it to ``build/images.json``;
+``python -m pipeline compile --images build/images.json`` reads it. A pinned reference
+names its digest: ``<registry>/<step>@sha256:<64 hex>``.
 """
 
 from __future__ import annotations
 
-import os
+import argparse
+import json
+import re
+import sys
+from pathlib import Path
 
 STEPS: tuple[str, ...] = ("ingest", "transform", "tune", "train", "deploy")
+#: Key of the Dataflow worker image in an images mapping (optional).
+DATAFLOW_WORKER = "transform-worker"
+#: Registry of images that are only named, never pushed (local runs, tests).
 DEFAULT_REGISTRY = "localhost/crypto-kfp"
-DEFAULT_TAG = "0.1.0"
+DEFAULT_TAG = "dev"
+
+_REFERENCE = re.compile(r"[a-z0-9][a-z0-9._/:@-]*[a-z0-9]", re.IGNORECASE)
+_DIGEST = re.compile(r"@sha256:[0-9a-f]{64}$")
 
 
-def image_for(step: str) -> str:
-    """``<registry>/<step>:<tag>`` for one of ``STEPS``."""
-    if step not in STEPS:
-        raise ValueError(f"unknown step {step!r}; expected one of {', '.join(STEPS)}")
-    registry = os.environ.get("CRYPTO_KFP_REGISTRY", DEFAULT_REGISTRY).rstrip("/")
-    tag = os.environ.get("CRYPTO_KFP_IMAGE_TAG", DEFAULT_TAG)
-    return f"{registry}/{step}:{tag}"
+class ImagesError(ValueError):
+    """An images mapping is missing a step or holds something that is not an image."""
+
+
+def image_refs(registry: str = DEFAULT_REGISTRY, tag: str = DEFAULT_TAG) -> dict[str, str]:
+    """``{step: "<registry>/<step>:<tag>"}`` for every step, and the Dataflow worker."""
+    registry = registry.strip().rstrip("/")
+    if not registry or not tag.strip():
+        raise ImagesError("an image registry and tag must both be non-empty")
+    names = (*STEPS, DATAFLOW_WORKER)
+    return validate_images({name: f"{registry}/{name}:{tag.strip()}" for name in names})
+
+
+def is_pinned(reference: str) -> bool:
+    """True when ``reference`` names an image by its content digest."""
+    return bool(_DIGEST.search(reference))
+
+
+def validate_images(images: object) -> dict[str, str]:
+    """Return ``images`` as ``{name: reference}`` or raise ImagesError naming what is wrong."""
+    if not isinstance(images, dict):
+        raise ImagesError(f"an images mapping must be a JSON object, got {type(images).__name__}")
+    missing = [step for step in STEPS if step not in images]
+    if missing:
+        raise ImagesError(f"images mapping has no image for step(s): {', '.join(missing)}")
+    unknown = sorted(set(images) - {*STEPS, DATAFLOW_WORKER})
+    if unknown:
+        raise ImagesError(
+            f"images mapping has unknown key(s) {', '.join(unknown)}; "
+            f"expected {', '.join(STEPS)} and optionally {DATAFLOW_WORKER}"
+        )
+    bad = [k for k, v in images.items() if not isinstance(v, str) or not _REFERENCE.fullmatch(v)]
+    if bad:
+        raise ImagesError(
+            "not an image reference: " + ", ".join(f"{k}={images[k]!r}" for k in sorted(bad))
+        )
+    return {name: images[name] for name in (*STEPS, DATAFLOW_WORKER) if name in images}
+
+
+def load_images(path: str | Path) -> dict[str, str]:
+    """Read and validate an images JSON file (``build/images.json``)."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ImagesError(f"images file not found: {path} (run `make images` first)") from None
+    try:
+        images = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ImagesError(f"images file {path} is not valid JSON: {exc}") from None
+    try:
+        return validate_images(images)
+    except ImagesError as exc:
+        raise ImagesError(f"{path}: {exc}") from None
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python3 components/images.py",
+        description="Print the images mapping {step: <registry>/<step>:<tag>} as JSON.",
+    )
+    parser.add_argument("--registry", default=DEFAULT_REGISTRY, help="default: %(default)s")
+    parser.add_argument("--tag", default=DEFAULT_TAG, help="default: %(default)s")
+    args = parser.parse_args(argv)
+    try:
+        print(json.dumps(image_refs(args.registry, args.tag), indent=2))
+    except ImagesError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
