@@ -21,7 +21,7 @@ import json
 import pulumi
 import pulumi_gcp as gcp
 
-from components.placement import PIPELINES_LABEL, PIPELINES_TAINT
+from components.common.placement import PIPELINES_LABEL, PIPELINES_TAINT
 from infra.config import Settings
 from infra.network import PODS_RANGE, SERVICES_RANGE, Network
 from infra.options import child_options

@@ -7,7 +7,8 @@ from typing import Any
 import pulumi
 
 from infra.apis import ProjectApis
-from infra.cluster import PIPELINES_LABEL, PIPELINES_TAINT, GkeCluster
+from components.common.placement import PIPELINES_LABEL, PIPELINES_TOLERATION
+from infra.cluster import GkeCluster
 from infra.config import Settings
 from infra.identity import ServiceAccounts, WorkloadIdentityBindings
 from infra.keys import KEYED_ACCOUNTS, ServiceAccountKeys
@@ -31,11 +32,6 @@ BUCKET_OUTPUTS = {
     "dataflow_staging": "dataflow_staging_bucket",
     "models": "models_bucket",
 }
-
-
-def _kubernetes_toleration(taint: dict[str, str]) -> dict[str, str]:
-    effects = {"NO_SCHEDULE": "NoSchedule", "PREFER_NO_SCHEDULE": "PreferNoSchedule", "NO_EXECUTE": "NoExecute"}
-    return {"key": taint["key"], "operator": "Equal", "value": taint["value"], "effect": effects[taint["effect"]]}
 
 
 def build_stack(settings: Settings) -> dict[str, Any]:
@@ -74,7 +70,7 @@ def build_stack(settings: Settings) -> dict[str, Any]:
         "pipeline_root": storage.pipeline_root,
         "registry_url": registry.url,
         "pipelines_node_selector": dict(PIPELINES_LABEL),
-        "pipelines_toleration": _kubernetes_toleration(PIPELINES_TAINT),
+        "pipelines_toleration": dict(PIPELINES_TOLERATION),
         "protect": settings.protect,
     }
     outputs.update({BUCKET_OUTPUTS[key]: uri for key, uri in storage.uris.items()})

@@ -7,43 +7,57 @@ import os
 import sys
 from pathlib import Path
 
+from components.images import DEFAULT_REGISTRY, DEFAULT_TAG, ImagesError, image_refs, load_images
+
 DEFAULT_ROOT = Path(".local")
 DEFAULT_YAML = Path("out/crypto_pipeline.yaml")
 DEFAULT_GCP_YAML = Path("out/crypto_pipeline.gcp.yaml")
 DEFAULT_HOST = "http://localhost:8080"
 DEFAULT_EXPERIMENT = "crypto-forecast"
 
-def _pipeline_inputs():
-    """(name, python type, default or None) of every pipeline parameter, in order."""
-    import inspect
-
-    from pipeline.crypto_pipeline import crypto_pipeline
-
-    out = []
-    for name, param in inspect.signature(crypto_pipeline.pipeline_func).parameters.items():
-        default = None if param.default is inspect.Parameter.empty else param.default
-        out.append((name, param.annotation, default))
-    return out
-
-
 def _given_arguments(args: argparse.Namespace) -> dict:
-    """The pipeline parameters set on the command line. A ``--source`` without
-    ``--source-sha256`` gets an empty checksum: a user's own file has no pinned hash."""
-    given = {name: getattr(args, name) for name, _, _ in _pipeline_inputs()
-             if getattr(args, name, None) is not None}
-    if given.get("source"):
-        given.setdefault("source_sha256", "")
-    return given
+    """The pipeline parameters set on the command line."""
+    from pipeline.crypto_pipeline import pipeline_inputs
+
+    return {
+        name: getattr(args, name)
+        for name, _, _ in pipeline_inputs()
+        if getattr(args, name, None) is not None
+    }
+
+
+def _add_images_options(parser: argparse.ArgumentParser, registry_help: str) -> None:
+    group = parser.add_argument_group("step images (one of)")
+    choice = group.add_mutually_exclusive_group()
+    choice.add_argument(
+        "--images",
+        metavar="IMAGES.json",
+        help='JSON {"ingest": "<image>", ...} as `make images` writes it (build/images.json)',
+    )
+    choice.add_argument("--registry", help=registry_help)
+    group.add_argument(
+        "--tag", default=DEFAULT_TAG, help="image tag with --registry (default: %(default)s)"
+    )
+
+
+def _images(args: argparse.Namespace, registry: str = DEFAULT_REGISTRY) -> dict[str, str]:
+    """The step -> image mapping the command line names (ImagesError if it is unusable)."""
+    if args.images:
+        return load_images(args.images)
+    return image_refs(args.registry or registry, args.tag)
 
 
 def _add_pipeline_options(parser: argparse.ArgumentParser, local_defaults: dict[str, str]) -> None:
-    from pipeline.crypto_pipeline import PARAMETER_HELP
+    from pipeline.crypto_pipeline import PARAMETER_HELP, pipeline_inputs
 
     group = parser.add_argument_group("pipeline parameters")
-    for name, ptype, default in _pipeline_inputs():
+    for name, ptype, default in pipeline_inputs():
         shown = local_defaults.get(name, repr(default))
         group.add_argument(
-            f"--{name.replace('_', '-')}", dest=name, type=ptype, default=None,
+            f"--{name.replace('_', '-')}",
+            dest=name,
+            type=ptype,
+            default=None,
             help=f"{PARAMETER_HELP.get(name, '')} (default: {shown})",
         )
 
@@ -51,11 +65,17 @@ def _add_pipeline_options(parser: argparse.ArgumentParser, local_defaults: dict[
 def _cmd_compile(args) -> int:
     from pipeline.crypto_pipeline import compile_pipeline
 
-    print(compile_pipeline(args.output))
+    try:
+        images = _images(args)
+    except ImagesError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(compile_pipeline(args.output, images))
     return 0
 
 
 def _cmd_run_local(args) -> int:
+    from components.ingest import DEFAULT_SOURCE
     from pipeline.crypto_pipeline import compile_pipeline
     from pipeline.local import (
         SourceUnavailableError,
@@ -71,8 +91,6 @@ def _cmd_run_local(args) -> int:
     arguments.setdefault("model_repository", str(root / "model_repository"))
     if "source" in arguments and "://" not in arguments["source"]:
         arguments["source"] = str(Path(arguments["source"]).resolve())
-    from components.ingest.ingest import DEFAULT_SOURCE
-
     try:
         check_local_arguments(arguments)
         check_source_reachable(arguments.get("source", DEFAULT_SOURCE))
@@ -82,12 +100,15 @@ def _cmd_run_local(args) -> int:
 
     pipeline_yaml = compile_pipeline(root / "crypto_pipeline.yaml")
     print(f"Compiled {pipeline_yaml}; running it with kfp.local (SubprocessRunner)")
-    result = run_compiled_locally(pipeline_yaml, arguments, root / "pipeline_root")
+    result = run_compiled_locally(
+        pipeline_yaml, arguments, root / "pipeline_root", cache=args.cache
+    )
     print(format_summary(result))
     return 0 if result.succeeded else 1
 
 
 def _cmd_submit(args) -> int:
+    from pipeline.crypto_pipeline import compile_pipeline
     from pipeline.profiles import (
         StackOutputsError,
         cloud_warnings,
@@ -96,30 +117,24 @@ def _cmd_submit(args) -> int:
         validate_cloud_arguments,
         validate_stack_outputs,
     )
-    from pipeline.submit import SubmitError, compile_for_registry, compiled_images, run_url, submit
+    from pipeline.submit import SubmitError, check_registry, run_url, submit
 
     try:
         outputs = load_stack_outputs(args.stack_outputs, args.stack)
         validate_stack_outputs(outputs)
         arguments = gcp_arguments(outputs) | _given_arguments(args)
         validate_cloud_arguments(arguments)
-    except StackOutputsError as exc:
+        registry = str(outputs["registry_url"]).rstrip("/")
+        images = _images(args, registry)
+        check_registry(images, registry)
+    except (StackOutputsError, ImagesError, SubmitError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
 
-    registry = str(outputs["registry_url"]).rstrip("/")
-    env_registry = os.environ.get("CRYPTO_KFP_REGISTRY", "").rstrip("/")
-    if env_registry and env_registry != registry:
-        print(f"note: using the stack's registry {registry}, not CRYPTO_KFP_REGISTRY="
-              f"{env_registry}", file=sys.stderr)
-    try:
-        pipeline_yaml = compile_for_registry(registry, Path(args.output))
-    except SubmitError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
+    pipeline_yaml = compile_pipeline(args.output, images)
     print(f"Compiled {pipeline_yaml} with the step images:")
-    for executor, image in compiled_images(pipeline_yaml).items():
-        print(f"    {executor.removeprefix('exec-'):<14} {image}")
+    for step, image in images.items():
+        print(f"    {step:<16} {image}")
     print("Pipeline arguments:")
     for name, value in sorted(arguments.items()):
         print(f"    {name} = {value!r}")
@@ -128,14 +143,20 @@ def _cmd_submit(args) -> int:
     for warning in cloud_warnings(arguments):
         print(f"warning: {warning}", file=sys.stderr)
     if args.dry_run:
-        print(f"Dry run: nothing submitted (would go to experiment {args.experiment!r} "
-              f"at {args.host}).")
+        print(
+            f"Dry run: nothing submitted (would go to experiment {args.experiment!r} "
+            f"at {args.host})."
+        )
         return 0
 
     try:
         run_id = submit(
-            args.host, pipeline_yaml, arguments,
-            experiment=args.experiment, run_name=args.run_name, namespace=args.namespace,
+            args.host,
+            pipeline_yaml,
+            arguments,
+            experiment=args.experiment,
+            run_name=args.run_name,
+            namespace=args.namespace,
             pipeline_root=str(outputs["pipeline_root"]),
             kfp_namespace=str(outputs.get("kfp_namespace") or "kubeflow"),
         )
@@ -155,8 +176,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True)
 
-    comp = sub.add_parser("compile", help="compile the pipeline to KFP IR YAML")
+    comp = sub.add_parser(
+        "compile",
+        help="compile the pipeline to KFP IR YAML",
+        description="Compile the pipeline with every step on the image named by --images "
+        "(the file `make images` writes) or --registry/--tag.",
+    )
     comp.add_argument("--output", "-o", default=str(DEFAULT_YAML), help="default: %(default)s")
+    _add_images_options(comp, f"image registry (default: {DEFAULT_REGISTRY}, never pushed)")
     comp.set_defaults(func=_cmd_compile)
 
     run = sub.add_parser(
@@ -167,9 +194,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--root", default=os.environ.get("CRYPTO_KFP_LOCAL_ROOT", str(DEFAULT_ROOT)),
                      help="where local outputs go (default: %(default)s)")
-    _add_pipeline_options(run, {"lake": "ROOT/lake", "model_repository": "ROOT/model_repository",
-                                "source_sha256": "the pinned hash for the default source, "
-                                "none for --source"})
+    run.add_argument(
+        "--cache",
+        action="store_true",
+        help="reuse the outputs of earlier local runs of a step with the same inputs "
+        "(kfp.local's cache; deploy always runs)",
+    )
+    _add_pipeline_options(run, {"lake": "ROOT/lake", "model_repository": "ROOT/model_repository"})
     run.set_defaults(func=_cmd_run_local)
 
     cloud = sub.add_parser(
@@ -202,6 +233,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="compiled pipeline (default: %(default)s)")
     cloud.add_argument("--dry-run", action="store_true",
                        help="compile and print the images and arguments; submit nothing")
+    _add_images_options(cloud, "image registry (default: the stack's registry_url)")
     _add_pipeline_options(cloud, {"lake": "the raw_bucket output",
                                   "model_repository": "models_bucket/repository",
                                   "runner": "'local': Beam inside the transform pod",

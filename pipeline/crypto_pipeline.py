@@ -2,37 +2,91 @@
 
 One definition serves both backends: ``kfp.local`` on a laptop (``python -m pipeline
 run-local``) and a Kubeflow Pipelines install on GKE (``make pipeline``). The backends
-differ only in parameter values (see ``pipeline.profiles``).
+differ only in parameter values (see ``pipeline.profiles``) and in the images the
+pipeline is built with: ``build_pipeline(images)`` takes the mapping step → image
+reference (``components.images``; ``make images`` writes it to ``build/images.json``).
 
-Compile it with ``python pipeline/crypto_pipeline.py out.yaml`` or
-``python -m pipeline compile --output out.yaml``.
+Every parameter's default is the default of the step function it feeds
+(``PARAMETER_SOURCES``), so the pipeline, the step CLIs and the functions cannot disagree.
 """
 
-import sys
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import Any
 
 from kfp import compiler, dsl, kubernetes
 
+from components import deploy, ingest, train, transform, tune
+from components.common.cli import defaults_of
+from components.common.placement import PIPELINES_LABEL, PIPELINES_TOLERATION
 from components.deploy.component import deploy_op
+from components.images import STEPS, image_refs, validate_images
 from components.ingest.component import ingest_op
-from components.ingest.ingest import DEFAULT_SHA256, DEFAULT_SOURCE
-from components.placement import PIPELINES_LABEL, PIPELINES_TAINT
 from components.train.component import train_op
 from components.transform.component import transform_op
 from components.tune.component import tune_op
 
 PIPELINE_NAME = "crypto-forecast"
 
-# GKE API spelling of a taint effect -> Kubernetes spelling (what a toleration names).
-_KUBERNETES_EFFECT = {"NO_SCHEDULE": "NoSchedule", "PREFER_NO_SCHEDULE": "PreferNoSchedule",
-                      "NO_EXECUTE": "NoExecute"}
+#: The KFP wrapper of each step (a plain function; ``build_pipeline`` gives it its image).
+STEP_FUNCTIONS: dict[str, Callable] = {
+    "ingest": ingest_op,
+    "transform": transform_op,
+    "tune": tune_op,
+    "train": train_op,
+    "deploy": deploy_op,
+}
+#: The step function behind each wrapper: where the defaults are written.
+STEP_RUNS: dict[str, Callable] = {
+    "ingest": ingest.run,
+    "transform": transform.run,
+    "tune": tune.run,
+    "train": train.run,
+    "deploy": deploy.run,
+}
+#: Pipeline parameter -> the (step, parameter of its ``run``) it feeds; the first one
+#: gives the default.
+PARAMETER_SOURCES: dict[str, tuple[tuple[str, str], ...]] = {
+    "source": (("ingest", "source"),),
+    "source_sha256": (("ingest", "expected_sha256"),),
+    "column_mapping": (("ingest", "column_mapping"), ("transform", "column_mapping")),
+    "coins": (("transform", "coins"),),
+    "split": (("transform", "split"),),
+    "max_rejected_fraction": (("transform", "max_rejected_fraction"),),
+    "runner": (("transform", "runner"),),
+    "tune_backend": (("tune", "backend"),),
+    "n_trials": (("tune", "n_trials"),),
+    "tune_timeout_s": (("tune", "timeout_s"),),
+    "tune_max_epochs": (("tune", "max_epochs"),),
+    "epochs": (("train", "epochs"),),
+    "seed": (("tune", "seed"), ("train", "seed")),
+    "max_mae_ratio": (("train", "max_mae_ratio"),),
+    "model_name": (("train", "model_name"), ("deploy", "model_name")),
+    "deploy_target": (("deploy", "target"),),
+}
+
+
+def as_parameter(value: Any) -> Any:
+    """A step default as a pipeline parameter value: None ("not given") is ``""``."""
+    return "" if value is None else value
+
+
+def step_default(step: str, name: str) -> Any:
+    return as_parameter(defaults_of(STEP_RUNS[step])[name])
+
+
+#: Default of every pipeline parameter that has one.
+DEFAULTS: dict[str, Any] = {
+    name: step_default(*sources[0]) for name, sources in PARAMETER_SOURCES.items()
+}
 
 #: One line per pipeline parameter, for ``--help`` and the README.
 PARAMETER_HELP = {
     "lake": "data lake for the raw CSV: a local directory or gs://bucket/prefix",
     "model_repository": "where deploy publishes models (TF-Serving layout)",
     "source": "raw CSV: local path, https URL or gs:// URI",
-    "source_sha256": "expected SHA-256 of the source; empty: not checked",
+    "source_sha256": "expected SHA-256 of the source; empty: the pinned one for the default "
+    "source, none for others",
     "column_mapping": 'JSON {canonical: your_column}, e.g. {"date": "Date", "slug": "Name"}',
     "coins": "coin slugs to model, comma-separated, or 'all'",
     "split": "train,eval,test fractions of each coin's dates, in time order",
@@ -56,99 +110,110 @@ def on_pipelines_pool(task: dsl.PipelineTask) -> dsl.PipelineTask:
     ignores it."""
     for key, value in PIPELINES_LABEL.items():
         kubernetes.add_node_selector(task, label_key=key, label_value=value)
-    kubernetes.add_toleration(
-        task,
-        key=PIPELINES_TAINT["key"],
-        operator="Equal",
-        value=PIPELINES_TAINT["value"],
-        effect=_KUBERNETES_EFFECT[PIPELINES_TAINT["effect"]],
-    )
+    kubernetes.add_toleration(task, **PIPELINES_TOLERATION)
     return task
 
 
-@dsl.pipeline(
-    name=PIPELINE_NAME,
-    description="Forecast the next day's closing price of a coin from its daily OHLCV "
-    "history; deploy the model only if it beats the persistence forecast.",
-)
-def crypto_pipeline(
-    lake: str,
-    model_repository: str,
-    source: str = DEFAULT_SOURCE,
-    source_sha256: str = DEFAULT_SHA256,
-    column_mapping: str = "",
-    coins: str = "bitcoin",
-    split: str = "0.7,0.15,0.15",
-    max_rejected_fraction: float = 0.05,
-    runner: str = "local",
-    tune_backend: str = "optuna",
-    n_trials: int = 16,
-    tune_timeout_s: int = 600,
-    tune_max_epochs: int = 60,
-    epochs: int = 200,
-    seed: int = 42,
-    max_mae_ratio: float = 1.0,
-    model_name: str = "btc-forecast",
-    deploy_target: str = "local",
-):
-    """Wire the steps. ``lake`` and ``model_repository`` come from the profile."""
-    ingest = ingest_op(
-        source=source,
-        lake=lake,
-        expected_sha256=source_sha256,
-        column_mapping=column_mapping,
-    ).set_display_name("ingest")
-    on_pipelines_pool(ingest)
-    transform = transform_op(
-        raw=ingest.outputs["raw"],
-        coins=coins,
-        split=split,
-        max_rejected_fraction=max_rejected_fraction,
-        column_mapping=column_mapping,
-        runner=runner,
-    ).set_display_name("transform")
-    on_pipelines_pool(transform)
-    tune = tune_op(
-        features=transform.outputs["features"],
-        stats=transform.outputs["stats"],
-        n_trials=n_trials,
-        timeout_s=tune_timeout_s,
-        max_epochs=tune_max_epochs,
-        seed=seed,
-        backend=tune_backend,
-    ).set_display_name("tune")
-    on_pipelines_pool(tune)
-    train = train_op(
-        features=transform.outputs["features"],
-        stats=transform.outputs["stats"],
-        best_params=tune.outputs["best_params"],
-        epochs=epochs,
-        seed=seed,
-        max_mae_ratio=max_mae_ratio,
-        model_name=model_name,
-    ).set_display_name("train")
-    on_pipelines_pool(train)
-    with dsl.If(train.outputs["Output"] == True, name="passed-evaluation-gate"):  # noqa: E712
-        deploy = deploy_op(
-            model=train.outputs["model"],
-            target=deploy_target,
-            model_repository=model_repository,
+def build_pipeline(images: Mapping[str, str] | None = None):
+    """The pipeline with each step on its image (default: ``components.images.image_refs()``,
+    names that are never pushed; enough for kfp.local's SubprocessRunner)."""
+    images = validate_images(dict(images if images is not None else image_refs()))
+    ops = {
+        step: dsl.component(
+            STEP_FUNCTIONS[step], base_image=images[step], install_kfp_package=False
+        )
+        for step in STEPS
+    }
+    d = DEFAULTS
+
+    @dsl.pipeline(
+        name=PIPELINE_NAME,
+        description="Forecast the next day's closing price of a coin from its daily OHLCV "
+        "history; deploy the model only if it beats the persistence forecast.",
+    )
+    def crypto_pipeline(
+        lake: str,
+        model_repository: str,
+        source: str = d["source"],
+        source_sha256: str = d["source_sha256"],
+        column_mapping: str = d["column_mapping"],
+        coins: str = d["coins"],
+        split: str = d["split"],
+        max_rejected_fraction: float = d["max_rejected_fraction"],
+        runner: str = d["runner"],
+        tune_backend: str = d["tune_backend"],
+        n_trials: int = d["n_trials"],
+        tune_timeout_s: int = d["tune_timeout_s"],
+        tune_max_epochs: int = d["tune_max_epochs"],
+        epochs: int = d["epochs"],
+        seed: int = d["seed"],
+        max_mae_ratio: float = d["max_mae_ratio"],
+        model_name: str = d["model_name"],
+        deploy_target: str = d["deploy_target"],
+    ):
+        """Wire the steps. ``lake`` and ``model_repository`` come from the profile."""
+        ingest_task = ops["ingest"](
+            source=source,
+            lake=lake,
+            expected_sha256=source_sha256,
+            column_mapping=column_mapping,
+        ).set_display_name("ingest")
+        transform_task = ops["transform"](
+            raw=ingest_task.outputs["raw"],
+            coins=coins,
+            split=split,
+            max_rejected_fraction=max_rejected_fraction,
+            column_mapping=column_mapping,
+            runner=runner,
+        ).set_display_name("transform")
+        tune_task = ops["tune"](
+            features=transform_task.outputs["features"],
+            stats=transform_task.outputs["stats"],
+            n_trials=n_trials,
+            timeout_s=tune_timeout_s,
+            max_epochs=tune_max_epochs,
+            seed=seed,
+            backend=tune_backend,
+        ).set_display_name("tune")
+        train_task = ops["train"](
+            features=transform_task.outputs["features"],
+            stats=transform_task.outputs["stats"],
+            best_params=tune_task.outputs["best_params"],
+            epochs=epochs,
+            seed=seed,
+            max_mae_ratio=max_mae_ratio,
             model_name=model_name,
-            source_run=dsl.PIPELINE_JOB_NAME_PLACEHOLDER,
-        ).set_display_name("deploy")
-        on_pipelines_pool(deploy)
+        ).set_display_name("train")
+        tasks = [ingest_task, transform_task, tune_task, train_task]
+        with dsl.If(train_task.outputs["Output"] == True, name="passed-evaluation-gate"):  # noqa: E712
+            deploy_task = ops["deploy"](
+                model=train_task.outputs["model"],
+                target=deploy_target,
+                model_repository=model_repository,
+                model_name=model_name,
+                source_run=dsl.PIPELINE_JOB_NAME_PLACEHOLDER,
+            ).set_display_name("deploy")
+            tasks.append(deploy_task)
+        for task in tasks:
+            on_pipelines_pool(task)
+
+    return crypto_pipeline
 
 
-def compile_pipeline(output: str | Path) -> Path:
-    """Compile the pipeline to a KFP IR YAML file and return its path."""
+def pipeline_inputs() -> list[tuple[str, type, Any]]:
+    """(name, python type, default or None) of every pipeline parameter, in order."""
+    import inspect
+
+    signature = inspect.signature(build_pipeline().pipeline_func)
+    return [
+        (name, p.annotation, None if p.default is inspect.Parameter.empty else p.default)
+        for name, p in signature.parameters.items()
+    ]
+
+
+def compile_pipeline(output: str | Path, images: Mapping[str, str] | None = None) -> Path:
+    """Compile the pipeline with ``images`` to a KFP IR YAML file and return its path."""
     output = Path(output)
     output.parent.mkdir(parents=True, exist_ok=True)
-    compiler.Compiler().compile(pipeline_func=crypto_pipeline, package_path=str(output))
+    compiler.Compiler().compile(pipeline_func=build_pipeline(images), package_path=str(output))
     return output
-
-
-if __name__ == "__main__":
-    if len(sys.argv) != 2 or sys.argv[1] in ("-h", "--help"):
-        print("usage: python pipeline/crypto_pipeline.py OUTPUT.yaml", file=sys.stderr)
-        sys.exit(2)
-    print(compile_pipeline(sys.argv[1]))

@@ -1,33 +1,25 @@
-"""Run the compiled pipeline on this machine with ``kfp.local`` (SubprocessRunner).
+"""Run the compiled pipeline on this machine with ``kfp.local``.
 
 ``kfp.local`` runs each Lightweight Python Component in a subprocess of this
-interpreter (``use_venv=False``: the project's virtual environment already holds every
-step's dependencies, which is what each step's image holds in the cloud). Around it
-this module adds what a person running it wants to see: progress per step, the wall
-time of each, the failing step's last output lines, and a summary of the model
-against the persistence baseline and the gate decision.
+interpreter (SubprocessRunner with ``use_venv=False``: the project's virtual environment
+already holds every step's dependencies, which is what each step's image holds in the
+cloud). Around it this module adds what a person running it wants to see: progress per
+step, the wall time of each, the failing step's last output lines (through
+``pipeline.kfp_local_tasks``), and the outputs the summary reports.
 """
 
 from __future__ import annotations
 
-import contextlib
-import io
-import json
-import sys
 import time
 import urllib.error
 import urllib.request
 import warnings
-from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from components.common.uris import is_gcs_uri, is_local, local_path
-from components.images import STEPS, image_for
-
-#: Task names in the compiled pipeline (KFP derives them from the component functions).
-TASK_OF_STEP = {step: f"{step}-op" for step in STEPS}
+from components.images import STEPS
 
 
 class SourceUnavailableError(RuntimeError):
@@ -60,12 +52,11 @@ class LocalRunResult:
 
     def artifact(self, step: str, name: str) -> dict[str, Any] | None:
         """``{"uri": ..., "metadata": {...}}`` of one output artifact, if the step wrote it."""
-        arts = self.task_outputs.get(step, {}).get("artifacts", {}).get(name, {})
-        items = arts.get("artifacts") or []
-        return items[0] if items else None
+        value = self.task_outputs.get(step, {}).get(name)
+        return value if isinstance(value, dict) else None
 
     def parameter(self, step: str, name: str = "Output") -> Any:
-        return self.task_outputs.get(step, {}).get("parameterValues", {}).get(name)
+        return self.task_outputs.get(step, {}).get(name)
 
 
 #: Backends this machine can run; the others belong to the cloud profile.
@@ -111,106 +102,84 @@ def check_source_reachable(source: str, timeout: float = 5.0) -> None:
         ) from exc
 
 
-class _TailWriter(io.TextIOBase):
-    """Passes writes through and keeps the last lines (for the failure summary)."""
+def task_of_step(step: str) -> str:
+    """The task name of a step in the compiled pipeline (KFP derives it from the wrapper)."""
+    from pipeline.crypto_pipeline import STEP_FUNCTIONS
 
-    def __init__(self, target, keep: int = 25):
-        self.target = target
-        self.lines: deque[str] = deque(maxlen=keep)
-        self._partial = ""
-
-    def write(self, text: str) -> int:
-        self.target.write(text)
-        self._partial += text
-        *complete, self._partial = self._partial.split("\n")
-        self.lines.extend(line.rstrip() for line in complete if line.strip())
-        return len(text)
-
-    def flush(self) -> None:
-        self.target.flush()
-
-
-@contextlib.contextmanager
-def _record_steps(records: dict[str, StepRecord], progress):
-    """Time each step's subprocess and keep its output tail.
-
-    kfp.local has no per-task timing hook, so this wraps its subprocess task handler
-    for the duration of the run and restores it afterwards.
-    """
-    from kfp.local import subprocess_task_handler
-
-    handler_cls = subprocess_task_handler.SubprocessTaskHandler
-    original_run = handler_cls.run
-    step_of_image = {image_for(step): step for step in STEPS}
-
-    def timed_run(handler):
-        step = step_of_image.get(handler.image, handler.image)
-        record = records.setdefault(step, StepRecord(step))
-        index = list(STEPS).index(step) + 1 if step in STEPS else "?"
-        progress(f"==> [{index}/{len(STEPS)}] {step}: running")
-        tail = _TailWriter(sys.stdout)
-        start = time.perf_counter()
-        with contextlib.redirect_stdout(tail):
-            status = original_run(handler)
-        record.seconds = time.perf_counter() - start
-        record.status = "SUCCEEDED" if status.name == "SUCCESS" else "FAILED"
-        record.output_tail = list(tail.lines)
-        progress(f"==> [{index}/{len(STEPS)}] {step}: {record.status} in {record.seconds:.1f} s")
-        return status
-
-    handler_cls.run = timed_run
-    try:
-        yield
-    finally:
-        handler_cls.run = original_run
+    return STEP_FUNCTIONS[step].__name__.replace("_", "-")
 
 
 def run_compiled_locally(
     pipeline_yaml: Path,
     arguments: dict[str, Any],
     pipeline_root: Path,
+    *,
     progress=print,
+    cache: bool = False,
+    runner=None,
 ) -> LocalRunResult:
-    """Run a compiled pipeline YAML with kfp.local and collect what each step produced."""
+    """Run a compiled pipeline YAML with kfp.local and collect what each step produced.
+
+    ``runner`` is a kfp.local runner (default: ``SubprocessRunner(use_venv=False)``: every
+    step runs in this virtual environment, which holds what each step's image holds).
+    ``cache`` turns on kfp.local's task cache (deploy is never cached).
+    """
     from kfp import local
     from kfp.components import load_component_from_file
-    from kfp.local import pipeline_orchestrator
+
+    from pipeline.kfp_local_tasks import TaskRun, observe_tasks
 
     pipeline_root = pipeline_root.resolve()
     pipeline_root.mkdir(parents=True, exist_ok=True)
-    before = {p.name for p in pipeline_root.iterdir()}
-    component = load_component_from_file(str(pipeline_yaml))
+    pipeline = load_component_from_file(str(pipeline_yaml))
     local.init(
-        runner=local.SubprocessRunner(use_venv=False),
+        runner=runner or local.SubprocessRunner(use_venv=False),
         pipeline_root=str(pipeline_root),
         raise_on_error=False,
+        enable_caching=cache,
     )
     records = {step: StepRecord(step) for step in STEPS}
+    outputs: dict[str, dict[str, Any]] = {}
+    step_of_task = {task_of_step(step): step for step in STEPS}
+    run_dirs: set[Path] = set()
+
+    def started(task: str) -> None:
+        step = step_of_task.get(task, task)
+        progress(f"==> [{_index(step)}/{len(STEPS)}] {step}: running")
+
+    def ended(run: TaskRun) -> None:
+        step = step_of_task.get(run.task, run.task)
+        record = records.setdefault(step, StepRecord(step))
+        record.status = "SUCCEEDED" if run.succeeded else "FAILED"
+        record.seconds = run.seconds
+        record.output_tail = run.output_tail
+        outputs[step] = run.outputs
+        run_dirs.add(Path(run.pipeline_root) / run.pipeline_resource_name)
+        progress(f"==> [{_index(step)}/{len(STEPS)}] {step}: {record.status} in {run.seconds:.1f} s")
+
     start = time.perf_counter()
     with warnings.catch_warnings():
         # Our images are named by step, not "python…": kfp.local warns about that.
         warnings.filterwarnings("ignore", message=".*non-Python base image.*")
-        # Display names are for the KFP UI; kfp.local says it ignores them.
+        # Display names, resources and placement are for the cluster; kfp.local says it
+        # ignores them.
         warnings.filterwarnings("ignore", message=".*have no effect in the current local runner.*")
-        with _record_steps(records, progress):
-            pipeline_orchestrator.run_local_pipeline(component.pipeline_spec, arguments)
+        with observe_tasks(started, ended):
+            pipeline(**arguments)
     wall = time.perf_counter() - start
-
-    new_runs = sorted(p for p in pipeline_root.iterdir() if p.name not in before and p.is_dir())
-    run_dir = new_runs[-1] if new_runs else None
-    outputs: dict[str, dict[str, Any]] = {}
-    for step, task in TASK_OF_STEP.items():
-        executor_output = run_dir / task / "executor_output.json" if run_dir else None
-        if executor_output and executor_output.is_file():
-            outputs[step] = json.loads(executor_output.read_text())
+    run_dir = next(iter(run_dirs)) if len(run_dirs) == 1 else None
     classify_deploy(records, outputs)
     return LocalRunResult(run_dir, records, outputs, dict(arguments), wall)
+
+
+def _index(step: str) -> int | str:
+    return STEPS.index(step) + 1 if step in STEPS else "?"
 
 
 def classify_deploy(records: dict[str, StepRecord], outputs: dict[str, dict[str, Any]]) -> None:
     """Mark a deploy that did not run as SKIPPED only when train's gate said no."""
     deploy = records["deploy"]
-    gate = outputs.get("train", {}).get("parameterValues", {}).get("Output")
+    gate = outputs.get("train", {}).get("Output")
     if deploy.status == "NOT RUN" and records["train"].status == "SUCCEEDED":
         if gate is False:
             deploy.status = "SKIPPED"  # the gate kept the model out, as designed

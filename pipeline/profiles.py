@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from components.placement import PIPELINES_LABEL, PIPELINES_TAINT
+from components.common.placement import PIPELINES_LABEL, PIPELINES_TAINT
 
 #: Stack outputs the cloud submit path reads, with what each is for.
 REQUIRED_OUTPUTS = {
@@ -64,8 +64,8 @@ def validate_stack_outputs(outputs: dict[str, Any]) -> None:
     if selector is not None and selector != PIPELINES_LABEL:
         raise StackOutputsError(
             f"the stack's pipelines pool has node label {selector}, but the pipeline selects "
-            f"{PIPELINES_LABEL} (components/placement.py): steps would never be scheduled. "
-            "Update the stack (`pulumi up`) or components/placement.py so they agree.")
+            f"{PIPELINES_LABEL} (components/common/placement.py): steps would never be scheduled. "
+            "Update the stack (`pulumi up`) or components/common/placement.py so they agree.")
     toleration = outputs.get("pipelines_toleration")
     if toleration is not None and (
         toleration.get("key"), toleration.get("value")
@@ -73,8 +73,8 @@ def validate_stack_outputs(outputs: dict[str, Any]) -> None:
         raise StackOutputsError(
             f"the stack's pipelines pool taint {toleration.get('key')}={toleration.get('value')} "
             f"differs from the pipeline's toleration {PIPELINES_TAINT['key']}="
-            f"{PIPELINES_TAINT['value']} (components/placement.py): steps would never be "
-            "scheduled. Update the stack (`pulumi up`) or components/placement.py.")
+            f"{PIPELINES_TAINT['value']} (components/common/placement.py): steps would never be "
+            "scheduled. Update the stack (`pulumi up`) or components/common/placement.py.")
 
 
 def gcp_arguments(stack_outputs: dict[str, Any]) -> dict[str, Any]:

@@ -12,9 +12,6 @@ import contextlib
 import datetime as dt
 import io
 import json
-import os
-import subprocess
-import sys
 import urllib.error
 import urllib.request
 import warnings
@@ -40,38 +37,17 @@ class KfpUnreachableError(SubmitError):
     """No Kubeflow Pipelines API answers at the host."""
 
 
-def compile_for_registry(registry_url: str, output: Path) -> Path:
-    """Compile the pipeline with every step image under ``registry_url``.
-
-    Image names are fixed when the component modules are imported, so this compiles in a
-    fresh interpreter with ``CRYPTO_KFP_REGISTRY`` set (``CRYPTO_KFP_IMAGE_TAG`` passes
-    through), whatever this process has imported already.
-    """
-    env = {**os.environ, "CRYPTO_KFP_REGISTRY": registry_url.rstrip("/")}
-    project_root = Path(__file__).resolve().parent.parent
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(project_root), env.get("PYTHONPATH")]))
-    proc = subprocess.run(
-        [sys.executable, "-m", "pipeline", "compile", "--output", str(output)],
-        capture_output=True, text=True, env=env, timeout=300, check=False,
-    )
-    if proc.returncode != 0:
-        raise SubmitError(f"compiling the pipeline failed:\n{proc.stderr.strip()}")
-    images = compiled_images(output)
-    wrong = {step: image for step, image in images.items()
-             if not image.startswith(registry_url.rstrip("/") + "/")}
+def check_registry(images: dict[str, str], registry_url: str) -> None:
+    """Every step image must live in the stack's registry: the cluster's nodes may pull
+    only from there (their service account reads that one repository)."""
+    prefix = registry_url.rstrip("/") + "/"
+    wrong = {step: ref for step, ref in images.items() if not ref.startswith(prefix)}
     if wrong:
-        raise SubmitError(f"compiled images are not under {registry_url}: {wrong}")
-    return output
-
-
-def _documents(pipeline_yaml: Path) -> list[dict]:
-    return list(yaml.safe_load_all(pipeline_yaml.read_text(encoding="utf-8")))
-
-
-def compiled_images(pipeline_yaml: Path) -> dict[str, str]:
-    """Executor name (``exec-<step>-op``) -> container image, from a compiled pipeline."""
-    executors = _documents(pipeline_yaml)[0]["deploymentSpec"]["executors"]
-    return {name: spec["container"]["image"] for name, spec in sorted(executors.items())}
+        listed = ", ".join(f"{step}={ref}" for step, ref in sorted(wrong.items()))
+        raise SubmitError(
+            f"images are not in the stack's registry {registry_url}: {listed}. Build them "
+            "there with `make images REGISTRY=$(pulumi stack output registry_url)`."
+        )
 
 
 def check_kfp_reachable(host: str, *, kfp_namespace: str = "kubeflow", timeout: float = 10.0) -> dict:
@@ -101,7 +77,8 @@ def check_kfp_reachable(host: str, *, kfp_namespace: str = "kubeflow", timeout: 
 
 
 def default_run_name(pipeline_yaml: Path) -> str:
-    name = _documents(pipeline_yaml)[0].get("pipelineInfo", {}).get("name", "pipeline")
+    spec = next(yaml.safe_load_all(pipeline_yaml.read_text(encoding="utf-8")))
+    name = spec.get("pipelineInfo", {}).get("name", "pipeline")
     return f"{name} {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M:%S} UTC"
 
 

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from components.deploy.server import parse_history
-from components.transform.features import FEATURE_NAMES, HISTORY_DAYS, latest_features
+from components.common.features import FEATURE_NAMES, HISTORY_DAYS, latest_features
 from components.transform.transform import run_transform
 
 

@@ -1,8 +1,33 @@
-"""Small argparse helpers shared by the step CLIs."""
+"""What every step CLI shares: argument types, logging, ``--json`` and the exit statuses.
+
+Exit status of every step CLI: 0 the step succeeded, 1 the step ran and failed (input
+rejected, a service or file could not be used, the model failed a required gate), 2 the
+arguments are unusable (argparse errors and ``ParameterError``).
+"""
+
+from __future__ import annotations
 
 import argparse
+import inspect
+import json
 import logging
+import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
+
+from components.common.results import ParameterError, StepResult
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+def defaults_of(func: Callable) -> dict[str, Any]:
+    """The keyword defaults of a step function: the one place each default is written."""
+    return {
+        name: p.default
+        for name, p in inspect.signature(func).parameters.items()
+        if p.default is not inspect.Parameter.empty
+    }
 
 
 def positive_int(text: str) -> int:
@@ -21,19 +46,66 @@ def positive_float(text: str) -> float:
     return value
 
 
-def add_features_arguments(parser: argparse.ArgumentParser) -> None:
-    """The transform output a model step reads: FEATURES_DIR and --stats."""
-    parser.add_argument("features_dir", type=Path,
-                        help="the transform's output: train/eval/test-*.csv shards")
-    parser.add_argument("--stats", type=Path, default=None,
-                        help="stats.json of the transform (default: FEATURES_DIR/stats.json)")
-
-
-def add_quiet_argument(parser: argparse.ArgumentParser) -> None:
+def step_parser(prog: str, description: str, examples: str) -> argparse.ArgumentParser:
+    """A parser with the shared epilog (examples, exit statuses) and ``--json``/``-q``."""
+    parser = argparse.ArgumentParser(
+        prog=prog,
+        description=description,
+        epilog=f"examples:\n{examples}\n\nexit status: 0 success, 1 the step failed, "
+        "2 unusable arguments",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--json", action="store_true", help="print the result as JSON")
     parser.add_argument("-q", "--quiet", action="store_true", help="log warnings only")
+    return parser
 
 
-def configure_logging(quiet: bool) -> None:
-    """INFO progress lines on stderr (WARNING only with --quiet)."""
-    logging.basicConfig(level=logging.WARNING if quiet else logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+def add_features_arguments(parser: argparse.ArgumentParser) -> None:
+    """The transform outputs a model step reads: FEATURES_DIR and --stats."""
+    parser.add_argument(
+        "features_dir", type=Path, help="the transform's output: train/eval/test-*.csv shards"
+    )
+    parser.add_argument(
+        "--stats",
+        type=Path,
+        default=None,
+        help="stats.json of the transform (default: FEATURES_DIR/stats.json)",
+    )
+
+
+def configure_logging(quiet: bool = False) -> None:
+    """INFO progress lines on stderr (WARNING only when ``quiet``); the same format for
+    every CLI and KFP wrapper."""
+    logging.basicConfig(
+        level=logging.WARNING if quiet else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        force=True,
+    )
+    logging.getLogger("apache_beam").setLevel(logging.WARNING)
+
+
+def run_step(
+    parser: argparse.ArgumentParser,
+    argv: list[str] | None,
+    call: Callable[[argparse.Namespace], StepResult],
+    render: Callable[[StepResult, argparse.Namespace], str],
+    failures: tuple[type[BaseException], ...],
+    exit_status: Callable[[StepResult, argparse.Namespace], int] = lambda result, args: EXIT_OK,
+) -> int:
+    """Parse ``argv``, call the step, print its result; return the exit status.
+
+    ``failures`` are the exceptions meaning "the step ran and failed" (exit 1); a
+    ``ParameterError`` exits 2; anything else is a bug and keeps its traceback.
+    """
+    args = parser.parse_args(argv)
+    configure_logging(args.quiet)
+    try:
+        result = call(args)
+    except ParameterError as exc:
+        print(f"{parser.prog}: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except failures as exc:
+        print(f"{parser.prog}: error: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    print(json.dumps(result.to_json(), indent=2) if args.json else render(result, args))
+    return exit_status(result, args)

@@ -1,5 +1,5 @@
 """Deploy step: publish a trained SavedModel into a model repository and serve it."""
 
-from components.deploy.deploy import DeployError, DeployResult, deploy, rollback
+from components.deploy.deploy import TARGETS, DeployError, DeployResult, rollback, run
 
-__all__ = ["DeployError", "DeployResult", "deploy", "rollback"]
+__all__ = ["TARGETS", "DeployError", "DeployResult", "rollback", "run"]

@@ -10,22 +10,25 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import os
 import sys
 
-from components.deploy.deploy import TARGETS, DeployError, deploy, rollback
+from components.common.cli import EXIT_FAILED, EXIT_USAGE, configure_logging, defaults_of
+from components.common.results import ParameterError
+from components.deploy.deploy import TARGETS, DeployError, rollback, run
 from components.deploy.repository import ModelRepository, RepositoryError
 from components.deploy.serving import ModelLoadError
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+DEFAULTS = defaults_of(run)
 
 
 def _repo_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model-repository", required=True, metavar="DIR",
                         help="root of the local model repository (<DIR>/<name>/<version>/)")
-    parser.add_argument("--model-name", required=True, metavar="NAME",
-                        help="model name: the folder under the repository")
+    parser.add_argument("--model-name", default=DEFAULTS["model_name"], metavar="NAME",
+                        help="model name: the folder under the repository "
+                        f"(default: {DEFAULTS['model_name']})")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -33,7 +36,16 @@ def build_parser() -> argparse.ArgumentParser:
         prog="python -m components.deploy",
         description="Publish a trained SavedModel to a local model repository (TF-Serving "
                     "layout, never overwriting a version, smoke-tested before it becomes "
-                    "CURRENT), roll back, and serve the CURRENT version over HTTP.")
+                    "CURRENT), roll back, and serve the CURRENT version over HTTP.",
+        epilog="examples:\n"
+               "  python -m components.deploy publish /tmp/train/model --model-repository "
+               ".local/model_repository\n"
+               "  python -m components.deploy status --model-repository .local/model_repository\n"
+               "  python -m components.deploy serve --model-repository .local/model_repository "
+               "--port 8501\n\n"
+               "exit status: 0 success, 1 the step failed, 2 unusable arguments",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("-q", "--quiet", action="store_true", help="log warnings only")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("publish", help="publish <MODEL_DIR>/<version>/ and make it CURRENT",
@@ -43,7 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("model_dir", metavar="MODEL_DIR",
                    help="train output: a folder holding <version>/saved_model.pb")
     _repo_args(p)
-    p.add_argument("--target", default="local", choices=TARGETS,
+    p.add_argument("--target", default=DEFAULTS["target"], choices=TARGETS,
                    help="where to deploy (only 'local' is implemented; default: local)")
     p.add_argument("--version", help="publish only this version folder of MODEL_DIR")
     p.add_argument("--metrics", metavar="JSON", help="metrics to record, as a JSON object")
@@ -69,31 +81,44 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    configure_logging(args.quiet)
     try:
         if args.command == "publish":
-            metrics = json.loads(args.metrics) if args.metrics else None
-            if metrics is not None and not isinstance(metrics, dict):
-                raise ValueError("--metrics must be a JSON object")
-            result = deploy(args.model_dir, target=args.target,
-                            model_repository=args.model_repository,
-                            model_name=args.model_name, metrics=metrics,
-                            source_run=args.source_run, version=args.version)
-            print(json.dumps(result.to_dict(), indent=2))
+            result = run(args.model_dir, target=args.target,
+                         model_repository=args.model_repository,
+                         model_name=args.model_name, metrics=_metrics(args.metrics),
+                         source_run=args.source_run, version=args.version)
+            print(json.dumps(result.to_json(), indent=2))
         elif args.command == "rollback":
             result = rollback(args.model_repository, args.model_name, args.to_version)
-            print(json.dumps(result.to_dict(), indent=2))
+            print(json.dumps(result.to_json(), indent=2))
         elif args.command == "status":
             repo = ModelRepository(args.model_repository, args.model_name)
             print(json.dumps({"name": repo.model_name, "current_version": repo.current(),
                               "versions": repo.deployed_versions()}, indent=2))
         elif args.command == "serve":
             return _serve(args)
-    except (DeployError, ModelLoadError, RepositoryError, NotImplementedError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
+    except ParameterError as exc:
+        print(f"{parser.prog}: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except (DeployError, ModelLoadError, RepositoryError, NotImplementedError, OSError) as exc:
+        print(f"{parser.prog}: error: {exc}", file=sys.stderr)
+        return EXIT_FAILED
     return 0
+
+
+def _metrics(text: str | None) -> dict | None:
+    if not text:
+        return None
+    try:
+        metrics = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ParameterError(f"--metrics is not valid JSON: {exc}") from None
+    if not isinstance(metrics, dict):
+        raise ParameterError("--metrics must be a JSON object")
+    return metrics
 
 
 def _serve(args: argparse.Namespace) -> int:

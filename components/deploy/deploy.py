@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
+from components.common.contracts import DEFAULT_MODEL_NAME
+from components.common.results import ParameterError, StepResult
 from components.deploy.repository import (
     ModelRepository,
     RepositoryError,
@@ -19,6 +22,8 @@ from components.deploy.repository import (
     validate_version,
 )
 from components.deploy.serving import ModelLoadError, ServingModel, smoke_test
+
+log = logging.getLogger(__name__)
 
 TARGETS: tuple[str, ...] = ("local", "vertex", "gke")
 
@@ -28,7 +33,7 @@ class DeployError(RuntimeError):
 
 
 @dataclass(frozen=True)
-class DeployResult:
+class DeployResult(StepResult):
     """What a deploy or rollback did. ``record`` is the JSON record written."""
 
     target: str
@@ -38,8 +43,16 @@ class DeployResult:
     previous_version: str | None
     record: dict
 
-    def to_dict(self) -> dict:
-        return asdict(self)
+    def output_metadata(self) -> dict[str, dict]:
+        return {
+            "deployment": {
+                "target": self.target,
+                "model_name": self.model_name,
+                "version": self.version,
+                "previous_version": self.previous_version or "",
+                "path": self.path,
+            }
+        }
 
 
 def _now() -> str:
@@ -55,20 +68,22 @@ def _check_target(target: str) -> None:
             "issue. Use target='local' (a local model repository served by "
             "`python -m components.deploy serve`)."
         )
-    raise ValueError(f"unknown deploy target {target!r}; expected one of {', '.join(TARGETS)}")
+    raise ParameterError(f"unknown deploy target {target!r}; expected one of {', '.join(TARGETS)}")
 
 
-def deploy(
-    model_dir: str,
+def run(
+    model_path: str,
     *,
+    deployment_path: str | os.PathLike | None = None,
     target: str = "local",
     model_repository: str,
-    model_name: str,
+    model_name: str = DEFAULT_MODEL_NAME,
     metrics: dict | None = None,
     source_run: str | None = None,
     version: str | None = None,
 ) -> DeployResult:
-    """Publish ``<model_dir>/<version>/`` as ``<model_repository>/<model_name>/<version>/``.
+    """Publish ``<model_path>/<version>/`` as ``<model_repository>/<model_name>/<version>/``
+    and, when ``deployment_path`` is given, write the result there as JSON.
 
     Every version folder in ``model_dir`` is published unless ``version`` picks one; the
     highest one published becomes CURRENT. Existing versions are never overwritten. Each
@@ -78,7 +93,8 @@ def deploy(
     """
     _check_target(target)
     if not model_repository:
-        raise ValueError("model_repository is required for the local target")
+        raise ParameterError("model_repository is required for the local target")
+    model_dir = model_path
     repo = ModelRepository(model_repository, model_name)
     versions = find_versions(model_dir)
     if version is not None:
@@ -91,7 +107,7 @@ def deploy(
     try:
         metrics_json = json.loads(json.dumps(metrics or {}))
     except (TypeError, ValueError) as exc:
-        raise ValueError(f"metrics must be JSON-serialisable: {exc}") from exc
+        raise ParameterError(f"metrics must be JSON-serialisable: {exc}") from exc
 
     with repo.locked():
         existing = [v for v in versions if repo.version_path(v).exists()]
@@ -142,8 +158,17 @@ def deploy(
         repo.set_current(newest)
         for record in records:
             repo.append_history(record)
-    return DeployResult(target, model_name, newest, str(repo.version_path(newest)),
-                        previous, records[-1])
+    result = DeployResult(
+        target, model_name, newest, str(repo.version_path(newest)), previous, records[-1]
+    )
+    if deployment_path is not None:
+        Path(deployment_path).parent.mkdir(parents=True, exist_ok=True)
+        Path(deployment_path).write_text(json.dumps(result.to_json(), indent=2), encoding="utf-8")
+    log.info(
+        "deployed %s version %s to %s (previous: %s)",
+        model_name, newest, result.path, previous or "none",
+    )
+    return result
 
 
 def rollback(

@@ -68,7 +68,7 @@ echo "== forecast from the last days of $bitcoin_csv"
 "$python" - "$bitcoin_csv" "$url" <<'PY'
 import csv, json, math, sys, urllib.error, urllib.request
 
-from components.transform.features import HISTORY_DAYS
+from components.common.features import HISTORY_DAYS
 
 csv_path, url = sys.argv[1:]
 with open(csv_path, newline="", encoding="utf-8") as f:

@@ -7,7 +7,7 @@
                                       "high": .., "low": .., "close": .., "volume": ..}, ...]}
                                       -> next date, predicted log return and close
 
-``:forecast`` computes the features with ``components.transform.features`` (the module the
+``:forecast`` computes the features with ``components.common.features`` (the module the
 Beam transform uses), so serving and training cannot drift apart. CURRENT is re-read on
 every request: a deploy or rollback takes effect without a restart. Client errors get a
 JSON ``{"error": ...}`` with status 400 (404 for an unknown model or path, 503 when
@@ -28,7 +28,7 @@ from pathlib import Path
 
 from components.deploy.repository import ModelRepository
 from components.deploy.serving import ModelLoadError, ServingModel
-from components.transform.features import HISTORY_DAYS, Bar, latest_features
+from components.common.features import HISTORY_DAYS, Bar, latest_features
 
 log = logging.getLogger(__name__)
 

@@ -12,10 +12,9 @@ import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from components.transform.features import HISTORY_DAYS, Bar, latest_features
+from components.common.contracts import OUTPUT_NAME, SIGNATURE
+from components.common.features import HISTORY_DAYS, Bar, latest_features
 
-SIGNATURE = "serving_default"
-OUTPUT_NAME = "log_return"
 
 
 class ModelLoadError(RuntimeError):
@@ -92,7 +91,7 @@ def smoke_test(model: ServingModel) -> list[float]:
     missing = sorted(set(model.input_names) - set(rows[0]))
     if missing:
         raise ModelLoadError(
-            f"model inputs {', '.join(missing)} are not features of components.transform.features"
+            f"model inputs {', '.join(missing)} are not features of components.common.features"
         )
     try:
         predictions = model.predict(rows)

@@ -18,6 +18,7 @@ import errno
 import hashlib
 import io
 import json
+import logging
 import os
 import re
 import uuid
@@ -27,6 +28,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from components.common.results import ParameterError, StepResult
 from components.common.schema import SchemaError, resolve_columns
 from components.common.uris import (
     basename,
@@ -55,6 +57,8 @@ RAW_DIR = "raw"
 #: Suffix of the local sidecar file holding an object's metadata.
 METADATA_SUFFIX = ".metadata.json"
 
+log = logging.getLogger(__name__)
+
 _HTML_STARTS = (b"<!doctype html", b"<html", b"<head", b"<body", b"<?xml")
 _SHA256_RE = re.compile(r"[0-9a-f]{64}")
 
@@ -64,7 +68,7 @@ class IngestError(ValueError):
 
 
 @dataclass(frozen=True)
-class IngestResult:
+class IngestResult(StepResult):
     lake_uri: str  #: where the immutable copy lives
     sha256: str
     bytes: int
@@ -72,6 +76,9 @@ class IngestResult:
     source: str
     fetched_at: str  #: UTC, ISO 8601
     stored_new: bool  #: False when the lake already held these bytes
+
+    def output_metadata(self) -> dict[str, dict]:
+        return {"raw": {k: getattr(self, k) for k in (*_METADATA_KEYS, "lake_uri", "stored_new")}}
 
     def object_metadata(self) -> dict[str, str]:
         """What is recorded with the stored object (GCS custom metadata is strings)."""
@@ -87,7 +94,7 @@ def expected_checksum(source: str, expected_sha256: str | None) -> str | None:
         return DEFAULT_SHA256 if source == DEFAULT_SOURCE else None
     normalized = expected_sha256.strip().lower()
     if not _SHA256_RE.fullmatch(normalized):
-        raise IngestError(f"expected SHA-256 must be 64 hex digits, got {expected_sha256!r}")
+        raise ParameterError(f"expected SHA-256 must be 64 hex digits, got {expected_sha256!r}")
     return normalized
 
 
@@ -140,28 +147,29 @@ def raw_object_name(sha256: str, filename: str) -> str:
     return f"{RAW_DIR}/sha256={sha256}/{filename}"
 
 
-def ingest(
-    source: str,
-    lake: str,
+def run(
+    source: str = DEFAULT_SOURCE,
+    lake: str = "",
     *,
+    raw_path: str | os.PathLike | None = None,
     expected_sha256: str | None = None,
     column_mapping: str | Mapping[str, str] | None = None,
-    output_path: str | None = None,
     storage_client: storage.Client | None = None,
 ) -> IngestResult:
     """Fetch ``source``, validate it, store it in ``lake`` unless already there.
 
     ``expected_sha256`` defaults to DEFAULT_SHA256 when ``source`` is DEFAULT_SOURCE.
-    ``output_path`` (e.g. a KFP Dataset path) receives a byte-for-byte copy.
+    ``raw_path`` (e.g. a KFP Dataset path), when given, receives a byte-for-byte copy.
     ``storage_client`` is used for gs:// sources and lakes (default: ADC client).
-    Raises IngestError (bad input, lake conflict) or FetchError (source unreadable).
+    Raises ParameterError (no source or lake), IngestError (bad input, lake conflict) or
+    FetchError (source unreadable).
     """
     if not source:
-        raise IngestError("no source given")
+        raise ParameterError("no source given")
     if not lake:
-        raise IngestError("no lake given (a gs://bucket/prefix or a local directory)")
+        raise ParameterError("no lake given (a gs://bucket/prefix or a local directory)")
     if is_http_url(lake):
-        raise IngestError(f"the lake must be a gs:// URI or a local directory, not a URL: {lake}")
+        raise ParameterError(f"the lake must be a gs:// URI or a local directory, not a URL: {lake}")
     if is_local(source):  # record where the bytes came from, independent of the cwd
         source = os.path.abspath(local_path(source))
     checksum = expected_checksum(source, expected_sha256)
@@ -183,10 +191,14 @@ def ingest(
     else:
         lake_uri, stored_new = _store_local(local_path(lake), name, data, result)
 
-    if output_path:
-        out = Path(output_path)
+    if raw_path:
+        out = Path(raw_path)
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_bytes(data)
+    log.info(
+        "%s %s (%d rows, sha256 %s)",
+        "stored" if stored_new else "already in the lake:", lake_uri, rows, sha256,
+    )
     return replace(result, lake_uri=lake_uri, stored_new=stored_new)
 
 

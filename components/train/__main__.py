@@ -3,84 +3,131 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
 from components.common.cli import (
+    EXIT_FAILED,
+    EXIT_OK,
     add_features_arguments,
-    add_quiet_argument,
-    configure_logging,
+    defaults_of,
     positive_float,
     positive_int,
+    run_step,
+    step_parser,
 )
-from components.train import train as train_lib
 from components.train.data import DataContractError
+from components.train.train import TrainResult, run
+
+DEFAULTS = defaults_of(run)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m components.train",
-        description="Train the next-day close model, evaluate it on the test split beside the "
-        "persistence baseline (tomorrow = today) and export a TF-Serving SavedModel. Writes "
-        "model/<version>/, report.html and metrics.json into --output-dir and prints the "
-        "gate decision: mae_ratio = model MAE / persistence MAE <= --max-mae-ratio.",
+    d = DEFAULTS
+    parser = step_parser(
+        "python -m components.train",
+        "Train the next-day close model, evaluate it on the test split beside the persistence "
+        "baseline (tomorrow = today) and export a TF-Serving SavedModel. Writes "
+        "model/<version>/, report.html and metrics.json into --output-dir and prints the gate "
+        "decision: mae_ratio = model MAE / persistence MAE <= --max-mae-ratio.",
+        "  python -m components.train /tmp/f --best-params /tmp/tune/best_params.json \\\n"
+        "      --output-dir /tmp/train\n"
+        "  python -m components.train /tmp/f --output-dir /tmp/train --epochs 20 "
+        "--ensemble-size 1 --require-gate",
     )
     add_features_arguments(parser)
-    parser.add_argument("--best-params", type=Path, default=None,
-                        help="best_params.json from `python -m components.tune` "
-                        "(default: the built-in defaults)")
+    parser.add_argument(
+        "--best-params",
+        type=Path,
+        default=d["best_params"],
+        help="best_params.json from `python -m components.tune` (default: the built-in defaults)",
+    )
     parser.add_argument("--output-dir", type=Path, required=True, help="where to write the outputs")
-    parser.add_argument("--epochs", type=positive_int, default=train_lib.DEFAULT_EPOCHS,
-                        help=f"epochs at most; early stopping on eval (default: {train_lib.DEFAULT_EPOCHS})")
-    parser.add_argument("--seed", type=int, default=train_lib.DEFAULT_SEED,
-                        help=f"seed of the first net (default: {train_lib.DEFAULT_SEED}; with tune's seed that "
-                        "net is tune's best trial)")
-    parser.add_argument("--ensemble-size", type=positive_int, default=train_lib.DEFAULT_ENSEMBLE_SIZE,
-                        help="nets averaged into the model, seeds SEED, SEED+1, ... "
-                        f"(default: {train_lib.DEFAULT_ENSEMBLE_SIZE})")
-    parser.add_argument("--max-mae-ratio", type=positive_float, default=1.0,
-                        help="gate threshold (default: 1.0, the model must not lose to persistence)")
-    parser.add_argument("--model-name", default=train_lib.DEFAULT_MODEL_NAME,
-                        help=f"name in the report (default: {train_lib.DEFAULT_MODEL_NAME})")
-    parser.add_argument("--version", default=None,
-                        help="model version, digits only (default: UTC time YYYYMMDDHHMMSS)")
-    parser.add_argument("--require-gate", action="store_true",
-                        help="exit with status 3 when the model fails the gate")
-    add_quiet_argument(parser)
+    parser.add_argument(
+        "--epochs",
+        type=positive_int,
+        default=d["epochs"],
+        help=f"epochs at most; early stopping on eval (default: {d['epochs']})",
+    )
+    parser.add_argument(
+        "--seed",
+        type=int,
+        default=d["seed"],
+        help=f"seed of the first net (default: {d['seed']}; with tune's seed that net is "
+        "tune's best trial)",
+    )
+    parser.add_argument(
+        "--ensemble-size",
+        type=positive_int,
+        default=d["ensemble_size"],
+        help="nets averaged into the model, seeds SEED, SEED+1, ... "
+        f"(default: {d['ensemble_size']})",
+    )
+    parser.add_argument(
+        "--max-mae-ratio",
+        type=positive_float,
+        default=d["max_mae_ratio"],
+        help=f"gate threshold (default: {d['max_mae_ratio']}, the model must not lose to "
+        "persistence)",
+    )
+    parser.add_argument(
+        "--model-name",
+        default=d["model_name"],
+        help=f"name in the report (default: {d['model_name']})",
+    )
+    parser.add_argument(
+        "--version",
+        default=d["version"],
+        help="model version, digits only (default: UTC time YYYYMMDDHHMMSS)",
+    )
+    parser.add_argument(
+        "--require-gate",
+        action="store_true",
+        help="exit with status 1 when the model fails the gate",
+    )
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    configure_logging(args.quiet)
+def _call(args: argparse.Namespace) -> TrainResult:
     out = args.output_dir
-    try:
-        result = train_lib.train(
-            args.features_dir,
-            args.stats or args.features_dir / "stats.json",
-            args.best_params if args.best_params is not None else {},
-            out / "model",
-            epochs=args.epochs,
-            seed=args.seed,
-            max_mae_ratio=args.max_mae_ratio,
-            model_name=args.model_name,
-            version=args.version,
-            report_path=out / "report.html",
-            ensemble_size=args.ensemble_size,
-        )
-    except (DataContractError, ValueError, FileNotFoundError, FileExistsError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    (out / "metrics.json").write_text(json.dumps(result.metrics, indent=2) + "\n")
-    m = result.metrics
-    print(f"{'test split':<22}{'model':>12}{'persistence':>14}")
+    return run(
+        args.features_dir,
+        args.stats or args.features_dir / "stats.json",
+        args.best_params,
+        model_path=out / "model",
+        report_path=out / "report.html",
+        metrics_path=out / "metrics.json",
+        epochs=args.epochs,
+        seed=args.seed,
+        ensemble_size=args.ensemble_size,
+        max_mae_ratio=args.max_mae_ratio,
+        model_name=args.model_name,
+        version=args.version,
+    )
+
+
+def _render(result: TrainResult, args) -> str:
+    m = result.scores
+    lines = [f"{'test split':<22}{'model':>12}{'persistence':>14}"]
     for name in ("mae", "rmse", "mape", "directional_accuracy"):
-        print(f"{name:<22}{m['model_' + name]:>12.4f}{m['baseline_' + name]:>14.4f}")
+        lines.append(f"{name:<22}{m['model_' + name]:>12.4f}{m['baseline_' + name]:>14.4f}")
     verdict = "PASSED" if result.passed_gate else "FAILED"
-    print(f"mae_ratio {result.mae_ratio:.4f}: gate {verdict} (max {args.max_mae_ratio:g})")
-    print(f"model: {result.export_path}\nreport: {result.report_path}")
-    return 3 if args.require_gate and not result.passed_gate else 0
+    lines.append(f"mae_ratio {result.mae_ratio:.4f}: gate {verdict} (max {result.max_mae_ratio:g})")
+    lines.append(f"model: {result.export_path}\nreport: {result.report_path}")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run_step(
+        build_parser(),
+        argv,
+        _call,
+        _render,
+        failures=(DataContractError, ValueError, FileNotFoundError, FileExistsError),
+        exit_status=lambda result, args: (
+            EXIT_FAILED if args.require_gate and not result.passed_gate else EXIT_OK
+        ),
+    )
 
 
 if __name__ == "__main__":

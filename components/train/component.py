@@ -1,12 +1,8 @@
 """KFP wrapper of the train step (a Lightweight Python Component on the train image)."""
 
-from kfp import dsl
 from kfp.dsl import HTML, Artifact, Dataset, Input, Metrics, Model, Output
 
-from components.images import image_for
 
-
-@dsl.component(base_image=image_for("train"), install_kfp_package=False)
 def train_op(
     features: Input[Dataset],
     stats: Input[Artifact],
@@ -18,10 +14,8 @@ def train_op(
     model: Output[Model],
     metrics: Output[Metrics],
     report: Output[HTML],
-    ensemble_size: int = 5,
 ) -> bool:
-    """Train with ``best_params`` (an average of ``ensemble_size`` nets with seeds
-    ``seed``, ``seed+1``, ...), evaluate on the test split beside persistence, export.
+    """Train with ``best_params``, evaluate on the test split beside persistence, export.
 
     ``model.path`` becomes a directory holding ``<version>/`` (a TF-Serving SavedModel);
     ``model.metadata``: version, mae_ratio, passed_gate and the test MAEs. ``report``:
@@ -32,35 +26,21 @@ def train_op(
     ``Output`` parameter but not a named field of a NamedTuple, so ``dsl.If`` on a named
     output never fires locally. ``mae_ratio`` is in ``metrics`` and ``model.metadata``.
     """
-    import os
-
     from components.common.cli import configure_logging
-    from components.train.train import train
+    from components.common.results import publish
+    from components.train import run
 
-    configure_logging(quiet=False)
-    os.makedirs(model.path, exist_ok=True)
-    result = train(
+    configure_logging()
+    result = run(
         features.path,
         stats.path,
         best_params.path,
-        model.path,
+        model_path=model.path,
+        report_path=report.path,
         epochs=epochs,
         seed=seed,
         max_mae_ratio=max_mae_ratio,
         model_name=model_name,
-        report_path=report.path,
-        ensemble_size=ensemble_size,
     )
-    model.metadata.update(
-        {
-            "version": result.version,
-            "mae_ratio": result.mae_ratio,
-            "passed_gate": result.passed_gate,
-            "max_mae_ratio": max_mae_ratio,
-            "model_mae": result.metrics["model_mae"],
-            "baseline_mae": result.metrics["baseline_mae"],
-        }
-    )
-    for name, value in result.metrics.items():
-        metrics.log_metric(name, value)
-    return bool(result.passed_gate)
+    publish(result, model=model, metrics=metrics)
+    return result.passed_gate

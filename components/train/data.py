@@ -11,11 +11,9 @@ import numpy as np
 import pandas as pd
 
 from components.common.jsonfile import read_json
-from components.transform.features import FEATURE_NAMES, TARGET_NAME
+from components.common.contracts import SHARD_COLUMNS, SPLITS, shard_glob
+from components.common.features import FEATURE_NAMES, TARGET_NAME
 
-SPLITS: tuple[str, ...] = ("train", "eval", "test")
-KEY_COLUMNS: tuple[str, ...] = ("coin", "date", "close")
-EXPECTED_COLUMNS: tuple[str, ...] = (*KEY_COLUMNS, *FEATURE_NAMES, TARGET_NAME)
 
 
 class DataContractError(ValueError):
@@ -89,9 +87,9 @@ def load_stats(path: str | os.PathLike) -> Stats:
 def _read_shard(path: Path) -> pd.DataFrame:
     frame = pd.read_csv(path, dtype={"coin": str, "date": str})
     columns = tuple(frame.columns)
-    if columns != EXPECTED_COLUMNS:
-        missing = [c for c in EXPECTED_COLUMNS if c not in columns]
-        extra = [c for c in columns if c not in EXPECTED_COLUMNS]
+    if columns != SHARD_COLUMNS:
+        missing = [c for c in SHARD_COLUMNS if c not in columns]
+        extra = [c for c in columns if c not in SHARD_COLUMNS]
         detail = []
         if missing:
             detail.append(f"missing {missing}")
@@ -101,7 +99,7 @@ def _read_shard(path: Path) -> pd.DataFrame:
             detail.append("columns out of order")
         raise DataContractError(
             f"{path.name}: header does not match the features contract ({'; '.join(detail)}). "
-            f"Expected: {','.join(EXPECTED_COLUMNS)}"
+            f"Expected: {','.join(SHARD_COLUMNS)}"
         )
     return frame
 
@@ -111,7 +109,7 @@ def load_split(features_dir: str | os.PathLike, split: str) -> Split:
     features_dir = Path(features_dir)
     if not features_dir.is_dir():
         raise DataContractError(f"features directory not found: {features_dir}")
-    shards = sorted(features_dir.glob(f"{split}-*.csv"))
+    shards = sorted(features_dir.glob(shard_glob(split)))
     if not shards:
         raise DataContractError(f"no '{split}-*.csv' shards in {features_dir}")
     frame = pd.concat([_read_shard(p) for p in shards], ignore_index=True)

@@ -17,10 +17,9 @@ from pathlib import Path
 
 import numpy as np
 
-from components.transform.features import FEATURE_NAMES
+from components.common.contracts import OUTPUT_NAME, SIGNATURE
+from components.common.features import FEATURE_NAMES
 
-SIGNATURE = "serving_default"
-OUTPUT_NAME = "log_return"
 _VERSION = re.compile(r"^[0-9]+$")
 
 

@@ -18,20 +18,11 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 from components.train.data import Split, Stats
-from components.transform.features import FEATURE_NAMES
+from components.common.contracts import HPARAM_NAMES
+from components.common.features import FEATURE_NAMES
 
 log = logging.getLogger(__name__)
 
-#: Hyper-parameters of one model; tune's search space produces these keys.
-HPARAM_KEYS: tuple[str, ...] = (
-    "learning_rate",
-    "num_layers",
-    "first_layer_units",
-    "layer_scale",
-    "dropout",
-    "batch_size",
-    "l2",
-)
 #: Used for keys missing from best_params, and tune's first (reference) trial: a
 #: conservative small net. ``l2`` (the L2 factor on every kernel) is the geometric middle
 #: of tune's log range 1e-3 .. 1e-1, an a-priori choice; it is also the fallback for
@@ -75,9 +66,9 @@ def seed_everything(seed: int) -> None:
 
 def validate_hparams(hparams: Mapping[str, object]) -> dict[str, float | int]:
     """Complete ``hparams`` with defaults, check types and ranges, return a clean dict."""
-    unknown = sorted(set(hparams) - set(HPARAM_KEYS))
+    unknown = sorted(set(hparams) - set(HPARAM_NAMES))
     if unknown:
-        raise ValueError(f"unknown hyper-parameter(s) {unknown}; expected keys {list(HPARAM_KEYS)}")
+        raise ValueError(f"unknown hyper-parameter(s) {unknown}; expected keys {list(HPARAM_NAMES)}")
     merged = {**DEFAULT_HPARAMS, **hparams}
     try:
         clean = {

@@ -4,6 +4,7 @@ beside the persistence baseline, export the serving SavedModel and decide the ga
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
 import os
 import re
@@ -14,7 +15,9 @@ from pathlib import Path
 
 import numpy as np
 
+from components.common.contracts import DEFAULT_MODEL_NAME
 from components.common.jsonfile import read_json
+from components.common.results import ParameterError, StepResult
 from components.train import model as model_lib
 from components.train.data import load_splits, load_stats
 from components.train.evaluate import evaluate, flat_metrics
@@ -23,35 +26,52 @@ from components.train.report import write_report
 
 log = logging.getLogger(__name__)
 
-DEFAULT_EPOCHS = 200
-DEFAULT_SEED = 42
-DEFAULT_MODEL_NAME = "crypto-next-day-close"
-#: Nets averaged into the exported model (seeds ``seed .. seed+n-1``; the first one is
+#: ``ensemble_size``, the nets averaged into the exported model (seeds ``seed .. seed+n-1``; the first one is
 #: tune's selected trial, same seed). Fixed a priori, not tuned: the members differ only
 #: in their seed (initial weights, dropout masks, batch order), so averaging n of them
 #: keeps their expected prediction and divides the seed-to-seed variance by about n.
 #: 5 removes ~80% of that variance; 10 would remove ~90% at twice the training cost.
 #: No split's score was used to pick it (no eval or test comparison of sizes).
-DEFAULT_ENSEMBLE_SIZE = 5
 _MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 #: The exported model must reproduce the in-memory predictions to float32 precision.
 EXPORT_TOLERANCE = 1e-6
 
 
 @dataclass
-class TrainResult:
-    metrics: dict[str, float]
+class TrainResult(StepResult):
+    scores: dict[str, float]  #: test metrics beside persistence, the gate, training facts
     passed_gate: bool
     mae_ratio: float
+    max_mae_ratio: float
     export_path: Path
     version: str
     report_path: Path
     hparams: dict[str, float | int]
     histories: list[dict[str, list[float]]] = field(repr=False)
 
+    def metrics(self) -> dict[str, float]:
+        return dict(self.scores)
 
-def read_params(best_params: Mapping[str, object] | str | os.PathLike) -> dict[str, float | int]:
-    """Hyper-parameters from a dict or a JSON file (tune's ``best_params``), validated."""
+    def output_metadata(self) -> dict[str, dict]:
+        return {
+            "model": {
+                "version": self.version,
+                "mae_ratio": self.mae_ratio,
+                "passed_gate": self.passed_gate,
+                "max_mae_ratio": self.max_mae_ratio,
+                "model_mae": self.scores["model_mae"],
+                "baseline_mae": self.scores["baseline_mae"],
+            }
+        }
+
+
+def read_params(
+    best_params: Mapping[str, object] | str | os.PathLike | None,
+) -> dict[str, float | int]:
+    """Hyper-parameters from a dict or a JSON file (tune's ``best_params``), validated;
+    None gives the defaults."""
+    if best_params is None:
+        return model_lib.validate_hparams({})
     if isinstance(best_params, Mapping):
         return model_lib.validate_hparams(best_params)
     path = Path(best_params)
@@ -66,40 +86,45 @@ def new_version() -> str:
     return dt.datetime.now(dt.UTC).strftime("%Y%m%d%H%M%S")
 
 
-def train(
-    features_dir: str | os.PathLike,
+def run(
+    features_path: str | os.PathLike,
     stats_path: str | os.PathLike,
-    best_params: Mapping[str, object] | str | os.PathLike,
-    model_dir: str | os.PathLike,
+    best_params: Mapping[str, object] | str | os.PathLike | None = None,
     *,
-    epochs: int = DEFAULT_EPOCHS,
-    seed: int = DEFAULT_SEED,
+    model_path: str | os.PathLike,
+    report_path: str | os.PathLike,
+    metrics_path: str | os.PathLike | None = None,
+    epochs: int = 200,
+    seed: int = 42,
+    ensemble_size: int = 5,
     max_mae_ratio: float = 1.0,
     model_name: str = DEFAULT_MODEL_NAME,
     version: str | None = None,
-    report_path: str | os.PathLike,
     patience: int = 5,
-    ensemble_size: int = DEFAULT_ENSEMBLE_SIZE,
 ) -> TrainResult:
     """Train ``ensemble_size`` nets (seeds ``seed``, ``seed+1``, ...) with early stopping
     on eval, average them into one model, evaluate it on the test split, export it to
-    ``<model_dir>/<version>/`` and write the report.
+    ``<model_path>/<version>/``, write the report to ``report_path`` and, when given, the
+    metrics JSON to ``metrics_path``. ``best_params``: tune's JSON file or a dict (None:
+    the defaults).
 
     The gate passes when ``mae_ratio = model MAE / persistence MAE <= max_mae_ratio``.
     The model is exported either way (deploy decides on the gate).
     """
     if epochs < 1:
-        raise ValueError(f"epochs must be >= 1, got {epochs}")
+        raise ParameterError(f"epochs must be >= 1, got {epochs}")
     if ensemble_size < 1:
-        raise ValueError(f"ensemble_size must be >= 1, got {ensemble_size}")
+        raise ParameterError(f"ensemble_size must be >= 1, got {ensemble_size}")
     if not max_mae_ratio > 0:
-        raise ValueError(f"max_mae_ratio must be > 0, got {max_mae_ratio}")
+        raise ParameterError(f"max_mae_ratio must be > 0, got {max_mae_ratio}")
     if not _MODEL_NAME.match(model_name):
-        raise ValueError(f"model_name {model_name!r} must be letters, digits, '_', '.', '-' (a folder name)")
+        raise ParameterError(
+            f"model_name {model_name!r} must be letters, digits, '_', '.', '-' (a folder name)"
+        )
     version = str(version) if version is not None else new_version()
     hparams = read_params(best_params)
     stats = load_stats(stats_path)
-    splits = load_splits(features_dir)
+    splits = load_splits(features_path)
     train_split, eval_split, test_split = splits["train"], splits["eval"], splits["test"]
     log.info(
         "train %d rows, eval %d, test %d; hyper-parameters %s",
@@ -127,7 +152,7 @@ def train(
     mae_ratio = float(evaluation["mae_ratio"])
     passed = bool(mae_ratio <= max_mae_ratio)
 
-    export_path = export_serving_model(model, model_dir, version)
+    export_path = export_serving_model(model, model_path, version)
     served = load_serving_fn(export_path)(test_split.features)
     worst = float(np.max(np.abs(served - predicted)))
     if worst > EXPORT_TOLERANCE:
@@ -170,10 +195,14 @@ def train(
         evaluation["model"]["mae"], evaluation["baseline"]["mae"], mae_ratio,
         "passed" if passed else "FAILED", max_mae_ratio,
     )
+    if metrics_path is not None:
+        Path(metrics_path).parent.mkdir(parents=True, exist_ok=True)
+        Path(metrics_path).write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
     return TrainResult(
-        metrics=metrics,
+        scores=metrics,
         passed_gate=passed,
         mae_ratio=mae_ratio,
+        max_mae_ratio=float(max_mae_ratio),
         export_path=export_path,
         version=version,
         report_path=report,

@@ -3,94 +3,155 @@
 from __future__ import annotations
 
 import argparse
-import logging
+import os
 import sys
 
-from components.common.cli import add_quiet_argument, configure_logging
+from components.common.cli import defaults_of, run_step, step_parser
 from components.common.schema import SchemaError
-from components.transform.transform import RUNNERS, TransformError, run_transform
+from components.transform.errors import TransformError, TransformParameterError
+from components.transform.transform import RUNNERS, TransformResult, run
+
+DEFAULTS = defaults_of(run)
+STATS_FILE = "stats.json"
+REJECTED_FILE = "rejected.csv"
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m components.transform",
-        description="Parse, validate, feature-engineer and time-split a raw OHLCV CSV with "
-                    "Apache Beam. Writes train/eval/test CSV shards, rejected.csv and "
-                    "stats.json into --output-dir.",
+    parser = step_parser(
+        "python -m components.transform",
+        "Parse, validate, feature-engineer and time-split a raw OHLCV CSV with Apache Beam. "
+        f"Writes train/eval/test CSV shards into --output-dir, with {STATS_FILE} and "
+        f"{REJECTED_FILE} beside them unless --stats / --rejected say otherwise.",
+        "  python -m components.transform ../shared/data/crypto-markets.csv --output-dir /tmp/f\n"
+        "  python -m components.transform prices.csv --output-dir /tmp/f --coins all \\\n"
+        "      --column-mapping '{\"date\": \"Date\", \"slug\": \"Name\"}'\n"
+        "  python -m components.transform gs://lake/raw.csv --output-dir gs://art/features \\\n"
+        "      --runner dataflow --project P --region europe-west1 --temp-location gs://t/tmp \\\n"
+        "      --staging-location gs://s/staging --service-account-email df@P.iam.gserviceaccount.com \\\n"
+        "      --sdk-container-image REGISTRY/transform-worker@sha256:... \\\n"
+        "      --subnetwork regions/europe-west1/subnetworks/NAME",
     )
+    d = DEFAULTS
     parser.add_argument("input", help="raw CSV: a local path or a gs:// URI")
-    parser.add_argument("--output-dir", required=True, help="local directory or gs:// prefix")
-    parser.add_argument("--coins", default="bitcoin",
-                        help="'all', or comma-separated slugs (default: bitcoin)")
-    parser.add_argument("--split", default="0.7,0.15,0.15",
-                        help="train,eval,test fractions of each coin's dates; the last day before "
-                             "each later split is purged (default: 0.7,0.15,0.15)")
-    parser.add_argument("--max-rejected-fraction", type=float, default=0.05,
-                        help="fail when a larger share of rows is rejected (default: 0.05)")
-    parser.add_argument("--column-mapping", default=None,
-                        help='JSON {canonical: source column}, e.g. \'{"date": "Date", "slug": "Name"}\'')
-    parser.add_argument("--price-tolerance", type=float, default=0.01,
-                        help="relative slack for open/close outside [low, high] (default: 0.01)")
-    parser.add_argument("--num-shards", type=int, default=1, help="shards per split (default: 1)")
-    parser.add_argument("--runner", choices=RUNNERS, default="local",
-                        help="local: in-process Beam runner (default); dataflow: Google Cloud Dataflow")
-    add_quiet_argument(parser)
-
+    parser.add_argument(
+        "--output-dir", required=True, help="the feature shards: a local directory or gs:// prefix"
+    )
+    parser.add_argument("--stats", help=f"stats.json path (default: OUTPUT_DIR/{STATS_FILE})")
+    parser.add_argument(
+        "--rejected", help=f"rejected rows CSV path (default: OUTPUT_DIR/{REJECTED_FILE})"
+    )
+    parser.add_argument(
+        "--coins",
+        default=d["coins"],
+        help=f"'all', or comma-separated slugs (default: {d['coins']})",
+    )
+    parser.add_argument(
+        "--split",
+        default=d["split"],
+        help="train,eval,test fractions of each coin's dates; the last day before each later "
+        f"split is purged (default: {d['split']})",
+    )
+    parser.add_argument(
+        "--max-rejected-fraction",
+        type=float,
+        default=d["max_rejected_fraction"],
+        help=f"fail when a larger share of rows is rejected (default: {d['max_rejected_fraction']})",
+    )
+    parser.add_argument(
+        "--column-mapping",
+        default=d["column_mapping"],
+        help='JSON {canonical: source column}, e.g. \'{"date": "Date", "slug": "Name"}\'',
+    )
+    parser.add_argument(
+        "--price-tolerance",
+        type=float,
+        default=d["price_tolerance"],
+        help="relative slack for open/close outside [low, high] "
+        f"(default: {d['price_tolerance']})",
+    )
+    parser.add_argument(
+        "--num-shards",
+        type=int,
+        default=d["num_shards"],
+        help=f"shards per split (default: {d['num_shards']})",
+    )
+    parser.add_argument(
+        "--runner",
+        choices=RUNNERS,
+        default=d["runner"],
+        help="local: in-process Beam runner (default); dataflow: Google Cloud Dataflow",
+    )
     flow = parser.add_argument_group("Dataflow (with --runner dataflow)")
     flow.add_argument("--project")
     flow.add_argument("--region")
     flow.add_argument("--temp-location", help="gs:// URI")
     flow.add_argument("--staging-location", help="gs:// URI")
     flow.add_argument("--service-account-email")
-    flow.add_argument("--sdk-container-image", help="default: the transform step's image")
+    flow.add_argument(
+        "--sdk-container-image", help="the Dataflow worker image (images.json: transform-worker)"
+    )
     flow.add_argument("--max-num-workers", type=int, default=4)
     flow.add_argument("--subnetwork", help="e.g. regions/REGION/subnetworks/NAME")
-    flow.add_argument("--public-ips", action="store_true",
-                      help="give workers public IPs (default: private IPs only)")
+    flow.add_argument(
+        "--public-ips", action="store_true", help="give workers public IPs (default: private only)"
+    )
     flow.add_argument("--job-name")
-    flow.add_argument("--label", action="append", default=[], metavar="KEY=VALUE",
-                      help="job label, repeatable")
+    flow.add_argument(
+        "--label", action="append", default=[], metavar="KEY=VALUE", help="job label, repeatable"
+    )
     return parser
 
 
 def _dataflow_kwargs(args: argparse.Namespace) -> dict:
-    from components.images import image_for
-
     labels = {}
     for item in args.label:
         key, sep, value = item.partition("=")
         if not sep:
-            raise TransformError(f"--label must be KEY=VALUE, got {item!r}")
+            raise TransformParameterError(f"--label must be KEY=VALUE, got {item!r}")
         labels[key] = value
     return {
-        "project": args.project, "region": args.region,
-        "temp_location": args.temp_location, "staging_location": args.staging_location,
+        "project": args.project,
+        "region": args.region,
+        "temp_location": args.temp_location,
+        "staging_location": args.staging_location,
         "service_account_email": args.service_account_email,
-        "sdk_container_image": args.sdk_container_image or image_for("transform"),
-        "max_num_workers": args.max_num_workers, "subnetwork": args.subnetwork,
-        "no_use_public_ips": not args.public_ips, "job_name": args.job_name, "labels": labels,
+        "sdk_container_image": args.sdk_container_image,
+        "max_num_workers": args.max_num_workers,
+        "subnetwork": args.subnetwork,
+        "no_use_public_ips": not args.public_ips,
+        "job_name": args.job_name,
+        "labels": labels,
     }
 
 
+def _call(args: argparse.Namespace) -> TransformResult:
+    return run(
+        args.input,
+        features_path=args.output_dir,
+        stats_path=args.stats or os.path.join(args.output_dir, STATS_FILE),
+        rejected_path=args.rejected or os.path.join(args.output_dir, REJECTED_FILE),
+        coins=args.coins,
+        split=args.split,
+        max_rejected_fraction=args.max_rejected_fraction,
+        column_mapping=args.column_mapping,
+        runner=args.runner,
+        pipeline_options=_dataflow_kwargs(args) if args.runner == "dataflow" else None,
+        num_shards=args.num_shards,
+        price_tolerance=args.price_tolerance,
+    )
+
+
+def _render(result: TransformResult, args) -> str:
+    return (
+        f"{result.table()}\nfeatures in {result.features_path} (stats: {result.stats_path}, "
+        f"rejected: {result.rejected_path})"
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    configure_logging(args.quiet)
-    logging.getLogger("apache_beam").setLevel(logging.WARNING)
-    try:
-        options = _dataflow_kwargs(args) if args.runner == "dataflow" else None
-        summary = run_transform(
-            args.input, args.output_dir, coins=args.coins, split=args.split,
-            max_rejected_fraction=args.max_rejected_fraction, column_mapping=args.column_mapping,
-            runner=args.runner, pipeline_options=options, num_shards=args.num_shards,
-            price_tolerance=args.price_tolerance,
-        )
-    except (TransformError, SchemaError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    print(summary.table())
-    print(f"outputs in {summary.output_dir} (stats: {summary.stats_path}, "
-          f"rejected: {summary.rejected_path})")
-    return 0
+    return run_step(
+        build_parser(), argv, _call, _render, failures=(TransformError, SchemaError, OSError)
+    )
 
 
 if __name__ == "__main__":

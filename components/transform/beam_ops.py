@@ -98,44 +98,38 @@ def shard_of(coin: str, num_shards: int) -> int:
     return zlib.crc32(coin.encode()) % num_shards
 
 
-def shard_names(prefix: str, num_shards: int) -> list[str]:
-    return [f"{prefix}-{i:05d}-of-{num_shards:05d}.csv" for i in range(num_shards)]
-
-
 class WriteSortedCsv(beam.PTransform):
-    """``(shard, (sort_key, fields))`` → one CSV file per name, with a header, rows sorted.
+    """``(shard, (sort_key, fields))`` → the CSV file ``paths[shard]``, with a header, rows sorted.
 
     Every file is written, empty ones with just the header, so a reader always finds all
     shards. Output is deterministic, so a retried bundle rewrites identical bytes.
     """
 
-    def __init__(self, output_dir: str, names: Sequence[str], header: Sequence[str]):
+    def __init__(self, paths: Sequence[str], header: Sequence[str]):
         super().__init__()
-        self.output_dir = output_dir
-        self.names = list(names)
+        self.paths = list(paths)
         self.header = list(header)
 
     def expand(self, pcoll):
         every_shard = pcoll.pipeline | "EveryShard" >> beam.Create(
-            [(i, None) for i in range(len(self.names))])
+            [(i, None) for i in range(len(self.paths))])
         return (
             (pcoll, every_shard)
             | "Flatten" >> beam.Flatten()
             | "GroupByShard" >> beam.GroupByKey()
-            | "Write" >> beam.ParDo(_WriteShard(self.output_dir, self.names, self.header))
+            | "Write" >> beam.ParDo(_WriteShard(self.paths, self.header))
         )
 
 
 class _WriteShard(beam.DoFn):
-    def __init__(self, output_dir: str, names: Sequence[str], header: Sequence[str]):
-        self.output_dir = output_dir
-        self.names = names
+    def __init__(self, paths: Sequence[str], header: Sequence[str]):
+        self.paths = paths
         self.header = header
 
     def process(self, element):
         shard, items = element
         rows = sorted((item for item in items if item is not None), key=lambda item: item[0])
-        path = FileSystems.join(self.output_dir, self.names[shard])
+        path = self.paths[shard]
         with FileSystems.create(path, mime_type="text/csv") as handle:
             text = io.TextIOWrapper(handle, encoding="utf-8", newline="")
             writer = csv.writer(text, lineterminator="\n")

@@ -1,7 +1,7 @@
 """Beam pipeline options for running the transform on Google Cloud Dataflow.
 
 Only builds and validates options; submitting a job is the caller's business
-(``run_transform(..., runner="dataflow", pipeline_options={...})``). Secure defaults:
+(``transform.run(..., runner="dataflow", pipeline_options={...})``). Secure defaults:
 a dedicated worker service account is required, workers get private IPs only (so a
 subnetwork with Private Google Access is required), and the workers run the transform's
 own container image, which already holds the project, so nothing is staged at run time.
@@ -15,7 +15,7 @@ from collections.abc import Mapping
 
 from apache_beam.options.pipeline_options import PipelineOptions
 
-from components.transform.transform import TransformError
+from components.transform.errors import TransformParameterError
 
 _PROJECT = re.compile(r"[a-z][a-z0-9-]{4,28}[a-z0-9]")
 _REGION = re.compile(r"[a-z]+(-[a-z]+)+\d+")
@@ -29,7 +29,7 @@ _LABEL_KEY = re.compile(r"[a-z][a-z0-9_-]{0,62}")
 _LABEL_VALUE = re.compile(r"[a-z0-9_-]{0,63}")
 
 
-class DataflowOptionsError(TransformError):
+class DataflowOptionsError(TransformParameterError):
     """One or more Dataflow options are missing or malformed (all are listed)."""
 
 
@@ -74,7 +74,7 @@ def dataflow_options(
         problems.append("sdk_container_image is required (the transform image, with the project installed)")
     elif sdk_container_image.startswith("localhost"):
         problems.append(f"sdk_container_image {sdk_container_image!r} is local; Dataflow workers "
-                        "need a registry image (set CRYPTO_KFP_REGISTRY)")
+                        "need a registry image (build and push the images with `make images`)")
     check(isinstance(max_num_workers, int) and not isinstance(max_num_workers, bool)
           and max_num_workers >= 1, f"max_num_workers must be an integer >= 1, got {max_num_workers!r}")
     if subnetwork:

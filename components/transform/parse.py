@@ -18,7 +18,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from components.common.schema import REQUIRED_COLUMNS, resolve_columns
-from components.transform.features import Bar
+from components.common.features import Bar
 
 #: Default relative tolerance for open/close lying outside [low, high].
 DEFAULT_PRICE_TOLERANCE = 0.01

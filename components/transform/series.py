@@ -11,8 +11,8 @@ import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from components.transform.features import (
-    FEATURE_NAMES,
+from components.common.contracts import SHARD_COLUMNS, SPLITS
+from components.common.features import (
     TARGET_NAME,
     Bar,
     build_examples,
@@ -20,11 +20,10 @@ from components.transform.features import (
 )
 from components.transform.parse import ParsedRow
 
-SPLITS: tuple[str, ...] = ("train", "eval", "test")
-#: Columns of the feature shards, in order.
-SHARD_COLUMNS: tuple[str, ...] = ("coin", "date", "close", *FEATURE_NAMES, TARGET_NAME)
-#: Columns whose normalisation statistics are written.
-STAT_COLUMNS: tuple[str, ...] = (*FEATURE_NAMES, TARGET_NAME)
+
+
+#: Train, eval and test fractions of each coin's dates, in time order.
+DEFAULT_SPLIT = "0.7,0.15,0.15"
 
 
 def parse_split(split: str | Sequence[float]) -> tuple[float, float, float]:

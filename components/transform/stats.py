@@ -5,11 +5,9 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping, Sequence
 
-from components.transform.features import FEATURE_NAMES, TARGET_NAME
-from components.transform.series import SPLITS, STAT_COLUMNS
+from components.common.features import FEATURE_NAMES, TARGET_NAME
+from components.common.contracts import SPLITS, STAT_COLUMNS, STAT_DTYPE
 
-#: The dtype the trainer should give each column (the shards hold repr-precision floats).
-STAT_DTYPE = "float32"
 
 
 class Moments:

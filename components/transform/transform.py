@@ -1,12 +1,13 @@
 """The transform step: raw OHLCV CSV → validated, feature-engineered, time-split CSV shards.
 
-``run_transform`` builds and runs an Apache Beam pipeline. Locally it uses Beam's
-in-process FnApiRunner (nothing is downloaded); ``runner="dataflow"`` runs the same
-pipeline on Dataflow with options from ``components.transform.dataflow``.
+``run`` builds and runs an Apache Beam pipeline. Locally it uses Beam's in-process
+FnApiRunner (nothing is downloaded); ``runner="dataflow"`` runs the same pipeline on
+Dataflow with options from ``components.transform.dataflow``.
 
-Outputs in ``output_dir``: ``{train,eval,test}-NNNNN-of-NNNNN.csv`` (header
-``coin,date,close,<FEATURE_NAMES>,target``, rows sorted by coin and date),
-``rejected.csv`` (line, reason, raw) and ``stats.json`` (components/README.md).
+Outputs, each at the path it is given: ``features_path``, a directory of
+``{train,eval,test}-NNNNN-of-NNNNN.csv`` shards (header ``coin,date,close,<FEATURE_NAMES>,target``,
+rows sorted by coin and date); ``rejected_path``, a CSV of the rejected lines (line, reason,
+raw); ``stats_path``, ``stats.json`` (components/README.md).
 """
 
 from __future__ import annotations
@@ -23,42 +24,36 @@ from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import PipelineOptions
 from apache_beam.pvalue import AsSingleton
 
+from components.common.contracts import SHARD_COLUMNS, SPLITS, shard_glob, shard_names
+from components.common.features import HISTORY_DAYS
+from components.common.results import StepResult
 from components.transform import beam_ops
-from components.transform.features import HISTORY_DAYS
+from components.transform.errors import (
+    RejectedRowsError,
+    TransformError,
+    TransformParameterError,
+)
 from components.transform.parse import DEFAULT_PRICE_TOLERANCE, RowParser
-from components.transform.series import SHARD_COLUMNS, SPLITS, parse_split
+from components.transform.series import DEFAULT_SPLIT, parse_split
 
 log = logging.getLogger(__name__)
 
 RUNNERS = ("local", "dataflow")
-STATS_FILE = "stats.json"
-REJECTED_FILE = "rejected.csv"
 REJECTED_COLUMNS = ("line", "reason", "raw")
 
 
-class TransformError(Exception):
-    """Bad input or parameters; the message says what and where."""
-
-
-class RejectedRowsError(TransformError):
-    """Too many rows were rejected. The outputs, rejected rows included, were written."""
-
-    def __init__(self, message: str, summary: TransformSummary):
-        super().__init__(message)
-        self.summary = summary
-
-
 @dataclass
-class TransformSummary:
+class TransformResult(StepResult):
     """What a transform run produced; ``coins`` holds per-coin counts from stats.json."""
 
-    output_dir: str
+    features_path: str
     stats_path: str
     rejected_path: str
     input_rows: int
     accepted_rows: int
     rejected_rows: int
     blank_lines: int
+    feature_names: list[str] = field(default_factory=list)
     splits: dict[str, dict] = field(default_factory=dict)
     coins: dict[str, dict] = field(default_factory=dict)
     rejected_reasons: dict[str, int] = field(default_factory=dict)
@@ -77,20 +72,51 @@ class TransformSummary:
     def gaps(self) -> int:
         return sum(c["gaps"] for c in self.coins.values())
 
+    def metrics(self) -> dict[str, float]:
+        return {
+            **{f"{split}_rows": info["rows"] for split, info in self.splits.items()},
+            "input_rows": self.input_rows,
+            "rejected_rows": self.rejected_rows,
+            "rejected_fraction": self.rejected_fraction,
+            "duplicates": self.duplicates,
+            "gaps": self.gaps,
+            "coins": len(self.coins),
+        }
+
+    def output_metadata(self) -> dict[str, dict]:
+        return {
+            "features": {
+                "format": "csv",
+                "coins": sorted(self.coins),
+                **{f"{split}_rows": info["rows"] for split, info in self.splits.items()},
+            },
+            "stats": {"feature_names": self.feature_names, "splits": self.splits},
+            "rejected": {"rows": self.rejected_rows, "reasons": dict(self.rejected_reasons)},
+        }
+
     def table(self) -> str:
         """Per-coin counts as a fixed-width text table, with a total line."""
-        head = f"{'coin':<20} {'days':>6} {'train':>6} {'eval':>6} {'test':>6} {'dups':>5} {'gaps':>5}"
+        head = (
+            f"{'coin':<20} {'days':>6} {'train':>6} {'eval':>6} {'test':>6} "
+            f"{'dups':>5} {'gaps':>5}"
+        )
         lines = [head, "-" * len(head)]
         for coin, c in sorted(self.coins.items()):
-            lines.append(f"{coin:<20} {c['bars']:>6} {c['train']:>6} {c['eval']:>6} "
-                         f"{c['test']:>6} {c['duplicates']:>5} {c['gaps']:>5}")
+            lines.append(
+                f"{coin:<20} {c['bars']:>6} {c['train']:>6} {c['eval']:>6} "
+                f"{c['test']:>6} {c['duplicates']:>5} {c['gaps']:>5}"
+            )
         totals = {k: sum(c[k] for c in self.coins.values()) for k in ("bars", *SPLITS)}
-        lines.append(f"{f'total ({len(self.coins)} coins)':<20} {totals['bars']:>6} "
-                     f"{totals['train']:>6} {totals['eval']:>6} {totals['test']:>6} "
-                     f"{self.duplicates:>5} {self.gaps:>5}")
-        lines.append(f"input rows {self.input_rows}: accepted {self.accepted_rows}, rejected "
-                     f"{self.rejected_rows} ({self.rejected_fraction:.2%}); blank lines "
-                     f"{self.blank_lines}; {self.seconds:.1f} s")
+        lines.append(
+            f"{f'total ({len(self.coins)} coins)':<20} {totals['bars']:>6} "
+            f"{totals['train']:>6} {totals['eval']:>6} {totals['test']:>6} "
+            f"{self.duplicates:>5} {self.gaps:>5}"
+        )
+        lines.append(
+            f"input rows {self.input_rows}: accepted {self.accepted_rows}, rejected "
+            f"{self.rejected_rows} ({self.rejected_fraction:.2%}); blank lines "
+            f"{self.blank_lines}; {self.seconds:.1f} s"
+        )
         return "\n".join(lines)
 
 
@@ -99,7 +125,7 @@ def parse_coins(coins: str | Sequence[str]) -> frozenset[str] | None:
     items = coins.split(",") if isinstance(coins, str) else list(coins)
     slugs = frozenset(c.strip().lower() for c in items if c.strip())
     if not slugs:
-        raise TransformError("coins must be 'all' or a comma-separated list of slugs, got nothing")
+        raise TransformParameterError("coins must be 'all' or a comma-separated list of slugs, got nothing")
     return None if slugs == {"all"} else slugs
 
 
@@ -119,15 +145,16 @@ def read_header(input_path: str) -> str:
     return first.decode("utf-8-sig", errors="replace")
 
 
-def _prepare_output_dir(output_dir: str) -> None:
-    """Create a local output dir; remove outputs of an earlier run (and only those)."""
-    if FileSystems.get_scheme(output_dir) in (None, "file"):
-        os.makedirs(output_dir, exist_ok=True)
-    patterns = [f"{split}-*-of-*.csv" for split in SPLITS] + [REJECTED_FILE, STATS_FILE]
-    results = FileSystems.match([FileSystems.join(output_dir, p) for p in patterns])
-    stale = [m.path for result in results for m in result.metadata_list]
+def _prepare_outputs(features_path: str, stats_path: str, rejected_path: str) -> None:
+    """Create local output folders; remove shards an earlier run left in ``features_path``
+    (and only those: the two files are overwritten by this run)."""
+    for folder in (features_path, os.path.dirname(stats_path), os.path.dirname(rejected_path)):
+        if folder and FileSystems.get_scheme(folder) in (None, "file"):
+            os.makedirs(folder, exist_ok=True)
+    patterns = [FileSystems.join(features_path, shard_glob(split)) for split in SPLITS]
+    stale = [m.path for result in FileSystems.match(patterns) for m in result.metadata_list]
     if stale:
-        log.info("removing %d outputs of an earlier run from %s", len(stale), output_dir)
+        log.info("removing %d shards of an earlier run from %s", len(stale), features_path)
         FileSystems.delete(stale)
 
 
@@ -139,33 +166,40 @@ def _make_pipeline(runner: str, pipeline_options: Mapping | None) -> beam.Pipeli
 
         options = PipelineOptions(flags=[], **(pipeline_options or {}))
         return beam.Pipeline(runner=FnApiRunner(), options=options)
-    if runner == "dataflow":
-        from components.transform.dataflow import dataflow_options
+    from components.transform.dataflow import dataflow_options
 
-        if not pipeline_options:
-            raise TransformError("runner 'dataflow' needs pipeline_options: project, region, "
-                                 "temp_location, staging_location, ... (see dataflow_options)")
-        return beam.Pipeline(options=dataflow_options(**pipeline_options))
-    raise TransformError(f"unknown runner {runner!r}; expected one of {', '.join(RUNNERS)}")
+    if not pipeline_options:
+        raise TransformParameterError(
+            "runner 'dataflow' needs pipeline_options: project, region, temp_location, "
+            "staging_location, ... (see dataflow_options)"
+        )
+    return beam.Pipeline(options=dataflow_options(**pipeline_options))
 
 
 def build_pipeline(
     p: beam.Pipeline,
     input_path: str,
-    output_dir: str,
+    *,
+    features_path: str,
+    stats_path: str,
+    rejected_path: str,
     parser: RowParser,
     wanted: frozenset[str] | None,
     fractions: Sequence[float],
     num_shards: int,
 ) -> None:
-    """Add the whole transform to ``p`` (reads ``input_path``, writes into ``output_dir``)."""
+    """Add the whole transform to ``p``: read ``input_path``, write the three outputs."""
     # One worker reads the file in order (line numbers); the reshuffle lets the parsing
     # after it spread over workers on Dataflow instead of being fused to that reader.
-    lines = (p | "Input" >> beam.Create([input_path])
-               | "ReadLines" >> beam.ParDo(beam_ops.ReadNumberedLines())
-               | "Spread" >> beam.Reshuffle())
+    lines = (
+        p
+        | "Input" >> beam.Create([input_path])
+        | "ReadLines" >> beam.ParDo(beam_ops.ReadNumberedLines())
+        | "Spread" >> beam.Reshuffle()
+    )
     parsed = lines | "Parse" >> beam.ParDo(beam_ops.ParseLines(parser)).with_outputs(
-        beam_ops.ParseLines.REJECTED, beam_ops.ParseLines.BLANK, main="accepted")
+        beam_ops.ParseLines.REJECTED, beam_ops.ParseLines.BLANK, main="accepted"
+    )
     accepted, rejected, blank = parsed.accepted, parsed.rejected, parsed.blank
 
     chosen = accepted | "ChosenCoins" >> beam.Filter(lambda r: wanted is None or r.coin in wanted)
@@ -173,153 +207,192 @@ def build_pipeline(
         chosen
         | "KeyByCoin" >> beam.Map(lambda r: (r.coin, r))
         | "GroupByCoin" >> beam.GroupByKey()
-        | "Examples" >> beam.ParDo(beam_ops.BuildCoinExamples(fractions)).with_outputs(
-            beam_ops.BuildCoinExamples.INFO, main="examples")
+        | "Examples"
+        >> beam.ParDo(beam_ops.BuildCoinExamples(fractions)).with_outputs(
+            beam_ops.BuildCoinExamples.INFO, main="examples"
+        )
     )
     by_split = per_coin.examples | "BySplit" >> beam.Partition(
-        lambda e, _: SPLITS.index(e[0]), len(SPLITS))
+        lambda e, _: SPLITS.index(e[0]), len(SPLITS)
+    )
     for split, examples in zip(SPLITS, by_split, strict=True):
-        (examples
-         | f"{split}Items" >> beam.Map(beam_ops.example_item, num_shards)
-         | f"Write{split}" >> beam_ops.WriteSortedCsv(
-             output_dir, beam_ops.shard_names(split, num_shards), SHARD_COLUMNS))
-    (rejected
-     | "RejectedItems" >> beam.Map(beam_ops.rejected_item)
-     | "WriteRejected" >> beam_ops.WriteSortedCsv(output_dir, [REJECTED_FILE], REJECTED_COLUMNS))
+        paths = [FileSystems.join(features_path, n) for n in shard_names(split, num_shards)]
+        (
+            examples
+            | f"{split}Items" >> beam.Map(beam_ops.example_item, num_shards)
+            | f"Write{split}" >> beam_ops.WriteSortedCsv(paths, SHARD_COLUMNS)
+        )
+    (
+        rejected
+        | "RejectedItems" >> beam.Map(beam_ops.rejected_item)
+        | "WriteRejected" >> beam_ops.WriteSortedCsv([rejected_path], REJECTED_COLUMNS)
+    )
 
     def count(pcoll, label):
         return AsSingleton(pcoll | label >> beam.combiners.Count.Globally())
 
     def tally(pcoll, label, key):
-        return AsSingleton(pcoll | f"{label}Key" >> beam.Map(key)
-                           | f"{label}Count" >> beam.combiners.Count.PerElement()
-                           | f"{label}Dict" >> beam.combiners.ToDict())
+        return AsSingleton(
+            pcoll
+            | f"{label}Key" >> beam.Map(key)
+            | f"{label}Count" >> beam.combiners.Count.PerElement()
+            | f"{label}Dict" >> beam.combiners.ToDict()
+        )
 
     # Input rows are counted from the raw lines, independently of the parser's verdicts.
     data_lines = lines | "DataLines" >> beam.Filter(lambda e: e[1].strip())
-    train_moments = (by_split[0]
-                     | "TrainExamples" >> beam.Map(lambda e: e[2])
-                     | "TrainMoments" >> beam.CombineGlobally(beam_ops.MomentsFn()))
+    train_moments = (
+        by_split[0]
+        | "TrainExamples" >> beam.Map(lambda e: e[2])
+        | "TrainMoments" >> beam.CombineGlobally(beam_ops.MomentsFn())
+    )
     coin_infos = per_coin.info | "CoinInfos" >> beam.combiners.ToList()
-    (p
-     | "StatsSeed" >> beam.Create([None])
-     | "WriteStats" >> beam.ParDo(
-         beam_ops.WriteStats(FileSystems.join(output_dir, STATS_FILE),
-                             split_fractions=list(fractions), input_path=input_path),
-         train_moments=AsSingleton(train_moments),
-         coin_infos=AsSingleton(coin_infos),
-         input_rows=count(data_lines, "CountInput"),
-         accepted_rows=count(accepted, "CountAccepted"),
-         rejected_rows=count(rejected, "CountRejected"),
-         blank_lines=count(blank, "CountBlank"),
-         rejected_reasons=tally(rejected, "Reasons", lambda r: r.code),
-         coins_in_input=tally(accepted, "CoinsInInput", lambda r: r.coin),
-     ))
+    (
+        p
+        | "StatsSeed" >> beam.Create([None])
+        | "WriteStats"
+        >> beam.ParDo(
+            beam_ops.WriteStats(
+                stats_path, split_fractions=list(fractions), input_path=input_path
+            ),
+            train_moments=AsSingleton(train_moments),
+            coin_infos=AsSingleton(coin_infos),
+            input_rows=count(data_lines, "CountInput"),
+            accepted_rows=count(accepted, "CountAccepted"),
+            rejected_rows=count(rejected, "CountRejected"),
+            blank_lines=count(blank, "CountBlank"),
+            rejected_reasons=tally(rejected, "Reasons", lambda r: r.code),
+            coins_in_input=tally(accepted, "CoinsInInput", lambda r: r.coin),
+        )
+    )
 
 
-def run_transform(
-    input_path: str,
-    output_dir: str,
+def run(
+    raw_path: str,
     *,
-    coins: str | Sequence[str] = "bitcoin",
-    split: str | Sequence[float] = (0.7, 0.15, 0.15),
+    features_path: str,
+    stats_path: str,
+    rejected_path: str,
+    coins: str = "bitcoin",
+    split: str | Sequence[float] = DEFAULT_SPLIT,
     max_rejected_fraction: float = 0.05,
     column_mapping: str | Mapping[str, str] | None = None,
     runner: str = "local",
     pipeline_options: Mapping | None = None,
     num_shards: int = 1,
     price_tolerance: float = DEFAULT_PRICE_TOLERANCE,
-) -> TransformSummary:
-    """Run the transform; see the module docstring for the outputs.
+) -> TransformResult:
+    """Run the transform on ``raw_path``; see the module docstring for the three outputs.
 
     ``coins``: ``"all"``, a slug or a comma list (case-insensitive). ``split``: train,
     eval, test fractions of each coin's dates (then the last day of each split that a later
-    one follows is purged, see ``series.process_coin``). ``pipeline_options``: for ``"dataflow"``
-    the keyword arguments of ``dataflow_options``; for ``"local"`` extra Beam options.
+    one follows is purged, see ``series.process_coin``). ``pipeline_options``: for
+    ``"dataflow"`` the keyword arguments of ``dataflow_options``; for ``"local"`` extra
+    Beam options.
 
-    Raises TransformError for bad parameters, a missing input or unusable data, SchemaError
-    for a header without the required columns, and RejectedRowsError (after writing every
-    output) when more than ``max_rejected_fraction`` of the data rows are rejected.
+    Raises TransformParameterError for bad parameters, TransformError for a missing input or
+    unusable data, SchemaError for a header without the required columns, and
+    RejectedRowsError (after writing every output) when more than ``max_rejected_fraction``
+    of the data rows are rejected.
     """
     started = time.monotonic()
     try:
         fractions = parse_split(split)
     except ValueError as exc:
-        raise TransformError(str(exc)) from None
+        raise TransformParameterError(str(exc)) from None
     wanted = parse_coins(coins)
     if not 0 <= max_rejected_fraction <= 1:
-        raise TransformError(f"max_rejected_fraction must be in [0, 1], got {max_rejected_fraction}")
+        raise TransformParameterError(
+            f"max_rejected_fraction must be in [0, 1], got {max_rejected_fraction}"
+        )
     if num_shards < 1:
-        raise TransformError(f"num_shards must be >= 1, got {num_shards}")
+        raise TransformParameterError(f"num_shards must be >= 1, got {num_shards}")
     if runner not in RUNNERS:
-        raise TransformError(f"unknown runner {runner!r}; expected one of {', '.join(RUNNERS)}")
+        raise TransformParameterError(
+            f"unknown runner {runner!r}; expected one of {', '.join(RUNNERS)}"
+        )
     if not 0 <= price_tolerance < 1:
-        raise TransformError(f"price_tolerance must be in [0, 1), got {price_tolerance}")
+        raise TransformParameterError(f"price_tolerance must be in [0, 1), got {price_tolerance}")
+    outputs = (features_path, stats_path, rejected_path)
     if runner == "dataflow":
-        local = [p for p in (input_path, output_dir) if FileSystems.get_scheme(p) != "gs"]
+        local = [p for p in (raw_path, *outputs) if FileSystems.get_scheme(p) != "gs"]
         if local:
-            raise TransformError(f"Dataflow workers read and write gs:// only, got {', '.join(local)}")
-    parser = RowParser.from_header(read_header(input_path), column_mapping, price_tolerance)
+            raise TransformParameterError(
+                f"Dataflow workers read and write gs:// only, got {', '.join(local)}"
+            )
+    parser = RowParser.from_header(read_header(raw_path), column_mapping, price_tolerance)
     pipeline = _make_pipeline(runner, pipeline_options)
 
-    _prepare_output_dir(output_dir)
-    log.info("transform %s → %s (coins %s, split %s, runner %s)", input_path, output_dir,
-             "all" if wanted is None else ",".join(sorted(wanted)), fractions, runner)
-    build_pipeline(pipeline, input_path, output_dir, parser, wanted, fractions, num_shards)
+    _prepare_outputs(*outputs)
+    log.info(
+        "transform %s → %s (coins %s, split %s, runner %s)",
+        raw_path, features_path, "all" if wanted is None else ",".join(sorted(wanted)),
+        fractions, runner,
+    )
+    build_pipeline(
+        pipeline, raw_path, features_path=features_path, stats_path=stats_path,
+        rejected_path=rejected_path, parser=parser, wanted=wanted, fractions=fractions,
+        num_shards=num_shards,
+    )
     state = pipeline.run().wait_until_finish()
     if state not in (None, "DONE"):
         raise TransformError(f"the Beam pipeline ended in state {state}")
 
-    stats_path = FileSystems.join(output_dir, STATS_FILE)
+    # The pipeline's counts reach this process only through the file it wrote (on Dataflow
+    # the workers are other machines): read it once, here.
     with FileSystems.open(stats_path) as handle:
         stats = json.loads(handle.read())
-    summary = TransformSummary(
-        output_dir=output_dir,
+    result = TransformResult(
+        features_path=features_path,
         stats_path=stats_path,
-        rejected_path=FileSystems.join(output_dir, REJECTED_FILE),
+        rejected_path=rejected_path,
         input_rows=stats["input_rows"],
         accepted_rows=stats["accepted_rows"],
         rejected_rows=stats["rejected_rows"],
         blank_lines=stats["blank_lines"],
+        feature_names=stats["feature_names"],
         splits=stats["splits"],
         coins=stats["coins"],
         rejected_reasons=stats["rejected_reasons"],
         seconds=time.monotonic() - started,
     )
-    log.info("transform done in %.1f s\n%s", summary.seconds, summary.table())
-    _check(summary, stats, wanted, max_rejected_fraction)
-    return summary
+    log.info("transform done in %.1f s\n%s", result.seconds, result.table())
+    _check(result, stats, wanted, max_rejected_fraction)
+    return result
 
 
-def _check(summary: TransformSummary, stats: dict, wanted, max_rejected_fraction: float) -> None:
+def _check(result: TransformResult, stats: dict, wanted, max_rejected_fraction: float) -> None:
     """Raise for a run whose output must not be used."""
-    if summary.accepted_rows + summary.rejected_rows != summary.input_rows:
+    if result.accepted_rows + result.rejected_rows != result.input_rows:
         raise TransformError(
-            f"internal error: accepted {summary.accepted_rows} + rejected "
-            f"{summary.rejected_rows} != input rows {summary.input_rows}")
-    if summary.input_rows == 0:
+            f"internal error: accepted {result.accepted_rows} + rejected "
+            f"{result.rejected_rows} != input rows {result.input_rows}"
+        )
+    if result.input_rows == 0:
         raise TransformError(f"input {stats['input']} has a header but no data rows")
-    if summary.rejected_fraction > max_rejected_fraction:
-        top = ", ".join(f"{code} ({n})" for code, n in list(summary.rejected_reasons.items())[:5])
+    if result.rejected_fraction > max_rejected_fraction:
+        top = ", ".join(f"{code} ({n})" for code, n in list(result.rejected_reasons.items())[:5])
         raise RejectedRowsError(
-            f"{summary.rejected_rows} of {summary.input_rows} input rows rejected "
-            f"({summary.rejected_fraction:.2%}), more than the allowed "
+            f"{result.rejected_rows} of {result.input_rows} input rows rejected "
+            f"({result.rejected_fraction:.2%}), more than the allowed "
             f"{max_rejected_fraction:.2%} (max_rejected_fraction). Top reasons: {top}. "
-            f"Rejected rows (line, reason, raw) are in {summary.rejected_path}; "
-            f"counts in {summary.stats_path}.",
-            summary,
+            f"Rejected rows (line, reason, raw) are in {result.rejected_path}; "
+            f"counts in {result.stats_path}.",
+            result,
         )
     if wanted is not None:
         missing = sorted(wanted - set(stats["coins_in_input"]))
         if missing:
             available = ", ".join(stats["coins_in_input"]) or "none"
-            raise TransformError(f"coins not in the input: {', '.join(missing)}. "
-                                 f"Available: {available}")
-    if summary.splits["train"]["rows"] == 0:
+            raise TransformError(
+                f"coins not in the input: {', '.join(missing)}. Available: {available}"
+            )
+    if result.splits["train"]["rows"] == 0:
         split = ",".join(f"{f:g}" for f in stats["split_fractions"])
+        per_coin = {c: v["bars"] for c, v in result.coins.items()}
         raise TransformError(
             f"no training rows with split {split}: a coin needs at least {HISTORY_DAYS + 1} "
             f"consecutive days ({HISTORY_DAYS} of history and a known next day), and its train "
             "share needs 2 examples when eval or test follow (the last train day is purged at "
-            "the boundary); per-coin days: "
-            f"{ {c: v['bars'] for c, v in summary.coins.items()} }")
+            f"the boundary); per-coin days: {per_coin}"
+        )

@@ -8,73 +8,107 @@ from pathlib import Path
 
 from components.common.cli import (
     add_features_arguments,
-    add_quiet_argument,
-    configure_logging,
+    defaults_of,
     positive_float,
     positive_int,
+    run_step,
+    step_parser,
 )
-from components.train.data import DataContractError
-from components.tune import tune as tune_lib
+from components.train import DataContractError
+from components.tune.tune import BACKENDS, SELECTIONS, TuneResult, run
+
+DEFAULTS = defaults_of(run)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m components.tune",
-        description="Hyper-parameter search for the next-day close model (Optuna: seeded TPE, "
-        "median pruning). Objective: eval-split MAE of the predicted next-day close. Writes "
+    d = DEFAULTS
+    parser = step_parser(
+        "python -m components.tune",
+        "Hyper-parameter search for the next-day close model (Optuna: seeded TPE, median "
+        "pruning). Objective: eval-split MAE of the predicted next-day close. Writes "
         "best_params.json (read by `python -m components.train --best-params`), trials.md "
         "(every trial) and metrics.json into --output-dir.",
+        "  python -m components.transform ../shared/data/crypto-markets.csv --output-dir /tmp/f\n"
+        "  python -m components.tune /tmp/f --output-dir /tmp/tune --n-trials 8 --max-epochs 20",
     )
     add_features_arguments(parser)
     parser.add_argument("--output-dir", type=Path, required=True, help="where to write the outputs")
-    parser.add_argument("--n-trials", type=positive_int, default=tune_lib.DEFAULT_N_TRIALS,
-                        help=f"trials to run (default: {tune_lib.DEFAULT_N_TRIALS})")
-    parser.add_argument("--timeout-s", type=positive_float, default=tune_lib.DEFAULT_TIMEOUT_S,
-                        help="no new trial starts after this many seconds "
-                        f"(default: {tune_lib.DEFAULT_TIMEOUT_S})")
-    parser.add_argument("--max-epochs", type=positive_int, default=tune_lib.DEFAULT_MAX_EPOCHS,
-                        help="epochs per trial at most; early stopping usually ends sooner "
-                        f"(default: {tune_lib.DEFAULT_MAX_EPOCHS})")
-    parser.add_argument("--seed", type=int, default=tune_lib.DEFAULT_SEED,
-                        help=f"sampler and model seed (default: {tune_lib.DEFAULT_SEED})")
-    parser.add_argument("--selection", choices=tune_lib.SELECTIONS, default=tune_lib.DEFAULT_SELECTION,
-                        help="which trial's parameters to write: one_se = the largest l2 among the "
-                        "trials within one standard error of the lowest eval MAE, min = the lowest "
-                        f"eval MAE (default: {tune_lib.DEFAULT_SELECTION})")
-    parser.add_argument("--backend", default="optuna",
-                        help="optuna (local, default); vertex is not implemented yet")
-    add_quiet_argument(parser)
+    parser.add_argument(
+        "--n-trials",
+        type=positive_int,
+        default=d["n_trials"],
+        help=f"trials to run (default: {d['n_trials']})",
+    )
+    parser.add_argument(
+        "--timeout-s",
+        type=positive_float,
+        default=d["timeout_s"],
+        help=f"no new trial starts after this many seconds (default: {d['timeout_s']})",
+    )
+    parser.add_argument(
+        "--max-epochs",
+        type=positive_int,
+        default=d["max_epochs"],
+        help="epochs per trial at most; early stopping usually ends sooner "
+        f"(default: {d['max_epochs']})",
+    )
+    parser.add_argument(
+        "--seed", type=int, default=d["seed"], help=f"sampler and model seed (default: {d['seed']})"
+    )
+    parser.add_argument(
+        "--selection",
+        choices=SELECTIONS,
+        default=d["selection"],
+        help="which trial's parameters to write: one_se = the largest l2 among the trials "
+        "within one standard error of the lowest eval MAE, min = the lowest eval MAE "
+        f"(default: {d['selection']})",
+    )
+    parser.add_argument(
+        "--backend",
+        choices=BACKENDS,
+        default=d["backend"],
+        help=f"optuna (local, default: {d['backend']}); vertex is not implemented yet",
+    )
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    configure_logging(args.quiet)
-    stats = args.stats or args.features_dir / "stats.json"
-    try:
-        result = tune_lib.tune(
-            args.features_dir, stats,
-            n_trials=args.n_trials, timeout_s=args.timeout_s, max_epochs=args.max_epochs,
-            seed=args.seed, backend=args.backend, selection=args.selection,
-        )
-    except (DataContractError, NotImplementedError, ValueError, FileNotFoundError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+def _call(args: argparse.Namespace) -> TuneResult:
     out = args.output_dir
-    tune_lib.write_outputs(
-        result,
+    return run(
+        args.features_dir,
+        args.stats or args.features_dir / "stats.json",
         best_params_path=out / "best_params.json",
-        table_path=out / "trials.md",
+        trials_table_path=out / "trials.md",
         metrics_path=out / "metrics.json",
+        n_trials=args.n_trials,
+        timeout_s=args.timeout_s,
+        max_epochs=args.max_epochs,
+        seed=args.seed,
+        backend=args.backend,
+        selection=args.selection,
     )
-    print(
-        f"selected trial {result.best_trial} ({result.selection}): eval price MAE {result.best_value:.4f} "
-        f"vs persistence {result.baseline_eval_mae:.4f} (ratio {result.metrics()['best_eval_mae_ratio']:.4f}); "
-        f"lowest: trial {result.lowest_trial}, {result.lowest_value:.4f}; "
-        f"{result.trials_run} trials, {result.trials_pruned} pruned, {result.elapsed_s:.1f} s\n"
-        f"best params: {out / 'best_params.json'}\ntrials table: {out / 'trials.md'}"
+
+
+def _render(result: TuneResult, args) -> str:
+    out = args.output_dir
+    return (
+        f"selected trial {result.best_trial} ({result.selection}): eval price MAE "
+        f"{result.best_value:.4f} vs persistence {result.baseline_eval_mae:.4f} (ratio "
+        f"{result.metrics()['best_eval_mae_ratio']:.4f}); lowest: trial {result.lowest_trial}, "
+        f"{result.lowest_value:.4f}; {result.trials_run} trials, {result.trials_pruned} pruned, "
+        f"{result.elapsed_s:.1f} s\nbest params: {out / 'best_params.json'}\n"
+        f"trials table: {out / 'trials.md'}"
     )
-    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run_step(
+        build_parser(),
+        argv,
+        _call,
+        _render,
+        failures=(DataContractError, NotImplementedError, FileNotFoundError, RuntimeError),
+    )
 
 
 if __name__ == "__main__":

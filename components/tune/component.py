@@ -1,12 +1,8 @@
 """KFP wrapper of the tune step (a Lightweight Python Component on the tune image)."""
 
-from kfp import dsl
 from kfp.dsl import Artifact, Dataset, Input, Markdown, Metrics, Output
 
-from components.images import image_for
 
-
-@dsl.component(base_image=image_for("tune"), install_kfp_package=False)
 def tune_op(
     features: Input[Dataset],
     stats: Input[Artifact],
@@ -27,29 +23,20 @@ def tune_op(
     ``trials_table``: every trial as a Markdown table. ``backend`` other than
     ``"optuna"`` fails with NotImplementedError (Vertex AI comes with the cloud issue).
     """
-
     from components.common.cli import configure_logging
-    from components.tune.tune import tune, write_outputs
+    from components.common.results import publish
+    from components.tune import run
 
-    configure_logging(quiet=False)
-    result = tune(
+    configure_logging()
+    result = run(
         features.path,
         stats.path,
+        best_params_path=best_params.path,
+        trials_table_path=trials_table.path,
         n_trials=n_trials,
         timeout_s=timeout_s,
         max_epochs=max_epochs,
         seed=seed,
         backend=backend,
     )
-    write_outputs(result, best_params_path=best_params.path, table_path=trials_table.path)
-    best_params.metadata.update(
-        {
-            "best_trial": result.best_trial,
-            "best_eval_price_mae": result.best_value,
-            "selection": result.selection,
-            "lowest_trial": result.lowest_trial,
-            "backend": backend,
-        }
-    )
-    for name, value in result.metrics().items():
-        metrics.log_metric(name, value)
+    publish(result, best_params=best_params, metrics=metrics)

@@ -69,7 +69,6 @@ SEARCH_SPACE: tuple[Param, ...] = (
     Param("batch_size", "categorical", choices=(32, 64, 128, 256)),
     Param("l2", "float", 1e-3, 1e-1, log=True),
 )
-PARAM_NAMES: tuple[str, ...] = tuple(p.name for p in SEARCH_SPACE)
 
 
 def suggest(trial, space: tuple[Param, ...] = SEARCH_SPACE) -> dict[str, Any]:

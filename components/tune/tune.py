@@ -32,33 +32,30 @@ import math
 import os
 import time
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from components.train import model as model_lib
-from components.train.data import load_splits, load_stats
-from components.train.evaluate import ratio
-from components.tune.search_space import PARAM_NAMES, SEARCH_SPACE, suggest
+from components import train
+from components.common.contracts import HPARAM_NAMES
+from components.common.results import ParameterError, StepResult
+from components.train import ratio
+from components.tune.search_space import SEARCH_SPACE, suggest
 
 log = logging.getLogger(__name__)
 
-BACKENDS: tuple[str, ...] = ("optuna",)
-DEFAULT_N_TRIALS = 16
-DEFAULT_TIMEOUT_S = 600
-DEFAULT_MAX_EPOCHS = 60
-DEFAULT_SEED = 42
+#: ``vertex`` (Vertex AI hyper-parameter tuning) is a parameter value the cloud issue builds.
+BACKENDS: tuple[str, ...] = ("optuna", "vertex")
 SELECTIONS: tuple[str, ...] = ("one_se", "min")
-DEFAULT_SELECTION = "one_se"
 #: Trials that always run to the end before the pruner compares; epochs never pruned.
 PRUNER_STARTUP_TRIALS = 4
 PRUNER_WARMUP_EPOCHS = 5
 
 
 @dataclass
-class TuneResult:
+class TuneResult(StepResult):
     """``best_*`` is the trial the ``selection`` rule picked (what train gets);
     ``lowest_*`` the trial with the lowest eval MAE (the same one under ``"min"``)."""
 
@@ -75,6 +72,7 @@ class TuneResult:
     lowest_trial: int = -1
     lowest_value: float = math.nan
     trials_within_one_se: int = 0
+    backend: str = "optuna"
 
     def metrics(self) -> dict[str, float]:
         """Numbers for a KFP Metrics artifact."""
@@ -90,8 +88,16 @@ class TuneResult:
             "elapsed_s": round(self.elapsed_s, 2),
         }
 
-    def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+    def output_metadata(self) -> dict[str, dict[str, Any]]:
+        return {
+            "best_params": {
+                "best_trial": self.best_trial,
+                "best_eval_price_mae": self.best_value,
+                "selection": self.selection,
+                "lowest_trial": self.lowest_trial,
+                "backend": self.backend,
+            }
+        }
 
 
 def within_one_se(errors: Mapping[int, np.ndarray]) -> tuple[int, dict[int, bool]]:
@@ -142,44 +148,55 @@ def _pruning_callback(trial):
     return Pruning()
 
 
-def tune(
-    features_dir: str | os.PathLike,
+def run(
+    features_path: str | os.PathLike,
     stats_path: str | os.PathLike,
     *,
-    n_trials: int = DEFAULT_N_TRIALS,
-    timeout_s: float = DEFAULT_TIMEOUT_S,
-    max_epochs: int = DEFAULT_MAX_EPOCHS,
-    seed: int = DEFAULT_SEED,
+    best_params_path: str | os.PathLike | None = None,
+    trials_table_path: str | os.PathLike | None = None,
+    metrics_path: str | os.PathLike | None = None,
+    n_trials: int = 16,
+    timeout_s: float = 600,
+    max_epochs: int = 60,
+    seed: int = 42,
     backend: str = "optuna",
     patience: int = 5,
     pruner_startup_trials: int = PRUNER_STARTUP_TRIALS,
     pruner_warmup_epochs: int = PRUNER_WARMUP_EPOCHS,
-    selection: str = DEFAULT_SELECTION,
+    selection: str = "one_se",
 ) -> TuneResult:
     """Search the space in ``search_space``; objective: eval-split MAE of the predicted
     next-day close. Stops after ``n_trials`` or, between trials, after ``timeout_s``.
     ``selection`` (``"one_se"`` or ``"min"``, see the module doc) picks the trial whose
-    parameters are returned. Reads the train and eval splits only."""
+    parameters are returned. Reads the train and eval splits only.
+
+    Writes the outputs it is given paths for: ``best_params_path`` (JSON of the selected
+    trial's hyper-parameters, what train reads), ``trials_table_path`` (every trial as a
+    Markdown table) and ``metrics_path`` (``TuneResult.metrics()`` as JSON)."""
     if selection not in SELECTIONS:
-        raise ValueError(f"selection must be one of {', '.join(SELECTIONS)}, got {selection!r}")
+        raise ParameterError(
+            f"selection must be one of {', '.join(SELECTIONS)}, got {selection!r}"
+        )
+    if backend not in BACKENDS:
+        raise ParameterError(f"unknown tune backend {backend!r}; expected one of {', '.join(BACKENDS)}")
     if backend != "optuna":
         raise NotImplementedError(
-            f"tune backend {backend!r} is not implemented yet (available: {', '.join(BACKENDS)}); "
+            f"tune backend {backend!r} is not implemented yet (available: optuna); "
             "the Vertex AI backend comes with the cloud issue, see "
             "search_space.to_vertex_parameter_specs()"
         )
     if n_trials < 1:
-        raise ValueError(f"n_trials must be >= 1, got {n_trials}")
+        raise ParameterError(f"n_trials must be >= 1, got {n_trials}")
     if not timeout_s > 0:
-        raise ValueError(f"timeout_s must be > 0, got {timeout_s}")
+        raise ParameterError(f"timeout_s must be > 0, got {timeout_s}")
     if max_epochs < 1:
-        raise ValueError(f"max_epochs must be >= 1, got {max_epochs}")
+        raise ParameterError(f"max_epochs must be >= 1, got {max_epochs}")
 
     import keras
     import optuna
 
-    stats = load_stats(stats_path)
-    splits = load_splits(features_dir, ("train", "eval"))
+    stats = train.load_stats(stats_path)
+    splits = train.load_splits(features_path, ("train", "eval"))
     train_split, eval_split = splits["train"], splits["eval"]
     baseline = float(np.mean(np.abs(eval_split.close - eval_split.next_close())))
     log.info(
@@ -187,22 +204,22 @@ def tune(
         "persistence eval MAE %.4f",
         len(train_split), len(eval_split), n_trials, timeout_s, max_epochs, baseline,
     )
-    model_lib.limit_threads()
+    train.limit_threads()
     abs_errors: dict[int, np.ndarray] = {}  # per completed trial, on the eval rows
     actual_next = eval_split.next_close()
 
     def objective(trial) -> float:
         params = suggest(trial)
         keras.backend.clear_session()
-        model_lib.seed_everything(seed)
-        model = model_lib.build_model(params, stats)
-        history = model_lib.fit(
+        train.seed_everything(seed)
+        model = train.build_model(params, stats)
+        history = train.fit(
             model, train_split, eval_split, stats, params,
             epochs=max_epochs, patience=patience, callbacks=[_pruning_callback(trial)],
             label=f"trial {trial.number}", log_level=logging.DEBUG,
         )
         trial.set_user_attr("epochs", len(history["loss"]))
-        predicted = eval_split.close * np.exp(model_lib.predict_log_return(model, eval_split))
+        predicted = eval_split.close * np.exp(train.predict_log_return(model, eval_split))
         errors = np.abs(predicted - actual_next)
         value = float(np.mean(errors))
         if not math.isfinite(value):
@@ -228,7 +245,7 @@ def tune(
             n_startup_trials=pruner_startup_trials, n_warmup_steps=pruner_warmup_epochs
         ),
     )
-    study.enqueue_trial(dict(model_lib.DEFAULT_HPARAMS))
+    study.enqueue_trial(dict(train.DEFAULT_HPARAMS))
     started = time.monotonic()
     study.optimize(
         objective, n_trials=n_trials, timeout=timeout_s, callbacks=[progress],
@@ -255,13 +272,13 @@ def tune(
             "eval_mae_ratio": ratio(t.value, baseline) if t.value is not None else None,
             "epochs": t.user_attrs.get("epochs"),
             "seconds": round(t.duration.total_seconds(), 2) if t.duration else None,
-            "params": {name: t.params.get(name) for name in PARAM_NAMES},
+            "params": {name: t.params.get(name) for name in HPARAM_NAMES},
             "within_one_se": within.get(t.number),
         }
         for t in study.trials
     ]
     result = TuneResult(
-        best_params={name: best.params[name] for name in PARAM_NAMES},
+        best_params={name: best.params[name] for name in HPARAM_NAMES},
         best_value=float(best.value),
         best_trial=best.number,
         baseline_eval_mae=baseline,
@@ -274,6 +291,13 @@ def tune(
         lowest_trial=lowest,
         lowest_value=float(study.trials[lowest].value),
         trials_within_one_se=sum(within.values()),
+        backend=backend,
+    )
+    _write_outputs(
+        result,
+        best_params_path=best_params_path,
+        trials_table_path=trials_table_path,
+        metrics_path=metrics_path,
     )
     log.info(
         "selected trial %d (%s): eval price MAE %.4f (persistence %.4f, ratio %.4f); lowest: trial %d "
@@ -339,20 +363,15 @@ def _cell(value: Any) -> str:
     return f"{value:.4g}" if isinstance(value, float) else str(value)
 
 
-def write_outputs(
-    result: TuneResult,
-    *,
-    best_params_path: str | os.PathLike,
-    table_path: str | os.PathLike,
-    metrics_path: str | os.PathLike | None = None,
-) -> None:
-    """best_params JSON (the selected trial's hyper-parameters: the keys of
-    ``search_space.PARAM_NAMES``, which train reads), the Markdown trials table and,
-    optionally, the metrics as JSON."""
-    for path, text in (
-        (best_params_path, json.dumps(result.best_params, indent=2) + "\n"),
-        (table_path, trials_markdown(result)),
-        *(((metrics_path, json.dumps(result.metrics(), indent=2) + "\n"),) if metrics_path else ()),
-    ):
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-        Path(path).write_text(text, encoding="utf-8")
+def _write_outputs(result: TuneResult, **paths: str | os.PathLike | None) -> None:
+    """The outputs given a path: best_params JSON (the selected trial's hyper-parameters,
+    keyed by ``contracts.HPARAM_NAMES``), the Markdown trials table, the metrics JSON."""
+    texts = {
+        "best_params_path": lambda: json.dumps(result.best_params, indent=2) + "\n",
+        "trials_table_path": lambda: trials_markdown(result),
+        "metrics_path": lambda: json.dumps(result.metrics(), indent=2) + "\n",
+    }
+    for name, path in paths.items():
+        if path is not None:
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            Path(path).write_text(texts[name](), encoding="utf-8")

@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from components.images import STEPS, image_for
-from components.placement import PIPELINES_LABEL, PIPELINES_TAINT
+from components.common.placement import PIPELINES_LABEL, PIPELINES_TAINT
 from pipeline.crypto_pipeline import compile_pipeline
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]

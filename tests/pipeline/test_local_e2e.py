@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from components.transform.features import FEATURE_NAMES
+from components.common.features import FEATURE_NAMES
 from pipeline.crypto_pipeline import compile_pipeline
 from pipeline.local import run_compiled_locally
 from pipeline.summary import format_summary

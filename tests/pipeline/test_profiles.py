@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from components.placement import PIPELINES_LABEL, PIPELINES_TAINT
+from components.common.placement import PIPELINES_LABEL, PIPELINES_TAINT
 from pipeline.profiles import (
     REQUIRED_OUTPUTS,
     StackOutputsError,
@@ -105,7 +105,7 @@ def test_infra_creates_the_pool_the_pipeline_selects():
     """infra creates the pipelines pool from the same constants the pipeline selects."""
     tree = ast.parse((PROJECT_ROOT / "infra" / "cluster.py").read_text())
     imported = {alias.name for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)
-                and node.module == "components.placement" for alias in node.names}
+                and node.module == "components.common.placement" for alias in node.names}
     literals = {target.id: ast.literal_eval(node.value) for node in tree.body
                 if isinstance(node, ast.Assign) for target in node.targets
                 if isinstance(target, ast.Name) and target.id in ("PIPELINES_LABEL", "PIPELINES_TAINT")}

@@ -18,7 +18,7 @@ import pytest
 import yaml
 
 from components.images import STEPS
-from components.placement import PIPELINES_LABEL
+from components.common.placement import PIPELINES_LABEL
 from pipeline.profiles import gcp_arguments
 from pipeline.submit import (
     KfpUnreachableError,

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from components.transform.features import FEATURE_NAMES, Bar
+from components.common.features import FEATURE_NAMES, Bar
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 

@@ -15,7 +15,7 @@ import pytest
 from components.deploy.deploy import deploy, rollback
 from components.deploy.server import make_server
 from components.train.export import load_serving_fn
-from components.transform.features import FEATURE_NAMES, HISTORY_DAYS, latest_features
+from components.common.features import FEATURE_NAMES, HISTORY_DAYS, latest_features
 
 from .conftest import read_bars
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from components.transform.features import FEATURE_NAMES, TARGET_NAME, Bar, build_examples
+from components.common.features import FEATURE_NAMES, TARGET_NAME, Bar, build_examples
 
 COLUMNS = ["coin", "date", "close", *FEATURE_NAMES, TARGET_NAME]
 

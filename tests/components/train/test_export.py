@@ -5,7 +5,7 @@ import pytest
 
 from components.train import model as model_lib
 from components.train.export import OUTPUT_NAME, SIGNATURE, export_serving_model, load_serving_fn
-from components.transform.features import FEATURE_NAMES
+from components.common.features import FEATURE_NAMES
 
 
 @pytest.fixture(scope="module")

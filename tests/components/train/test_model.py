@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from components.train import model as model_lib
-from components.transform.features import FEATURE_NAMES
+from components.common.features import FEATURE_NAMES
 
 
 def _raw_matrix(split):

@@ -7,7 +7,7 @@ import datetime as dt
 import numpy as np
 import pytest
 
-from components.transform.features import Bar
+from components.common.features import Bar
 from components.transform.parse import ParsedRow
 from components.transform.series import (
     SPLITS,

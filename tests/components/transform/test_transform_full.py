@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 from components.transform.__main__ import main
-from components.transform.features import FEATURE_NAMES, TARGET_NAME
+from components.common.features import FEATURE_NAMES, TARGET_NAME
 from components.transform.transform import run_transform
 
 pytestmark = pytest.mark.slow
