@@ -114,16 +114,17 @@ def on_pipelines_pool(task: dsl.PipelineTask) -> dsl.PipelineTask:
     return task
 
 
+def step_component(step: str, image: str):
+    """The KFP component of one step: its wrapper as a Lightweight Python Component on
+    ``image``, which holds kfp and the project (nothing is pip-installed at run time)."""
+    return dsl.component(STEP_FUNCTIONS[step], base_image=image, install_kfp_package=False)
+
+
 def build_pipeline(images: Mapping[str, str] | None = None):
     """The pipeline with each step on its image (default: ``components.images.image_refs()``,
     names that are never pushed; enough for kfp.local's SubprocessRunner)."""
     images = validate_images(dict(images if images is not None else image_refs()))
-    ops = {
-        step: dsl.component(
-            STEP_FUNCTIONS[step], base_image=images[step], install_kfp_package=False
-        )
-        for step in STEPS
-    }
+    ops = {step: step_component(step, images[step]) for step in STEPS}
     d = DEFAULTS
 
     @dsl.pipeline(

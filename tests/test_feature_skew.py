@@ -8,7 +8,7 @@ import pytest
 
 from components.deploy.server import parse_history
 from components.common.features import FEATURE_NAMES, HISTORY_DAYS, latest_features
-from components.transform.transform import run_transform
+from tests.components.transform.outputs import run_transform
 
 
 @pytest.fixture(scope="module")

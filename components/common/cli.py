@@ -84,6 +84,11 @@ def configure_logging(quiet: bool = False) -> None:
     logging.getLogger("apache_beam").setLevel(logging.WARNING)
 
 
+def error_prefix(parser: argparse.ArgumentParser) -> str:
+    """``ingest`` for ``python -m components.ingest``: what error messages start with."""
+    return parser.prog.rsplit(".", 1)[-1]
+
+
 def run_step(
     parser: argparse.ArgumentParser,
     argv: list[str] | None,
@@ -99,13 +104,14 @@ def run_step(
     """
     args = parser.parse_args(argv)
     configure_logging(args.quiet)
+    step = error_prefix(parser)
     try:
         result = call(args)
     except ParameterError as exc:
-        print(f"{parser.prog}: error: {exc}", file=sys.stderr)
+        print(f"{step}: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except failures as exc:
-        print(f"{parser.prog}: error: {exc}", file=sys.stderr)
+        print(f"{step}: error: {exc}", file=sys.stderr)
         return EXIT_FAILED
     print(json.dumps(result.to_json(), indent=2) if args.json else render(result, args))
     return exit_status(result, args)

@@ -12,6 +12,8 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 
+from components.common.results import ParameterError
+
 #: Columns every source must provide (after mapping). ``slug`` identifies the coin.
 REQUIRED_COLUMNS: tuple[str, ...] = ("slug", "date", "open", "high", "low", "close", "volume")
 #: Columns used when present, ignored otherwise.
@@ -25,10 +27,14 @@ class SchemaError(ValueError):
     """The header or the column mapping does not fit the expected schema."""
 
 
+class ColumnMappingError(SchemaError, ParameterError):
+    """The column mapping itself is unusable (not JSON, unknown names): a bad parameter."""
+
+
 def parse_column_mapping(mapping: str | Mapping[str, str] | None) -> dict[str, str]:
     """Return ``{canonical: source_column}`` from a dict, a JSON string, or nothing.
 
-    Raises SchemaError naming the problem for malformed JSON, non-string values or
+    Raises ColumnMappingError naming the problem for malformed JSON, non-string values or
     keys that are not canonical column names.
     """
     if mapping is None or mapping == "" or mapping == {}:
@@ -37,18 +43,18 @@ def parse_column_mapping(mapping: str | Mapping[str, str] | None) -> dict[str, s
         try:
             mapping = json.loads(mapping)
         except json.JSONDecodeError as exc:
-            raise SchemaError(f"column mapping is not valid JSON: {exc.msg} (got {mapping!r})") from exc
+            raise ColumnMappingError(f"column mapping is not valid JSON: {exc.msg} (got {mapping!r})") from exc
     if not isinstance(mapping, Mapping):
-        raise SchemaError(f"column mapping must be a JSON object, got {type(mapping).__name__}")
+        raise ColumnMappingError(f"column mapping must be a JSON object, got {type(mapping).__name__}")
     unknown = sorted(k for k in mapping if k not in KNOWN_COLUMNS)
     if unknown:
-        raise SchemaError(
+        raise ColumnMappingError(
             f"column mapping has unknown canonical names: {', '.join(unknown)} "
             f"(known: {', '.join(KNOWN_COLUMNS)})"
         )
     bad = sorted(k for k, v in mapping.items() if not isinstance(v, str) or not v.strip())
     if bad:
-        raise SchemaError(f"column mapping values must be non-empty column names: {', '.join(bad)}")
+        raise ColumnMappingError(f"column mapping values must be non-empty column names: {', '.join(bad)}")
     return {str(k): str(v).strip() for k, v in mapping.items()}
 
 

@@ -13,7 +13,13 @@ import json
 import os
 import sys
 
-from components.common.cli import EXIT_FAILED, EXIT_USAGE, configure_logging, defaults_of
+from components.common.cli import (
+    EXIT_FAILED,
+    EXIT_USAGE,
+    configure_logging,
+    defaults_of,
+    error_prefix,
+)
 from components.common.results import ParameterError
 from components.deploy.deploy import TARGETS, DeployError, rollback, run
 from components.deploy.repository import ModelRepository, RepositoryError
@@ -101,10 +107,10 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "serve":
             return _serve(args)
     except ParameterError as exc:
-        print(f"{parser.prog}: error: {exc}", file=sys.stderr)
+        print(f"{error_prefix(parser)}: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except (DeployError, ModelLoadError, RepositoryError, NotImplementedError, OSError) as exc:
-        print(f"{parser.prog}: error: {exc}", file=sys.stderr)
+        print(f"{error_prefix(parser)}: error: {exc}", file=sys.stderr)
         return EXIT_FAILED
     return 0
 

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from components.common.results import ParameterError, StepResult
-from components.common.schema import SchemaError, resolve_columns
+from components.common.schema import SchemaError, parse_column_mapping, resolve_columns
 from components.common.uris import (
     basename,
     gcs_uri,
@@ -170,6 +170,7 @@ def run(
         raise ParameterError("no lake given (a gs://bucket/prefix or a local directory)")
     if is_http_url(lake):
         raise ParameterError(f"the lake must be a gs:// URI or a local directory, not a URL: {lake}")
+    parse_column_mapping(column_mapping)  # an unusable mapping is refused before any fetch
     if is_local(source):  # record where the bytes came from, independent of the cwd
         source = os.path.abspath(local_path(source))
     checksum = expected_checksum(source, expected_sha256)

@@ -8,9 +8,12 @@ import pytest
 import yaml
 from kfp import compiler, dsl
 
-from components.deploy.component import deploy_op
+from components.images import image_refs
+from pipeline.crypto_pipeline import step_component
 from components.deploy.repository import ModelRepository
-from components.images import image_for
+
+IMAGE = image_refs()["deploy"]
+deploy_op = step_component("deploy", IMAGE)
 
 
 @dsl.pipeline(name="deploy-only")
@@ -27,7 +30,7 @@ def test_compiles_with_the_deploy_image(tmp_path):
     spec = yaml.safe_load(out.read_text())
 
     executor = spec["deploymentSpec"]["executors"]["exec-deploy-op"]["container"]
-    assert executor["image"] == image_for("deploy")
+    assert executor["image"] == IMAGE
     assert "pip install" not in " ".join(executor["command"]), "kfp must come from the image"
     component = spec["components"]["comp-deploy-op"]
     assert component["inputDefinitions"]["artifacts"]["model"]["artifactType"]["schemaTitle"] == (

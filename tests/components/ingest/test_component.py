@@ -10,9 +10,12 @@ import pytest
 import yaml
 from kfp import compiler, dsl
 
-from components.images import image_for
-from components.ingest.component import ingest_op
+from components.images import image_refs
+from pipeline.crypto_pipeline import step_component
 from tests.conftest import FULL_CSV_SHA256
+
+IMAGE = image_refs()["ingest"]
+ingest_op = step_component("ingest", IMAGE)
 
 
 def test_compiles_with_the_ingest_image(tmp_path: Path) -> None:
@@ -25,10 +28,10 @@ def test_compiles_with_the_ingest_image(tmp_path: Path) -> None:
     spec = yaml.safe_load(package.read_text())
 
     executor = spec["deploymentSpec"]["executors"]["exec-ingest-op"]["container"]
-    assert executor["image"] == image_for("ingest")
+    assert executor["image"] == IMAGE
     command = " ".join(executor["command"])
     assert "pip install" not in command  # install_kfp_package=False: the image has it all
-    assert "from components.ingest.ingest import DEFAULT_SOURCE, ingest" in command
+    assert "from components.ingest import run" in command
     component = spec["components"]["comp-ingest-op"]
     assert set(component["inputDefinitions"]["parameters"]) == {
         "source", "lake", "expected_sha256", "column_mapping"}

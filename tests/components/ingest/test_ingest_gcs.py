@@ -21,7 +21,8 @@ import pytest
 from google.auth.credentials import AnonymousCredentials
 from google.cloud import storage
 
-from components.ingest.ingest import IngestError, ingest, raw_object_name
+from components.ingest.ingest import IngestError, raw_object_name
+from components.ingest.ingest import run as ingest
 from tests.conftest import FULL_CSV_SHA256
 
 from .conftest import MAPPING, PROJECT, mapped_csv

@@ -9,11 +9,12 @@ from pathlib import Path
 
 import pytest
 
+from components.common.results import ParameterError
 from components.common.uris import FetchError
 from components.ingest.ingest import (
     IngestError,
     _create_exclusive,
-    ingest,
+    run as ingest,
     raw_object_name,
 )
 from tests.conftest import FULL_CSV_SHA256
@@ -144,13 +145,13 @@ def test_column_mapping_is_applied(bitcoin_csv: Path, tmp_path: Path) -> None:
     assert Path(result.lake_uri).read_bytes() == source.read_bytes()  # stored as it came
 
 
-def test_output_path_gets_a_byte_copy(sample_csv: Path, tmp_path: Path) -> None:
+def test_raw_path_gets_a_byte_copy(sample_csv: Path, tmp_path: Path) -> None:
     out = tmp_path / "artifact" / "raw"
-    ingest(str(sample_csv), str(tmp_path / "lake"), output_path=str(out))
+    ingest(str(sample_csv), str(tmp_path / "lake"), raw_path=str(out))
     assert out.read_bytes() == sample_csv.read_bytes()
     # also when the lake already held the bytes
     out.unlink()
-    ingest(str(sample_csv), str(tmp_path / "lake"), output_path=str(out))
+    ingest(str(sample_csv), str(tmp_path / "lake"), raw_path=str(out))
     assert out.read_bytes() == sample_csv.read_bytes()
 
 
@@ -180,5 +181,5 @@ def test_bad_url_stores_nothing(web: WebServer, tmp_path: Path, path: str, messa
 
 
 def test_a_url_is_not_a_lake(sample_csv: Path) -> None:
-    with pytest.raises(IngestError, match="not a URL"):
+    with pytest.raises(ParameterError, match="not a URL"):
         ingest(str(sample_csv), "https://example.org/lake")

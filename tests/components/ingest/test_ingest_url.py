@@ -20,7 +20,7 @@ from components.common.uris import FetchError
 from components.ingest.ingest import (
     IngestError,
     IngestResult,
-    ingest,
+    run as ingest,
     raw_object_name,
     validate_csv,
 )

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from components.common.results import ParameterError
 from components.ingest.ingest import (
     DEFAULT_SHA256,
     DEFAULT_SOURCE,
@@ -101,7 +102,7 @@ def test_expected_checksum_defaults_only_for_the_pinned_url() -> None:
     assert expected_checksum(DEFAULT_SOURCE, "") == DEFAULT_SHA256
     assert expected_checksum("https://example.org/other.csv", None) is None
     assert expected_checksum("x.csv", " " + DEFAULT_SHA256.upper()) == DEFAULT_SHA256
-    with pytest.raises(IngestError, match="64 hex digits"):
+    with pytest.raises(ParameterError, match="64 hex digits"):
         expected_checksum("x.csv", "abc123")
 
 

@@ -16,7 +16,7 @@ import pytest
 from components.train.data import load_split, load_splits
 from components.train.train import DEFAULT_EPOCHS, DEFAULT_SEED, train
 from components.common.features import FEATURE_NAMES
-from components.transform.transform import run_transform
+from tests.components.transform.outputs import run_transform
 from components.tune.tune import DEFAULT_MAX_EPOCHS, DEFAULT_N_TRIALS, DEFAULT_TIMEOUT_S, tune
 
 

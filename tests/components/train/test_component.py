@@ -4,8 +4,11 @@ import yaml
 from kfp import compiler, dsl
 from kfp.dsl import Artifact, Dataset, Output
 
-from components.images import image_for
-from components.train.component import train_op
+from components.images import image_refs
+from pipeline.crypto_pipeline import step_component
+
+IMAGE = image_refs()["train"]
+train_op = step_component("train", IMAGE)
 
 
 @dsl.component(base_image="python:3.11-slim")
@@ -35,7 +38,7 @@ def test_train_op_compiles(tmp_path):
     spec = yaml.safe_load(path.read_text())
     executors = spec["deploymentSpec"]["executors"]
     train_exec = next(e for name, e in executors.items() if "train" in name)
-    assert train_exec["container"]["image"] == image_for("train")
+    assert train_exec["container"]["image"] == IMAGE
     assert "pip install" not in " ".join(train_exec["container"]["command"])
     component = spec["components"]["comp-train-op"]
     outputs = component["outputDefinitions"]

@@ -13,7 +13,7 @@ from apache_beam.testing.util import assert_that, equal_to
 
 from components.transform import beam_ops
 from components.transform.parse import RowParser
-from components.transform.series import SPLITS
+from components.common.contracts import SPLITS, shard_names
 from components.transform.stats import Moments
 from tests.components.transform.synthetic import HEADER, MONDAY, line, series, walk
 
@@ -92,11 +92,12 @@ def test_train_moments_combine_equals_numpy() -> None:
 
 
 def test_write_sorted_csv_writes_every_shard_even_empty(tmp_path) -> None:
-    names = beam_ops.shard_names("train", 3)
+    names = shard_names("train", 3)
     items = [(2, ((("b", "2021-01-02")), ["b", "2"])), (2, (("a", "2021-01-03"), ["a", "3"])),
              (0, (("c", "2021-01-01"), ["c", "1"]))]
     with _pipeline() as p:
-        written = p | beam.Create(items) | beam_ops.WriteSortedCsv(str(tmp_path), names, ["k", "v"])
+        written = p | beam.Create(items) | beam_ops.WriteSortedCsv(
+            [str(tmp_path / n) for n in names], ["k", "v"])
         assert_that(written | beam.Map(lambda pw: (pw[0].rsplit("/", 1)[-1], pw[1])),
                     equal_to([(names[0], 1), (names[1], 0), (names[2], 2)]))
     assert (tmp_path / names[1]).read_text() == "k,v\n"

@@ -38,17 +38,18 @@ def test_too_many_rejections_exit_non_zero_with_a_message_and_no_traceback(tmp_p
 
 def test_bad_arguments_are_one_line_errors(tmp_path: Path, capsys) -> None:
     src = write_csv(tmp_path / "in.csv", series("x", walk(40)))
+    # exit 1: the step ran and its input is unusable; exit 2: the arguments are.
     cases = {
-        ("/no/such/file.csv",): "input not found: /no/such/file.csv",
-        (str(src), "--column-mapping", "{oops"): "column mapping is not valid JSON",
-        (str(src), "--split", "0.5,0.5"): "three fractions",
-        (str(src), "--runner", "dataflow", "--label", "novalue"): "--label must be KEY=VALUE",
-        (str(src), "--runner", "dataflow", "--project", "p"): "gs:// only",
+        ("/no/such/file.csv",): (1, "input not found: /no/such/file.csv"),
+        (str(src), "--column-mapping", "{oops"): (2, "column mapping is not valid JSON"),
+        (str(src), "--split", "0.5,0.5"): (2, "three fractions"),
+        (str(src), "--runner", "dataflow", "--label", "novalue"): (2, "--label must be KEY=VALUE"),
+        (str(src), "--runner", "dataflow", "--project", "p"): (2, "gs:// only"),
     }
-    for args, message in cases.items():
-        assert main([*args, "--output-dir", str(tmp_path / "out"), "-q"]) == 1, args
+    for args, (status, message) in cases.items():
+        assert main([*args, "--output-dir", str(tmp_path / "out"), "-q"]) == status, args
         err = capsys.readouterr().err
-        assert err.startswith("error: ") and message in err, (args, err)
+        assert err.startswith("transform: error: ") and message in err, (args, err)
 
 
 def test_prints_per_coin_counts(bitcoin_csv: Path, tmp_path: Path, capsys) -> None:

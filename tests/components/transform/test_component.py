@@ -10,8 +10,11 @@ import pytest
 import yaml
 from kfp import compiler, dsl, local
 
-from components.images import image_for
-from components.transform.component import transform_op
+from components.images import image_refs
+from pipeline.crypto_pipeline import step_component
+
+IMAGE = image_refs()["transform"]
+transform_op = step_component("transform", IMAGE)
 
 
 @dsl.pipeline(name="transform-only")
@@ -34,7 +37,7 @@ def test_compiles_with_typed_artifacts_and_the_step_image(tmp_path: Path) -> Non
     assert set(component["inputDefinitions"]["parameters"]) == {
         "coins", "split", "max_rejected_fraction", "column_mapping", "runner"}
     container = spec["deploymentSpec"]["executors"]["exec-transform-op"]["container"]
-    assert container["image"] == image_for("transform")
+    assert container["image"] == IMAGE
     assert "pip install" not in " ".join(container["command"])  # install_kfp_package=False
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from components.transform.dataflow import DataflowOptionsError, dataflow_options
-from components.transform.transform import run_transform
+from tests.components.transform.outputs import run_transform
 
 GOOD = {
     "project": "crypto-dev-123",

@@ -13,7 +13,7 @@ import pytest
 
 from components.transform.__main__ import main
 from components.common.features import FEATURE_NAMES, TARGET_NAME
-from components.transform.transform import run_transform
+from tests.components.transform.outputs import run_transform
 
 pytestmark = pytest.mark.slow
 STAT_COLUMNS = [*FEATURE_NAMES, TARGET_NAME]

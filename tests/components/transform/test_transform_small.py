@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from components.common.schema import SchemaError
-from components.transform.transform import RejectedRowsError, TransformError, run_transform
+from components.transform import RejectedRowsError, TransformError
+from tests.components.transform.outputs import run_transform
 from tests.components.transform.synthetic import HEADER, MONDAY, line, series, walk, write_csv
 
 LN11 = math.log(1.1)

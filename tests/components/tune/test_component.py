@@ -4,8 +4,11 @@ import yaml
 from kfp import compiler, dsl
 from kfp.dsl import Artifact, Dataset, Output
 
-from components.images import image_for
-from components.tune.component import tune_op
+from components.images import image_refs
+from pipeline.crypto_pipeline import step_component
+
+IMAGE = image_refs()["tune"]
+tune_op = step_component("tune", IMAGE)
 
 
 @dsl.component(base_image="python:3.11-slim")
@@ -28,7 +31,7 @@ def test_tune_op_compiles(tmp_path):
     spec = yaml.safe_load(path.read_text())
     executors = spec["deploymentSpec"]["executors"]
     tune_exec = next(e for name, e in executors.items() if "tune" in name)
-    assert tune_exec["container"]["image"] == image_for("tune")
+    assert tune_exec["container"]["image"] == IMAGE
     assert "pip install" not in " ".join(tune_exec["container"]["command"])  # install_kfp_package=False
     outputs = spec["components"]["comp-tune-op"]["outputDefinitions"]["artifacts"]
     assert {k: v["artifactType"]["schemaTitle"] for k, v in outputs.items()} == {
