@@ -12,7 +12,7 @@ import pytest
 from components.train.evaluate import flat_metrics
 from components.train.export import load_serving_fn
 from components.train.model import DEFAULT_HPARAMS
-from components.train.train import train
+from components.train.train import run as train
 from tests.components.train.conftest import TINY_PARAMS
 
 PROJECT_ROOT = __import__("pathlib").Path(__file__).resolve().parents[3]
@@ -24,7 +24,7 @@ def passed(synthetic_data, tmp_path_factory):
     features_dir, stats_path = synthetic_data
     (out / "best_params.json").write_text(json.dumps(TINY_PARAMS))
     result = train(
-        features_dir, stats_path, out / "best_params.json", out / "model",
+        features_dir, stats_path, out / "best_params.json", model_path=out / "model",
         epochs=4, seed=0, max_mae_ratio=100.0, model_name="tiny", version="7",
         report_path=out / "report.html", ensemble_size=2,
     )
@@ -41,11 +41,11 @@ def test_outputs_and_metrics(passed, splits_and_stats):
     assert result.hparams == {**TINY_PARAMS, "l2": DEFAULT_HPARAMS["l2"]}
     for key in ("model_mae", "baseline_mae", "model_rmse", "model_mape", "model_directional_accuracy",
                 "mae_ratio", "eval_mae_ratio", "mean_epochs_run", "mean_best_epoch"):
-        assert math.isfinite(result.metrics[key]), key
-    assert result.metrics["ensemble_size"] == 2 and len(result.histories) == 2
-    assert result.metrics["mae_ratio"] == pytest.approx(result.metrics["model_mae"] / result.metrics["baseline_mae"])
-    assert result.metrics["test_rows"] == len(splits_and_stats[0]["test"])
-    assert 1 <= result.metrics["mean_best_epoch"] <= result.metrics["mean_epochs_run"] <= 4
+        assert math.isfinite(result.metrics()[key]), key
+    assert result.metrics()["ensemble_size"] == 2 and len(result.histories) == 2
+    assert result.metrics()["mae_ratio"] == pytest.approx(result.metrics()["model_mae"] / result.metrics()["baseline_mae"])
+    assert result.metrics()["test_rows"] == len(splits_and_stats[0]["test"])
+    assert 1 <= result.metrics()["mean_best_epoch"] <= result.metrics()["mean_epochs_run"] <= 4
 
 
 def test_metrics_are_those_of_the_exported_model(passed, splits_and_stats):
@@ -54,18 +54,18 @@ def test_metrics_are_those_of_the_exported_model(passed, splits_and_stats):
     test = splits_and_stats[0]["test"]
     served = load_serving_fn(passed[1].export_path)(test.features)
     again = flat_metrics(evaluate(test.close, test.target, served))
-    assert again["model_mae"] == pytest.approx(passed[1].metrics["model_mae"], rel=1e-6)
-    assert again["baseline_mae"] == pytest.approx(passed[1].metrics["baseline_mae"], rel=1e-12)
+    assert again["model_mae"] == pytest.approx(passed[1].metrics()["model_mae"], rel=1e-6)
+    assert again["baseline_mae"] == pytest.approx(passed[1].metrics()["baseline_mae"], rel=1e-12)
 
 
 def test_gate_passes_when_ratio_is_within_the_threshold(passed):
     result = passed[1]
-    assert result.passed_gate is True and result.metrics["passed_gate"] == 1.0
+    assert result.passed_gate is True and result.metrics()["passed_gate"] == 1.0
 
 
 def test_gate_fails_when_the_threshold_is_tiny(synthetic_data, tmp_path):
     result = train(
-        *synthetic_data, TINY_PARAMS, tmp_path / "model", epochs=2, seed=0,
+        *synthetic_data, TINY_PARAMS, model_path=tmp_path / "model", epochs=2, seed=0,
         max_mae_ratio=1e-6, version="1", report_path=tmp_path / "report.html", ensemble_size=1,
     )
     assert result.passed_gate is False and result.mae_ratio > 1e-6
@@ -79,13 +79,13 @@ def test_report_embeds_plots_and_the_decision(passed):
     assert len(images) == 3  # prices, training curves, error distribution
     assert all(len(i) > 1000 for i in images)
     assert "Gate PASSED" in html and "persistence" in html
-    assert f"{passed[1].metrics['model_mae']:.6g}" in html
+    assert f"{passed[1].metrics()['model_mae']:.6g}" in html
     assert "http" not in html.replace("http-equiv", "")  # nothing linked
 
 
 def test_best_params_with_l2_are_used(synthetic_data, tmp_path):
     (tmp_path / "bp.json").write_text(json.dumps({**TINY_PARAMS, "l2": 0.05}))
-    result = train(*synthetic_data, tmp_path / "bp.json", tmp_path / "m", epochs=1, seed=0,
+    result = train(*synthetic_data, tmp_path / "bp.json", model_path=tmp_path / "m", epochs=1, seed=0,
                    version="1", report_path=tmp_path / "r.html", ensemble_size=1)
     assert result.hparams["l2"] == 0.05
     assert "0.05" in result.report_path.read_text()
@@ -93,15 +93,15 @@ def test_best_params_with_l2_are_used(synthetic_data, tmp_path):
 
 def test_bad_inputs_fail_clearly(synthetic_data, tmp_path):
     with pytest.raises(ValueError, match="unknown hyper-parameter"):
-        train(*synthetic_data, {"lr": 0.1}, tmp_path / "m", epochs=1, seed=0, report_path=tmp_path / "r.html")
+        train(*synthetic_data, {"lr": 0.1}, model_path=tmp_path / "m", epochs=1, seed=0, report_path=tmp_path / "r.html")
     with pytest.raises(FileNotFoundError, match="best_params file not found"):
-        train(*synthetic_data, tmp_path / "nope.json", tmp_path / "m", epochs=1, seed=0, report_path=tmp_path / "r.html")
+        train(*synthetic_data, tmp_path / "nope.json", model_path=tmp_path / "m", epochs=1, seed=0, report_path=tmp_path / "r.html")
     with pytest.raises(ValueError, match="folder name"):
-        train(*synthetic_data, {}, tmp_path / "m", epochs=1, seed=0, model_name="a/b", report_path=tmp_path / "r.html")
+        train(*synthetic_data, {}, model_path=tmp_path / "m", epochs=1, seed=0, model_name="a/b", report_path=tmp_path / "r.html")
     with pytest.raises(ValueError, match="l2=-0.1"):
-        train(*synthetic_data, {"l2": -0.1}, tmp_path / "m", epochs=1, seed=0, report_path=tmp_path / "r.html")
+        train(*synthetic_data, {"l2": -0.1}, model_path=tmp_path / "m", epochs=1, seed=0, report_path=tmp_path / "r.html")
     with pytest.raises(ValueError, match="ensemble_size"):
-        train(*synthetic_data, {}, tmp_path / "m", epochs=1, seed=0, ensemble_size=0, report_path=tmp_path / "r.html")
+        train(*synthetic_data, {}, model_path=tmp_path / "m", epochs=1, seed=0, ensemble_size=0, report_path=tmp_path / "r.html")
 
 
 def _cli(*args):
@@ -115,7 +115,7 @@ def test_cli_help_and_bad_input(tmp_path):
     help_run = _cli("--help")
     assert help_run.returncode == 0 and "--max-mae-ratio" in help_run.stdout and "persistence" in help_run.stdout
     missing = _cli(tmp_path / "nowhere", "--output-dir", tmp_path / "out")
-    assert missing.returncode == 2
+    assert missing.returncode == 1  # the step ran and its input is not there
     assert "error: stats file not found" in missing.stderr
     bad = _cli(tmp_path, "--output-dir", tmp_path / "out", "--epochs", "0")
     assert bad.returncode == 2 and "--epochs" in bad.stderr
@@ -128,7 +128,7 @@ def test_cli_trains_and_requires_the_gate(synthetic_data, tmp_path):
     run = _cli(features_dir, "--stats", stats_path, "--best-params", params, "--output-dir", tmp_path,
                "--epochs", "2", "--max-mae-ratio", "1e-9", "--version", "3", "--ensemble-size", "1",
                "--require-gate", "-q")
-    assert run.returncode == 3, run.stderr
+    assert run.returncode == 1, run.stderr
     assert "gate FAILED" in run.stdout
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     assert metrics["passed_gate"] == 0.0 and np.isfinite(metrics["mae_ratio"])

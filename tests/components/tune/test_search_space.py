@@ -3,9 +3,9 @@
 import optuna
 import pytest
 
-from components.train.model import DEFAULT_HPARAMS, HPARAM_KEYS, validate_hparams
+from components.common.contracts import HPARAM_NAMES
+from components.train.model import DEFAULT_HPARAMS, validate_hparams
 from components.tune.search_space import (
-    PARAM_NAMES,
     SEARCH_SPACE,
     Param,
     suggest,
@@ -14,8 +14,11 @@ from components.tune.search_space import (
 )
 
 
+PARAM_NAMES = tuple(p.name for p in SEARCH_SPACE)
+
+
 def test_space_covers_exactly_the_model_hyper_parameters():
-    assert set(PARAM_NAMES) == set(HPARAM_KEYS)
+    assert PARAM_NAMES == HPARAM_NAMES
     # the original six keys stay; l2 is tuned too
     assert set(PARAM_NAMES) == {"learning_rate", "num_layers", "first_layer_units", "layer_scale",
                                 "dropout", "batch_size", "l2"}

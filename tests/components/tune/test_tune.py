@@ -10,24 +10,28 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from components.train.model import HPARAM_KEYS
+from components.common.cli import defaults_of
+from components.common.contracts import HPARAM_NAMES
 from components.tune.search_space import validate
-from components.tune.tune import (
-    DEFAULT_SELECTION,
-    select_one_se,
-    trials_markdown,
-    tune,
-    within_one_se,
-    write_outputs,
-)
+from components.tune.tune import run as tune
+from components.tune.tune import select_one_se, trials_markdown, within_one_se
+
+DEFAULT_SELECTION = defaults_of(tune)["selection"]
 
 PROJECT_ROOT = Path(__file__).resolve().parents[3]
 SMALL = {"n_trials": 5, "timeout_s": 300, "max_epochs": 4, "patience": 2}
 
 
 @pytest.fixture(scope="module")
-def first(tune_data):
-    return tune(*tune_data, seed=3, **SMALL)
+def outputs_dir(tmp_path_factory):
+    return tmp_path_factory.mktemp("tune-outputs")
+
+
+@pytest.fixture(scope="module")
+def first(tune_data, outputs_dir):
+    return tune(*tune_data, seed=3, best_params_path=outputs_dir / "bp.json",
+                trials_table_path=outputs_dir / "t.md", metrics_path=outputs_dir / "m.json",
+                **SMALL)
 
 
 def test_same_seed_same_result(first, tune_data):
@@ -41,7 +45,7 @@ def test_same_seed_same_result(first, tune_data):
 
 
 def test_result_is_well_formed(first):
-    assert set(first.best_params) == set(HPARAM_KEYS)
+    assert set(first.best_params) == set(HPARAM_NAMES)
     assert "l2" in first.best_params
     validate(first.best_params)
     assert first.trials_run == 5 == len(first.trials)
@@ -134,9 +138,8 @@ def test_pruner_prunes_hopeless_trials(tune_data):
     assert result.trials[result.best_trial]["state"] == "complete"
 
 
-def test_outputs_written(first, tmp_path):
-    write_outputs(first, best_params_path=tmp_path / "bp.json", table_path=tmp_path / "t.md",
-                  metrics_path=tmp_path / "m.json")
+def test_outputs_written(first, outputs_dir):
+    tmp_path = outputs_dir
     assert json.loads((tmp_path / "bp.json").read_text()) == first.best_params
     table = (tmp_path / "t.md").read_text()
     assert table == trials_markdown(first)
@@ -173,11 +176,11 @@ def test_cli(tune_data, tmp_path):
     run = _cli(features_dir, "--stats", stats_path, "--output-dir", tmp_path, "--n-trials", "2",
                "--max-epochs", "2", "-q")
     assert run.returncode == 0, run.stderr
-    assert set(json.loads((tmp_path / "best_params.json").read_text())) == set(HPARAM_KEYS)
+    assert set(json.loads((tmp_path / "best_params.json").read_text())) == set(HPARAM_NAMES)
     assert "selected trial" in run.stdout and "(one_se)" in run.stdout
     assert (tmp_path / "trials.md").is_file() and (tmp_path / "metrics.json").is_file()
     vertex = _cli(features_dir, "--stats", stats_path, "--output-dir", tmp_path, "--backend", "vertex")
-    assert vertex.returncode == 2 and "not implemented yet" in vertex.stderr
+    assert vertex.returncode == 1 and "not implemented yet" in vertex.stderr
     bad = _cli(features_dir, "--output-dir", tmp_path, "--n-trials", "0")
     assert bad.returncode == 2 and "--n-trials" in bad.stderr
     bad_rule = _cli(features_dir, "--output-dir", tmp_path, "--selection", "test")
