@@ -39,16 +39,18 @@ def test_publish_status_rollback(model_dir, repo, capsys):
     assert status == {"name": "btc", "current_version": "1", "versions": ["1", "2"]}
 
 
-@pytest.mark.parametrize(("extra", "message"), [
-    (["--target", "vertex"], "deploy target 'vertex' is not implemented yet"),
-    (["--metrics", "[1]"], "--metrics must be a JSON object"),
-    (["--metrics", "{oops"], "error: Expecting property name"),
+@pytest.mark.parametrize(("extra", "status", "message"), [
+    (["--target", "vertex"], 1, "deploy target 'vertex' is not implemented yet"),
+    (["--metrics", "[1]"], 2, "--metrics must be a JSON object"),
+    (["--metrics", "{oops"], 2, "--metrics is not valid JSON: Expecting property name"),
 ])
-def test_publish_errors_exit_1_with_a_message(model_dir, repo, capsys, extra, message):
+def test_publish_errors_exit_with_a_message(model_dir, repo, capsys, extra, status, message):
+    """1: the step ran and failed; 2: an unusable argument."""
     argv = ["publish", str(model_dir("v1")), "--model-repository", str(repo),
             "--model-name", "btc", *extra]
-    assert main(argv) == 1
-    assert message in capsys.readouterr().err
+    assert main(argv) == status
+    err = capsys.readouterr().err
+    assert err.startswith("deploy: error: ") and message in err
 
 
 def test_serve_refuses_an_empty_repository(repo, capsys):

@@ -8,7 +8,8 @@ import shutil
 
 import pytest
 
-from components.deploy.deploy import DeployError, deploy, rollback
+from components.deploy.deploy import DeployError, rollback
+from components.deploy.deploy import run as deploy
 from components.deploy.repository import ModelRepository, RepositoryError
 from components.deploy.serving import ServingModel, smoke_rows
 

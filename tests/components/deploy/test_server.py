@@ -12,7 +12,8 @@ import urllib.request
 
 import pytest
 
-from components.deploy.deploy import deploy, rollback
+from components.deploy.deploy import rollback
+from components.deploy.deploy import run as deploy
 from components.deploy.server import make_server
 from components.train.export import load_serving_fn
 from components.common.features import FEATURE_NAMES, HISTORY_DAYS, latest_features
