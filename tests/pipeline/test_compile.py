@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -9,8 +10,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from components.images import STEPS, image_for
 from components.common.placement import PIPELINES_LABEL, PIPELINES_TAINT
+from components.images import STEPS, ImagesError, image_refs
 from pipeline.crypto_pipeline import compile_pipeline
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -21,9 +22,24 @@ def _documents(path: Path) -> list[dict]:
     return list(yaml.safe_load_all(path.read_text()))
 
 
+#: Images of a build: digests, in a registry the environment knows nothing of.
+IMAGES = {
+    step: f"europe-west1-docker.pkg.dev/p/repo/{step}@sha256:{str(i) * 64}"
+    for i, step in enumerate(STEPS, start=1)
+}
+
+
+def _executor_images(document: dict) -> dict[str, str]:
+    return {
+        name.removeprefix("exec-").removesuffix("-op"): spec["container"]["image"]
+        for name, spec in document["deploymentSpec"]["executors"].items()
+    }
+
+
 @pytest.fixture(scope="module")
 def compiled_documents(tmp_path_factory):
-    return _documents(compile_pipeline(tmp_path_factory.mktemp("compiled") / "pipeline.yaml"))
+    path = tmp_path_factory.mktemp("compiled") / "pipeline.yaml"
+    return _documents(compile_pipeline(path, IMAGES))
 
 
 @pytest.fixture(scope="module")
@@ -51,13 +67,28 @@ def test_each_task_runs_in_its_step_image(compiled):
     executors = compiled["deploymentSpec"]["executors"]
     for step in STEPS:
         container = executors[f"exec-{step}-op"]["container"]
-        assert container["image"] == image_for(step), step
+        assert container["image"] == IMAGES[step], step
         # Lightweight component without a runtime pip install of kfp: the image has it.
         assert "pip install" not in " ".join(container["command"]), step
     images = [executors[f"exec-{step}-op"]["container"]["image"] for step in STEPS]
     assert len(set(images)) == len(STEPS)
-    for step, image in zip(STEPS, images, strict=True):
-        assert image.rsplit(":", 1)[0].endswith(f"/{step}"), image
+
+
+def test_without_images_every_step_gets_a_default_name(tmp_path):
+    compiled = _documents(compile_pipeline(tmp_path / "p.yaml"))[0]
+    assert _executor_images(compiled) == {step: image_refs()[step] for step in STEPS}
+
+
+def test_images_mapping_must_name_every_step(tmp_path):
+    with pytest.raises(ImagesError, match="no image for step"):
+        compile_pipeline(tmp_path / "p.yaml", {"ingest": "r/ingest:1"})
+
+
+def test_no_environment_variable_changes_an_image(tmp_path, monkeypatch):
+    for name in ("CRYPTO_KFP_REGISTRY", "CRYPTO_KFP_IMAGE_TAG", "REGISTRY", "TAG"):
+        monkeypatch.setenv(name, "elsewhere.example/x")
+    compiled = _documents(compile_pipeline(tmp_path / "p.yaml", IMAGES))[0]
+    assert _executor_images(compiled) == IMAGES
 
 
 def test_deploy_is_inside_the_gate_condition(compiled):
@@ -93,15 +124,32 @@ def test_every_step_runs_on_the_pipelines_pool(compiled_documents):
         assert config["tolerations"] == [toleration], name
 
 
-def test_script_entry_point_compiles(tmp_path):
-    out = tmp_path / "out.yaml"
-    subprocess.run([sys.executable, "pipeline/crypto_pipeline.py", str(out)], check=True,
-                   capture_output=True, cwd=PROJECT_ROOT)
-    assert _documents(out)[0]["pipelineInfo"]["name"] == "crypto-forecast"
+def _compile_cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "pipeline", "compile", *args],
+                          capture_output=True, text=True, cwd=PROJECT_ROOT, timeout=300)
 
 
-def test_module_cli_compiles(tmp_path):
+def test_module_cli_compiles_with_an_images_file(tmp_path):
+    images_file = tmp_path / "images.json"
+    images_file.write_text(json.dumps(IMAGES))
     out = tmp_path / "cli.yaml"
-    subprocess.run([sys.executable, "-m", "pipeline", "compile", "--output", str(out)],
-                   check=True, capture_output=True, cwd=PROJECT_ROOT)
-    assert "deploymentSpec" in _documents(out)[0]
+    done = _compile_cli("--output", str(out), "--images", str(images_file))
+    assert done.returncode == 0, done.stderr
+    assert _executor_images(_documents(out)[0]) == IMAGES
+
+
+def test_module_cli_compiles_with_registry_and_tag(tmp_path):
+    out = tmp_path / "cli.yaml"
+    done = _compile_cli("--output", str(out), "--registry", "eu.gcr.io/p/r", "--tag", "abc123")
+    assert done.returncode == 0, done.stderr
+    assert _executor_images(_documents(out)[0]) == {
+        step: f"eu.gcr.io/p/r/{step}:abc123" for step in STEPS}
+
+
+def test_module_cli_refuses_a_broken_images_file(tmp_path):
+    images_file = tmp_path / "images.json"
+    images_file.write_text(json.dumps({"ingest": "r/ingest:1", "serve": "r/x:1"}))
+    done = _compile_cli("--output", str(tmp_path / "x.yaml"), "--images", str(images_file))
+    assert done.returncode == 2
+    assert "no image for step(s): transform, tune, train, deploy" in done.stderr
+    assert not (tmp_path / "x.yaml").exists()

@@ -17,14 +17,14 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 import yaml
 
-from components.images import STEPS
 from components.common.placement import PIPELINES_LABEL
+from components.images import STEPS, image_refs
+from pipeline.crypto_pipeline import compile_pipeline
 from pipeline.profiles import gcp_arguments
 from pipeline.submit import (
     KfpUnreachableError,
     SubmitError,
-    compile_for_registry,
-    compiled_images,
+    check_registry,
     run_url,
     submit,
 )
@@ -32,6 +32,7 @@ from tests.pipeline.test_profiles import KUBECONFIG_SECRET, stack_outputs
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 REGISTRY = stack_outputs()["registry_url"]
+TAG = "abc123"
 API = "/apis/v2beta1"
 
 
@@ -113,8 +114,10 @@ def kfp_stub():
 
 @pytest.fixture(scope="module")
 def gcp_yaml(tmp_path_factory) -> Path:
-    """The pipeline compiled for the stack's registry (in a subprocess, as the CLI does)."""
-    return compile_for_registry(REGISTRY, tmp_path_factory.mktemp("gcp") / "pipeline.gcp.yaml")
+    """The pipeline compiled with images in the stack's registry."""
+    return compile_pipeline(
+        tmp_path_factory.mktemp("gcp") / "pipeline.gcp.yaml", image_refs(REGISTRY, TAG)
+    )
 
 
 @pytest.fixture
@@ -140,9 +143,22 @@ def _documents(path: Path) -> list[dict]:
     return list(yaml.safe_load_all(path.read_text()))
 
 
+def compiled_images(pipeline_yaml: Path) -> dict[str, str]:
+    """Executor name (``exec-<step>-op``) -> container image, from a compiled pipeline."""
+    executors = _documents(pipeline_yaml)[0]["deploymentSpec"]["executors"]
+    return {name: spec["container"]["image"] for name, spec in sorted(executors.items())}
+
+
 def test_compiled_for_the_registry(gcp_yaml):
     images = compiled_images(gcp_yaml)
-    assert images == {f"exec-{step}-op": f"{REGISTRY}/{step}:0.1.0" for step in STEPS}
+    assert images == {f"exec-{step}-op": f"{REGISTRY}/{step}:{TAG}" for step in STEPS}
+
+
+def test_images_outside_the_stack_registry_are_refused():
+    images = image_refs(REGISTRY, TAG) | {"train": "docker.io/someone/train:latest"}
+    with pytest.raises(SubmitError, match="not in the stack's registry .*train=docker.io"):
+        check_registry(images, REGISTRY)
+    check_registry(image_refs(REGISTRY, TAG), REGISTRY + "/")
 
 
 def test_submit_sends_our_pipeline_with_the_gcp_arguments(kfp_stub, gcp_yaml):
@@ -165,7 +181,7 @@ def test_submit_sends_our_pipeline_with_the_gcp_arguments(kfp_stub, gcp_yaml):
     assert spec["pipeline_spec"] == pipeline_doc  # exactly what we compiled
     sent = {name: e["container"]["image"]
             for name, e in spec["pipeline_spec"]["deploymentSpec"]["executors"].items()}
-    assert sent == {f"exec-{step}-op": f"{REGISTRY}/{step}:0.1.0" for step in STEPS}
+    assert sent == {f"exec-{step}-op": f"{REGISTRY}/{step}:{TAG}" for step in STEPS}
     assert spec["platform_spec"] == platform_doc
     placed = spec["platform_spec"]["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
     assert all(e["nodeSelector"]["labels"] == PIPELINES_LABEL for e in placed.values())
@@ -221,24 +237,27 @@ def test_run_url_points_at_the_ui_run_page():
 def test_cli_dry_run_shows_registry_images_and_submits_nothing(kfp_stub, outputs_file, tmp_path):
     out = tmp_path / "crypto_pipeline.gcp.yaml"
     proc = _cli("--dry-run", "--stack-outputs", str(outputs_file), "--host", kfp_stub.url,
-                "--output", str(out), "--n-trials", "4")
+                "--output", str(out), "--n-trials", "4", "--tag", TAG)
     assert proc.returncode == 0, proc.stderr
     for step in STEPS:
-        assert f"{REGISTRY}/{step}:0.1.0" in proc.stdout, step
+        assert f"{REGISTRY}/{step}:{TAG}" in proc.stdout, step
     assert "lake = 'gs://crypto-kfp-raw-acme-forecasting'" in proc.stdout
     assert "model_repository = 'gs://crypto-kfp-models-acme-forecasting/repository'" in proc.stdout
     assert "n_trials = 4" in proc.stdout
     assert "Dry run: nothing submitted" in proc.stdout
     assert "warning: deploy target 'vertex' is not built yet" in proc.stderr
     assert KUBECONFIG_SECRET not in proc.stdout + proc.stderr
-    assert compiled_images(out) == {f"exec-{s}-op": f"{REGISTRY}/{s}:0.1.0" for s in STEPS}
+    assert compiled_images(out) == {f"exec-{s}-op": f"{REGISTRY}/{s}:{TAG}" for s in STEPS}
     assert kfp_stub.requests == []
 
 
 def test_cli_submits_and_prints_the_run_url(kfp_stub, outputs_file, tmp_path):
+    images = {step: f"{REGISTRY}/{step}@sha256:{'ab' * 32}" for step in STEPS}
+    images_file = tmp_path / "images.json"
+    images_file.write_text(json.dumps(images))
     proc = _cli("--stack-outputs", str(outputs_file), "--host", kfp_stub.url,
                 "--output", str(tmp_path / "p.yaml"), "--experiment", "crypto-nightly",
-                "--run-name", "cli run", "--coins", "bitcoin,ethereum")
+                "--run-name", "cli run", "--coins", "bitcoin,ethereum", "--images", str(images_file))
     assert proc.returncode == 0, proc.stderr
     assert f"Run details: {kfp_stub.url}/#/runs/details/run-0001" in proc.stdout
     assert KUBECONFIG_SECRET not in proc.stdout + proc.stderr
@@ -248,9 +267,9 @@ def test_cli_submits_and_prints_the_run_url(kfp_stub, outputs_file, tmp_path):
     assert run["display_name"] == "cli run"
     assert run["runtime_config"]["parameters"] == gcp_arguments(stack_outputs()) | {
         "coins": "bitcoin,ethereum"}
-    images = {e["container"]["image"]
-              for e in run["pipeline_spec"]["pipeline_spec"]["deploymentSpec"]["executors"].values()}
-    assert images == {f"{REGISTRY}/{step}:0.1.0" for step in STEPS}
+    sent = {e["container"]["image"]
+            for e in run["pipeline_spec"]["pipeline_spec"]["deploymentSpec"]["executors"].values()}
+    assert sent == set(images.values())
 
 
 def test_cli_unreachable_host_exits_2_with_the_hint(outputs_file, tmp_path):
