@@ -1,7 +1,7 @@
 """Transform step: parse, validate, feature-engineer and time-split the raw CSV (Beam)."""
 
-from components.transform.errors import RejectedRowsError, TransformError, TransformParameterError
-from components.transform.transform import RUNNERS, TransformResult, run
+from components.transform.errors import TransformError, TransformParameterError
+from components.transform.transform import RUNNERS, RejectedRowsError, TransformResult, run
 
 __all__ = [
     "RUNNERS",

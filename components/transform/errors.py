@@ -1,14 +1,9 @@
-"""Errors of the transform step (a module of their own: ``transform`` and ``dataflow``
-both raise them, and neither imports the other)."""
+"""Errors of the transform step's parameters and input (a module of their own: ``transform``
+and ``dataflow`` both raise them, and neither imports the other)."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from components.common.results import ParameterError
-
-if TYPE_CHECKING:
-    from components.transform.transform import TransformResult
 
 
 class TransformError(Exception):
@@ -17,11 +12,3 @@ class TransformError(Exception):
 
 class TransformParameterError(TransformError, ParameterError):
     """A parameter value the transform cannot use; raised before any work."""
-
-
-class RejectedRowsError(TransformError):
-    """Too many rows were rejected. The outputs, rejected rows included, were written."""
-
-    def __init__(self, message: str, result: TransformResult):
-        super().__init__(message)
-        self.result = result

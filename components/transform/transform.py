@@ -28,11 +28,7 @@ from components.common.contracts import SHARD_COLUMNS, SPLITS, shard_glob, shard
 from components.common.features import HISTORY_DAYS
 from components.common.results import StepResult
 from components.transform import beam_ops
-from components.transform.errors import (
-    RejectedRowsError,
-    TransformError,
-    TransformParameterError,
-)
+from components.transform.errors import TransformError, TransformParameterError
 from components.transform.parse import DEFAULT_PRICE_TOLERANCE, RowParser
 from components.transform.series import DEFAULT_SPLIT, parse_split
 
@@ -40,6 +36,14 @@ log = logging.getLogger(__name__)
 
 RUNNERS = ("local", "dataflow")
 REJECTED_COLUMNS = ("line", "reason", "raw")
+
+
+class RejectedRowsError(TransformError):
+    """Too many rows were rejected. The outputs, rejected rows included, were written."""
+
+    def __init__(self, message: str, result: TransformResult):
+        super().__init__(message)
+        self.result = result
 
 
 @dataclass

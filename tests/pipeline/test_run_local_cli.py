@@ -79,11 +79,11 @@ def test_deploy_not_run_is_skipped_only_when_the_gate_said_no():
     from pipeline.local import classify_deploy
 
     shut = _records("SUCCEEDED")
-    classify_deploy(shut, {"train": {"parameterValues": {"Output": False}}})
+    classify_deploy(shut, {"train": {"Output": False}})
     assert shut["deploy"].status == "SKIPPED"
 
     passed_but_missing = _records("SUCCEEDED")
-    classify_deploy(passed_but_missing, {"train": {"parameterValues": {"Output": True}}})
+    classify_deploy(passed_but_missing, {"train": {"Output": True}})
     assert passed_but_missing["deploy"].status == "FAILED"
     assert "gate output was True" in passed_but_missing["deploy"].output_tail[0]
 
