@@ -39,7 +39,8 @@ test: $(STAMP) ## Run the whole test suite offline (exit 5, no tests, is a failu
 test-infra: $(STAMP) ## Run only the Pulumi program tests (mocked providers)
 	$(PY) -m pytest tests/infra
 
-lint: $(STAMP) ## Run ruff
+lint: $(STAMP) ## Check formatting and lint: ruff format --check, ruff check (lines <= 100)
+	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/ruff check .
 
 local: $(STAMP) ## Run the whole pipeline on this machine (SOURCE=path|https|gs:// overrides the data; ARGS=... more options)

@@ -36,18 +36,36 @@ def run_direct(source: str, work: Path, budget: dict) -> dict[str, float]:
     run_transform(str(work / "raw.csv"), str(work / "features"), coins="bitcoin")
     times["transform"] = time.perf_counter() - t
     t = time.perf_counter()
-    tuned = tune(work / "features", work / "features" / "stats.json",
-                 n_trials=budget["n_trials"], timeout_s=budget["tune_timeout_s"],
-                 max_epochs=budget["tune_max_epochs"], seed=42)
+    tuned = tune(
+        work / "features",
+        work / "features" / "stats.json",
+        n_trials=budget["n_trials"],
+        timeout_s=budget["tune_timeout_s"],
+        max_epochs=budget["tune_max_epochs"],
+        seed=42,
+    )
     times["tune"] = time.perf_counter() - t
     t = time.perf_counter()
-    result = train(work / "features", work / "features" / "stats.json", tuned.best_params,
-                   work / "model", epochs=budget["epochs"], seed=42, max_mae_ratio=1e6,
-                   model_name="bench", report_path=work / "report.html")
+    result = train(
+        work / "features",
+        work / "features" / "stats.json",
+        tuned.best_params,
+        work / "model",
+        epochs=budget["epochs"],
+        seed=42,
+        max_mae_ratio=1e6,
+        model_name="bench",
+        report_path=work / "report.html",
+    )
     times["train"] = time.perf_counter() - t
     t = time.perf_counter()
-    deploy(str(work / "model"), model_repository=str(work / "models"), model_name="bench",
-           metrics=result.metrics, version=result.version)
+    deploy(
+        str(work / "model"),
+        model_repository=str(work / "models"),
+        model_name="bench",
+        metrics=result.metrics,
+        version=result.version,
+    )
     times["deploy"] = time.perf_counter() - t
     return times
 
@@ -62,11 +80,18 @@ def run_kfp_local(source: str, work: Path, budget: dict) -> dict[str, float]:
 
     start = time.perf_counter()
     pipeline_yaml = compile_pipeline(work / "pipeline.yaml")
-    arguments = {"lake": str(work / "lake"), "model_repository": str(work / "models"),
-                 "source": source, "source_sha256": "", "max_mae_ratio": 1e6, **budget}
+    arguments = {
+        "lake": str(work / "lake"),
+        "model_repository": str(work / "models"),
+        "source": source,
+        "source_sha256": "",
+        "max_mae_ratio": 1e6,
+        **budget,
+    }
     with contextlib.redirect_stdout(io.StringIO()):
-        result = run_compiled_locally(pipeline_yaml, arguments, work / "root",
-                                      progress=lambda _msg: None)
+        result = run_compiled_locally(
+            pipeline_yaml, arguments, work / "root", progress=lambda _msg: None
+        )
     total = time.perf_counter() - start
     if not result.succeeded:
         raise SystemExit(f"kfp.local run failed at {result.failed_step.step}")
@@ -82,8 +107,12 @@ def main() -> None:
     parser.add_argument("--tune-max-epochs", type=int, default=10)
     parser.add_argument("--epochs", type=int, default=30)
     args = parser.parse_args()
-    budget = {"n_trials": args.n_trials, "tune_max_epochs": args.tune_max_epochs,
-              "tune_timeout_s": 600, "epochs": args.epochs}
+    budget = {
+        "n_trials": args.n_trials,
+        "tune_max_epochs": args.tune_max_epochs,
+        "tune_timeout_s": 600,
+        "epochs": args.epochs,
+    }
     source = str(Path(args.source).resolve())
     print(f"source {source}; budget {budget}")
     with tempfile.TemporaryDirectory() as tmp:
@@ -96,10 +125,17 @@ def main() -> None:
         kfp = run_kfp_local(source, work / "kfp", budget)
     print(f"\n{'step':<10} {'direct s':>10} {'kfp.local s':>12} {'ratio':>7}")
     for step in ("ingest", "transform", "tune", "train", "deploy"):
-        print(f"{step:<10} {direct[step]:>10.1f} {kfp[step]:>12.1f} {kfp[step] / direct[step]:>7.2f}")
-    print(f"{'total':<10} {direct_total:>10.1f} {kfp['total']:>12.1f} "
-          f"{kfp['total'] / direct_total:>7.2f}")
-    print(f"\norchestration overhead (kfp.local wall / direct wall): {kfp['total'] / direct_total:.2f}x")
+        print(
+            f"{step:<10} {direct[step]:>10.1f} {kfp[step]:>12.1f} {kfp[step] / direct[step]:>7.2f}"
+        )
+    print(
+        f"{'total':<10} {direct_total:>10.1f} {kfp['total']:>12.1f} "
+        f"{kfp['total'] / direct_total:>7.2f}"
+    )
+    print(
+        "\norchestration overhead (kfp.local wall / direct wall): "
+        f"{kfp['total'] / direct_total:.2f}x"
+    )
 
 
 if __name__ == "__main__":

@@ -27,7 +27,8 @@ DEFAULT_DATA = PROJECT_ROOT.parent / "shared" / "data" / "crypto-markets.csv"
 
 
 def replicate(source: Path, target: Path, times: int) -> int:
-    """Write ``source`` with its data rows repeated ``times`` times under new slugs; rows written."""
+    """Write ``source`` with its data rows repeated ``times`` times under new slugs;
+    return the rows written."""
     header, *rows = source.read_text().splitlines()
     rows = [r for r in rows if r.strip()]
     with target.open("w") as out:
@@ -49,8 +50,15 @@ def child(input_path: str, output_dir: str, runner: str) -> None:
         from components.transform.transform import run_transform
 
         summary = run_transform(input_path, output_dir, coins="all")
-        print(json.dumps({"rows": summary.input_rows, "seconds": summary.seconds,
-                          "examples": sum(s["rows"] for s in summary.splits.values())}))
+        print(
+            json.dumps(
+                {
+                    "rows": summary.input_rows,
+                    "seconds": summary.seconds,
+                    "examples": sum(s["rows"] for s in summary.splits.values()),
+                }
+            )
+        )
         return
     # Only for the runner comparison: the same pipeline on BundleBasedDirectRunner.
     import apache_beam as beam
@@ -63,12 +71,26 @@ def child(input_path: str, output_dir: str, runner: str) -> None:
     started = time.monotonic()
     pipeline = beam.Pipeline(runner=BundleBasedDirectRunner(), options=PipelineOptions(flags=[]))
     os.makedirs(output_dir, exist_ok=True)
-    t.build_pipeline(pipeline, input_path, output_dir,
-                     RowParser.from_header(t.read_header(input_path)), None, (0.7, 0.15, 0.15), 1)
+    t.build_pipeline(
+        pipeline,
+        input_path,
+        output_dir,
+        RowParser.from_header(t.read_header(input_path)),
+        None,
+        (0.7, 0.15, 0.15),
+        1,
+    )
     pipeline.run().wait_until_finish()
     stats = json.loads((Path(output_dir) / t.STATS_FILE).read_text())
-    print(json.dumps({"rows": stats["input_rows"], "seconds": time.monotonic() - started,
-                      "examples": sum(s["rows"] for s in stats["splits"].values())}))
+    print(
+        json.dumps(
+            {
+                "rows": stats["input_rows"],
+                "seconds": time.monotonic() - started,
+                "examples": sum(s["rows"] for s in stats["splits"].values()),
+            }
+        )
+    )
 
 
 def measure(input_path: Path, output_dir: Path, runner: str = "local") -> dict:
@@ -76,7 +98,10 @@ def measure(input_path: Path, output_dir: Path, runner: str = "local") -> dict:
     started = time.monotonic()
     proc = subprocess.Popen(
         [sys.executable, __file__, "--child", str(input_path), str(output_dir), runner],
-        cwd=PROJECT_ROOT, stdout=subprocess.PIPE, text=True)
+        cwd=PROJECT_ROOT,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     out = proc.stdout.read()
     _, status, usage = os.wait4(proc.pid, 0)
     proc.stdout.close()
@@ -90,12 +115,19 @@ def measure(input_path: Path, output_dir: Path, runner: str = "local") -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--input", type=Path,
-                        default=Path(os.environ["CRYPTO_DATA_DIR"]) / "crypto-markets.csv"
-                        if "CRYPTO_DATA_DIR" in os.environ else DEFAULT_DATA)
+    parser.add_argument(
+        "--input",
+        type=Path,
+        default=Path(os.environ["CRYPTO_DATA_DIR"]) / "crypto-markets.csv"
+        if "CRYPTO_DATA_DIR" in os.environ
+        else DEFAULT_DATA,
+    )
     parser.add_argument("--sizes", default="1,10", help="multiples of the input (default 1,10)")
-    parser.add_argument("--compare-runners", action="store_true",
-                        help="also time BundleBasedDirectRunner on the 1x input")
+    parser.add_argument(
+        "--compare-runners",
+        action="store_true",
+        help="also time BundleBasedDirectRunner on the 1x input",
+    )
     parser.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -104,8 +136,10 @@ def main() -> None:
 
     sizes = [int(s) for s in args.sizes.split(",")]
     print(f"transform benchmark: coins=all, local runner (FnApiRunner), input {args.input.name}")
-    print(f"{'input':>6} {'runner':<14} {'rows':>9} {'examples':>9} {'seconds':>8} "
-          f"{'rows/s':>8} {'wall s':>7} {'peak RSS MB':>11}")
+    print(
+        f"{'input':>6} {'runner':<14} {'rows':>9} {'examples':>9} {'seconds':>8} "
+        f"{'rows/s':>8} {'wall s':>7} {'peak RSS MB':>11}"
+    )
     with tempfile.TemporaryDirectory(prefix="transform-bench-") as tmp:
         runs = [(size, "local") for size in sizes]
         if args.compare_runners:
@@ -117,12 +151,17 @@ def main() -> None:
                 if not source.exists():
                     replicate(args.input, source, size)
             result = measure(source, Path(tmp) / f"out-{size}-{runner}", runner)
-            print(f"{f'{size}x':>6} {runner if runner != 'local' else 'fnapi':<14} "
-                  f"{result['rows']:>9,} {result['examples']:>9,} {result['seconds']:>8.1f} "
-                  f"{result['rows'] / result['seconds']:>8,.0f} {result['wall']:>7.1f} "
-                  f"{result['peak_rss_mb']:>11.0f}", flush=True)
-    print("seconds: run_transform (pipeline build + run + stats); wall: the whole process, "
-          "imports included.")
+            print(
+                f"{f'{size}x':>6} {runner if runner != 'local' else 'fnapi':<14} "
+                f"{result['rows']:>9,} {result['examples']:>9,} {result['seconds']:>8.1f} "
+                f"{result['rows'] / result['seconds']:>8,.0f} {result['wall']:>7.1f} "
+                f"{result['peak_rss_mb']:>11.0f}",
+                flush=True,
+            )
+    print(
+        "seconds: run_transform (pipeline build + run + stats); wall: the whole process, "
+        "imports included."
+    )
 
 
 if __name__ == "__main__":

@@ -57,7 +57,9 @@ def _pool_node_config(
         spot=spot,
         service_account=service_account,
         oauth_scopes=OAUTH_SCOPES,
-        workload_metadata_config=gcp.container.NodePoolNodeConfigWorkloadMetadataConfigArgs(mode="GKE_METADATA"),
+        workload_metadata_config=gcp.container.NodePoolNodeConfigWorkloadMetadataConfigArgs(
+            mode="GKE_METADATA"
+        ),
         shielded_instance_config=gcp.container.NodePoolNodeConfigShieldedInstanceConfigArgs(
             enable_secure_boot=True, enable_integrity_monitoring=True
         ),
@@ -141,7 +143,9 @@ class GkeCluster(pulumi.ComponentResource):
             # Dataplane V2: NetworkPolicy is enforced, at no extra cost.
             datapath_provider="ADVANCED_DATAPATH",
             # Security patches arrive through the channel without anyone scheduling them.
-            release_channel=gcp.container.ClusterReleaseChannelArgs(channel=settings.release_channel),
+            release_channel=gcp.container.ClusterReleaseChannelArgs(
+                channel=settings.release_channel
+            ),
             # GKE insists on creating a default pool; it is deleted right away so every node
             # comes from a pool below. While it exists it runs as the minimal node account
             # with Workload Identity metadata, like every other node.
@@ -151,7 +155,9 @@ class GkeCluster(pulumi.ComponentResource):
                 service_account=node_service_account,
                 oauth_scopes=OAUTH_SCOPES,
                 disk_type="pd-standard",
-                workload_metadata_config=gcp.container.ClusterNodeConfigWorkloadMetadataConfigArgs(mode="GKE_METADATA"),
+                workload_metadata_config=gcp.container.ClusterNodeConfigWorkloadMetadataConfigArgs(
+                    mode="GKE_METADATA"
+                ),
                 shielded_instance_config=gcp.container.ClusterNodeConfigShieldedInstanceConfigArgs(
                     enable_secure_boot=True, enable_integrity_monitoring=True
                 ),
@@ -215,7 +221,9 @@ class GkeCluster(pulumi.ComponentResource):
         # Holds no credential, but names the endpoint and CA: kept out of logs and plain state.
         self.kubeconfig = pulumi.Output.secret(
             pulumi.Output.all(
-                self.cluster.name, self.cluster.endpoint, self.cluster.master_auth.cluster_ca_certificate
+                self.cluster.name,
+                self.cluster.endpoint,
+                self.cluster.master_auth.cluster_ca_certificate,
             ).apply(lambda args: kubeconfig(settings.project, settings.cluster_location, *args))
         )
         self.register_outputs({"name": self.cluster.name, "kubeconfig": self.kubeconfig})
@@ -239,7 +247,13 @@ def kubeconfig(project: str, location: str, name: str, endpoint: str, ca_certifi
             "apiVersion": "v1",
             "kind": "Config",
             "clusters": [
-                {"name": context, "cluster": {"server": f"https://{endpoint}", "certificate-authority-data": ca_certificate}}
+                {
+                    "name": context,
+                    "cluster": {
+                        "server": f"https://{endpoint}",
+                        "certificate-authority-data": ca_certificate,
+                    },
+                }
             ],
             "contexts": [{"name": context, "context": {"cluster": context, "user": context}}],
             "current-context": context,
@@ -250,7 +264,8 @@ def kubeconfig(project: str, location: str, name: str, endpoint: str, ca_certifi
                         "exec": {
                             "apiVersion": "client.authentication.k8s.io/v1beta1",
                             "command": AUTH_PLUGIN,
-                            "installHint": "Install gke-gcloud-auth-plugin: gcloud components install gke-gcloud-auth-plugin",
+                            "installHint": "Install gke-gcloud-auth-plugin: "
+                            "gcloud components install gke-gcloud-auth-plugin",
                             "provideClusterInfo": True,
                         }
                     },

@@ -29,29 +29,94 @@ class Setting:
 
 
 SCHEMA: dict[str, Setting] = {
-    "region": Setting("string", "us-central1", "Region for the network, buckets, registry and a regional cluster."),
-    "zone": Setting("string", "us-central1-a", "Zone of the cluster when regionalCluster is false; must be in region."),
-    "regionalCluster": Setting("boolean", False, "Regional control plane and nodes in every zone of the region (about 3x the node cost)."),
-    "resourcePrefix": Setting("string", "crypto-kfp", "Prefix of every resource name (lower case letters, digits, hyphens; 3-20 characters)."),
-    "releaseChannel": Setting("string", "REGULAR", "GKE release channel: RAPID, REGULAR, STABLE or EXTENDED."),
-    "systemMachineType": Setting("string", "e2-standard-2", "Machine type of the system pool that runs Kubeflow Pipelines itself."),
+    "region": Setting(
+        "string", "us-central1", "Region for the network, buckets, registry and a regional cluster."
+    ),
+    "zone": Setting(
+        "string",
+        "us-central1-a",
+        "Zone of the cluster when regionalCluster is false; must be in region.",
+    ),
+    "regionalCluster": Setting(
+        "boolean",
+        False,
+        "Regional control plane and nodes in every zone of the region (about 3x the node cost).",
+    ),
+    "resourcePrefix": Setting(
+        "string",
+        "crypto-kfp",
+        "Prefix of every resource name (lower case letters, digits, hyphens; 3-20 characters).",
+    ),
+    "releaseChannel": Setting(
+        "string", "REGULAR", "GKE release channel: RAPID, REGULAR, STABLE or EXTENDED."
+    ),
+    "systemMachineType": Setting(
+        "string",
+        "e2-standard-2",
+        "Machine type of the system pool that runs Kubeflow Pipelines itself.",
+    ),
     "systemMinNodes": Setting("integer", 1, "Minimum nodes of the system pool (whole cluster)."),
     "systemMaxNodes": Setting("integer", 3, "Maximum nodes of the system pool (whole cluster)."),
-    "pipelinesMachineType": Setting("string", "e2-standard-4", "Machine type of the pipelines pool that runs pipeline steps."),
-    "pipelinesMinNodes": Setting("integer", 0, "Minimum nodes of the pipelines pool; 0 means no cost while no step runs."),
+    "pipelinesMachineType": Setting(
+        "string", "e2-standard-4", "Machine type of the pipelines pool that runs pipeline steps."
+    ),
+    "pipelinesMinNodes": Setting(
+        "integer", 0, "Minimum nodes of the pipelines pool; 0 means no cost while no step runs."
+    ),
     "pipelinesMaxNodes": Setting("integer", 3, "Maximum nodes of the pipelines pool."),
-    "pipelinesSpot": Setting("boolean", True, "Run the pipelines pool on Spot VMs (60-90% cheaper, may be reclaimed)."),
+    "pipelinesSpot": Setting(
+        "boolean", True, "Run the pipelines pool on Spot VMs (60-90% cheaper, may be reclaimed)."
+    ),
     "nodeDiskSizeGb": Setting("integer", 50, "Boot disk size of every node, in GB."),
-    "subnetCidr": Setting("string", "10.10.0.0/20", "Primary range of the subnet (node addresses)."),
-    "podsCidr": Setting("string", "10.20.0.0/16", "Secondary range of the subnet for pod addresses."),
-    "servicesCidr": Setting("string", "10.30.0.0/20", "Secondary range of the subnet for service addresses."),
-    "masterCidr": Setting("string", "172.16.0.32/28", "The /28 range of the GKE control plane (must not overlap the other ranges)."),
-    "masterAuthorizedNetworks": Setting("array", [], "CIDR ranges allowed to reach the control plane; empty means any address (credentials still required) and preview warns."),
-    "kfpVersion": Setting("string", "2.17.0", "Kubeflow Pipelines release to install (a 2.x release tag, e.g. 2.17.0)."),
-    "tempObjectTtlDays": Setting("integer", 7, "Days after which objects in the Dataflow temp and staging buckets are deleted."),
-    "registryKeepVersions": Setting("integer", 10, "Newest image versions per package the Artifact Registry cleanup policy keeps."),
-    "protect": Setting("boolean", False, "Production safety: the cluster, its node pools and the raw, artifacts and models buckets are Pulumi-protected (pulumi destroy refuses), with GKE deletion protection and the data buckets retained on delete. To tear down, set it false and run pulumi up before pulumi destroy."),
-    "serviceAccountKeys": Setting("boolean", False, "Create service-account keys (secret outputs + Kubernetes Secret); Workload Identity needs none."),
+    "subnetCidr": Setting(
+        "string", "10.10.0.0/20", "Primary range of the subnet (node addresses)."
+    ),
+    "podsCidr": Setting(
+        "string", "10.20.0.0/16", "Secondary range of the subnet for pod addresses."
+    ),
+    "servicesCidr": Setting(
+        "string", "10.30.0.0/20", "Secondary range of the subnet for service addresses."
+    ),
+    "masterCidr": Setting(
+        "string",
+        "172.16.0.32/28",
+        "The /28 range of the GKE control plane (must not overlap the other ranges).",
+    ),
+    "masterAuthorizedNetworks": Setting(
+        "array",
+        [],
+        "CIDR ranges allowed to reach the control plane; empty means any address "
+        "(credentials still required) and preview warns.",
+    ),
+    "kfpVersion": Setting(
+        "string",
+        "2.17.0",
+        "Kubeflow Pipelines release to install (a 2.x release tag, e.g. 2.17.0).",
+    ),
+    "tempObjectTtlDays": Setting(
+        "integer",
+        7,
+        "Days after which objects in the Dataflow temp and staging buckets are deleted.",
+    ),
+    "registryKeepVersions": Setting(
+        "integer",
+        10,
+        "Newest image versions per package the Artifact Registry cleanup policy keeps.",
+    ),
+    "protect": Setting(
+        "boolean",
+        False,
+        "Production safety: the cluster, its node pools and the raw, artifacts and models "
+        "buckets are Pulumi-protected (pulumi destroy refuses), with GKE deletion protection "
+        "and the data buckets retained on delete. To tear down, set it false and run pulumi "
+        "up before pulumi destroy.",
+    ),
+    "serviceAccountKeys": Setting(
+        "boolean",
+        False,
+        "Create service-account keys (secret outputs + Kubernetes Secret); Workload "
+        "Identity needs none.",
+    ),
 }
 
 RELEASE_CHANNELS = ("RAPID", "REGULAR", "STABLE", "EXTENDED")
@@ -111,7 +176,11 @@ class Settings:
     @property
     def labels(self) -> dict[str, str]:
         """Labels on every resource that takes them, for cost reports and clean-up."""
-        return {"app": self.resource_prefix, "stack": _label_value(self.stack), "managed-by": "pulumi"}
+        return {
+            "app": self.resource_prefix,
+            "stack": _label_value(self.stack),
+            "managed-by": "pulumi",
+        }
 
 
 def _label_value(value: str) -> str:
@@ -134,7 +203,9 @@ class _Reader:
         self.errors: list[str] = []
 
     def fail(self, key: str, problem: str, example: str, command: str | None = None) -> None:
-        self.errors.append(f"{key}: {problem}. Fix it with: {command or _set_command(key, example)}")
+        self.errors.append(
+            f"{key}: {problem}. Fix it with: {command or _set_command(key, example)}"
+        )
 
     def raw(self, key: str) -> str | None:
         return self.config.get(key)
@@ -185,7 +256,9 @@ class _Reader:
         try:
             return str(ipaddress.IPv4Network(value, strict=True))
         except ValueError:
-            self.fail(key, f"{value!r} is not an IPv4 network in CIDR form", str(SCHEMA[key].default))
+            self.fail(
+                key, f"{value!r} is not an IPv4 network in CIDR form", str(SCHEMA[key].default)
+            )
             return SCHEMA[key].default
 
 
@@ -215,41 +288,73 @@ def load_settings() -> Settings:
 
     prefix = r.string("resourcePrefix")
     if not _PREFIX.match(prefix):
-        r.fail("resourcePrefix", f"{prefix!r} must be 3-20 lower case letters, digits or hyphens, starting with a letter", "crypto-kfp")
+        r.fail(
+            "resourcePrefix",
+            f"{prefix!r} must be 3-20 lower case letters, digits or hyphens, "
+            "starting with a letter",
+            "crypto-kfp",
+        )
 
     channel = r.string("releaseChannel").upper()
     if channel not in RELEASE_CHANNELS:
-        r.fail("releaseChannel", f"{channel!r} is not one of {', '.join(RELEASE_CHANNELS)}", "REGULAR")
+        r.fail(
+            "releaseChannel", f"{channel!r} is not one of {', '.join(RELEASE_CHANNELS)}", "REGULAR"
+        )
 
     system_min = r.integer("systemMinNodes", 1, 100)
     system_max = r.integer("systemMaxNodes", 1, 100)
     if system_min > system_max:
-        r.fail("systemMinNodes", f"min {system_min} is greater than systemMaxNodes {system_max}", str(system_max))
+        r.fail(
+            "systemMinNodes",
+            f"min {system_min} is greater than systemMaxNodes {system_max}",
+            str(system_max),
+        )
     pipelines_min = r.integer("pipelinesMinNodes", 0, 100)
     pipelines_max = r.integer("pipelinesMaxNodes", 1, 100)
     if pipelines_min > pipelines_max:
-        r.fail("pipelinesMinNodes", f"min {pipelines_min} is greater than pipelinesMaxNodes {pipelines_max}", str(pipelines_max))
+        r.fail(
+            "pipelinesMinNodes",
+            f"min {pipelines_min} is greater than pipelinesMaxNodes {pipelines_max}",
+            str(pipelines_max),
+        )
 
     kfp_version = r.string("kfpVersion")
     if not _KFP_VERSION.match(kfp_version):
-        r.fail("kfpVersion", f"{kfp_version!r} is not a Kubeflow Pipelines 2.x release tag such as 2.17.0", "2.17.0")
+        r.fail(
+            "kfpVersion",
+            f"{kfp_version!r} is not a Kubeflow Pipelines 2.x release tag such as 2.17.0",
+            "2.17.0",
+        )
 
     ranges = {key: r.cidr(key) for key in ("subnetCidr", "podsCidr", "servicesCidr", "masterCidr")}
     if ipaddress.IPv4Network(ranges["masterCidr"]).prefixlen != 28:
-        r.fail("masterCidr", f"{ranges['masterCidr']!r} must be a /28 range (a GKE requirement)", "172.16.0.32/28")
+        r.fail(
+            "masterCidr",
+            f"{ranges['masterCidr']!r} must be a /28 range (a GKE requirement)",
+            "172.16.0.32/28",
+        )
     networks = {key: ipaddress.IPv4Network(value) for key, value in ranges.items()}
     keys = list(networks)
     for i, first in enumerate(keys):
-        for second in keys[i + 1:]:
+        for second in keys[i + 1 :]:
             if networks[first].overlaps(networks[second]):
-                r.fail(second, f"{ranges[second]} overlaps {first} {ranges[first]}", str(SCHEMA[second].default))
+                r.fail(
+                    second,
+                    f"{ranges[second]} overlaps {first} {ranges[first]}",
+                    str(SCHEMA[second].default),
+                )
 
     authorized = []
     for cidr in r.string_list("masterAuthorizedNetworks"):
         try:
             authorized.append(str(ipaddress.IPv4Network(cidr, strict=False)))
         except ValueError:
-            r.fail("masterAuthorizedNetworks", f"{cidr!r} is not a CIDR range", "", _SET_AUTHORIZED_NETWORK)
+            r.fail(
+                "masterAuthorizedNetworks",
+                f"{cidr!r} is not a CIDR range",
+                "",
+                _SET_AUTHORIZED_NETWORK,
+            )
 
     settings = Settings(
         project=project,

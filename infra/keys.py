@@ -42,13 +42,19 @@ class ServiceAccountKeys(pulumi.ComponentResource):
                 opts=pulumi.ResourceOptions(parent=self),
             )
             # The API returns the key file base64-encoded; the output is the file itself.
-            key_json = pulumi.Output.secret(key.private_key.apply(lambda b64: base64.b64decode(b64).decode()))
+            key_json = pulumi.Output.secret(
+                key.private_key.apply(lambda b64: base64.b64decode(b64).decode())
+            )
             k8s.core.v1.Secret(
                 f"{name}-{account}-secret",
-                metadata=k8s.meta.v1.ObjectMetaArgs(name=f"{account_ids[account]}-key", namespace=namespace),
+                metadata=k8s.meta.v1.ObjectMetaArgs(
+                    name=f"{account_ids[account]}-key", namespace=namespace
+                ),
                 type="Opaque",
                 string_data={KEY_FILE: key_json},
-                opts=pulumi.ResourceOptions(parent=self, provider=provider, depends_on=list(depends_on)),
+                opts=pulumi.ResourceOptions(
+                    parent=self, provider=provider, depends_on=list(depends_on)
+                ),
             )
             self.json_keys[account_ids[account]] = key_json
         self.register_outputs({})

@@ -52,7 +52,9 @@ class KubeflowPipelines(pulumi.ComponentResource):
         self.cluster_scoped = k8s.kustomize.v2.Directory(
             f"{name}-cluster-scoped",
             directory=manifest_url(CLUSTER_SCOPED, settings.kfp_version),
-            opts=pulumi.ResourceOptions.merge(on_cluster, pulumi.ResourceOptions(depends_on=list(depends_on))),
+            opts=pulumi.ResourceOptions.merge(
+                on_cluster, pulumi.ResourceOptions(depends_on=list(depends_on))
+            ),
         )
         # The namespaced install uses the CRDs and namespace created above.
         self.platform = k8s.kustomize.v2.Directory(
@@ -62,7 +64,9 @@ class KubeflowPipelines(pulumi.ComponentResource):
                 on_cluster, pulumi.ResourceOptions(depends_on=[self.cluster_scoped, *depends_on])
             ),
         )
-        after_install = pulumi.ResourceOptions.merge(on_cluster, pulumi.ResourceOptions(depends_on=[self.platform]))
+        after_install = pulumi.ResourceOptions.merge(
+            on_cluster, pulumi.ResourceOptions(depends_on=[self.platform])
+        )
         # Carrying the version makes a KFP upgrade re-apply the patches after the
         # re-applied install has reset the fields to the manifests' values.
         version_annotation = {"crypto-kfp/kfp-version": settings.kfp_version}

@@ -19,7 +19,9 @@ WEBHOOK_PORTS = ("8443",)
 class Network(pulumi.ComponentResource):
     """A dedicated VPC so the cluster's ranges and firewall rules are owned by this stack."""
 
-    def __init__(self, name: str, settings: Settings, opts: pulumi.ResourceOptions | None = None) -> None:
+    def __init__(
+        self, name: str, settings: Settings, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
         super().__init__("crypto-kfp:infra:Network", name, None, opts)
         child = child_options(self, opts)
         # Network tag on every node, so firewall rules target this cluster's nodes only.
@@ -45,8 +47,12 @@ class Network(pulumi.ComponentResource):
             private_ip_google_access=True,
             # VPC-native cluster: pods and services get their own secondary ranges.
             secondary_ip_ranges=[
-                gcp.compute.SubnetworkSecondaryIpRangeArgs(range_name=PODS_RANGE, ip_cidr_range=settings.pods_cidr),
-                gcp.compute.SubnetworkSecondaryIpRangeArgs(range_name=SERVICES_RANGE, ip_cidr_range=settings.services_cidr),
+                gcp.compute.SubnetworkSecondaryIpRangeArgs(
+                    range_name=PODS_RANGE, ip_cidr_range=settings.pods_cidr
+                ),
+                gcp.compute.SubnetworkSecondaryIpRangeArgs(
+                    range_name=SERVICES_RANGE, ip_cidr_range=settings.services_cidr
+                ),
             ],
             opts=child,
         )
@@ -67,7 +73,9 @@ class Network(pulumi.ComponentResource):
             nat_ip_allocate_option="AUTO_ONLY",
             source_subnetwork_ip_ranges_to_nat="LIST_OF_SUBNETWORKS",
             subnetworks=[
-                gcp.compute.RouterNatSubnetworkArgs(name=self.subnet.id, source_ip_ranges_to_nats=["ALL_IP_RANGES"]),
+                gcp.compute.RouterNatSubnetworkArgs(
+                    name=self.subnet.id, source_ip_ranges_to_nats=["ALL_IP_RANGES"]
+                ),
             ],
             log_config=gcp.compute.RouterNatLogConfigArgs(enable=True, filter="ERRORS_ONLY"),
             opts=child,
@@ -81,7 +89,8 @@ class Network(pulumi.ComponentResource):
             source_ranges=[settings.master_cidr],
             target_tags=[self.node_tag],
             allows=[gcp.compute.FirewallAllowArgs(protocol="tcp", ports=list(WEBHOOK_PORTS))],
-            description="GKE control plane to admission webhooks (KFP cache server) on private nodes",
+            description="GKE control plane to admission webhooks (KFP cache server) on "
+            "private nodes",
             opts=child,
         )
         self.register_outputs({"vpc": self.vpc.id, "subnet": self.subnet.id})

@@ -15,7 +15,9 @@ DELETE_OLDER_THAN = f"{7 * 24 * 3600}s"
 class ContainerRegistry(pulumi.ComponentResource):
     """One Docker repository; ``url`` is the prefix image names are tagged with."""
 
-    def __init__(self, name: str, settings: Settings, opts: pulumi.ResourceOptions | None = None) -> None:
+    def __init__(
+        self, name: str, settings: Settings, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
         super().__init__("crypto-kfp:infra:ContainerRegistry", name, None, opts)
         repository_id = settings.name("images")
         self.repository = gcp.artifactregistry.Repository(

@@ -6,8 +6,8 @@ from typing import Any
 
 import pulumi
 
-from infra.apis import ProjectApis
 from components.common.placement import PIPELINES_LABEL, PIPELINES_TOLERATION
+from infra.apis import ProjectApis
 from infra.cluster import GkeCluster
 from infra.config import Settings
 from infra.identity import ServiceAccounts, WorkloadIdentityBindings
@@ -42,10 +42,15 @@ def build_stack(settings: Settings) -> dict[str, Any]:
     network = Network("network", settings, opts=after_apis)
     storage = Buckets("storage", settings, opts=after_apis)
     registry = ContainerRegistry("registry", settings, opts=after_apis)
-    identity = ServiceAccounts("identity", settings, storage.buckets, registry.repository, opts=after_apis)
+    identity = ServiceAccounts(
+        "identity", settings, storage.buckets, registry.repository, opts=after_apis
+    )
     gke = GkeCluster("gke", settings, network, identity.emails["nodes"], opts=after_apis)
     workload_identity = WorkloadIdentityBindings(
-        "workload-identity", settings, identity, opts=pulumi.ResourceOptions(depends_on=[gke.cluster])
+        "workload-identity",
+        settings,
+        identity,
+        opts=pulumi.ResourceOptions(depends_on=[gke.cluster]),
     )
     kfp = KubeflowPipelines(
         "kfp",

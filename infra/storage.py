@@ -26,8 +26,12 @@ BUCKETS = {
     # Versioned: an accidental overwrite or delete of raw data can be undone.
     "raw": BucketSpec("raw", "raw data lake", versioned=True),
     "artifacts": BucketSpec("artifacts", "KFP pipeline root: every step's artifacts"),
-    "dataflow_temp": BucketSpec("df-temp", "Dataflow temporary files", expires=True, holds_data=False),
-    "dataflow_staging": BucketSpec("df-staging", "Dataflow staged packages", expires=True, holds_data=False),
+    "dataflow_temp": BucketSpec(
+        "df-temp", "Dataflow temporary files", expires=True, holds_data=False
+    ),
+    "dataflow_staging": BucketSpec(
+        "df-staging", "Dataflow staged packages", expires=True, holds_data=False
+    ),
     "models": BucketSpec("models", "trained models for serving", versioned=True),
 }
 
@@ -37,7 +41,9 @@ PIPELINE_ROOT_PREFIX = "pipeline-root"
 class Buckets(pulumi.ComponentResource):
     """One bucket per purpose, so each service account is granted only the ones it uses."""
 
-    def __init__(self, name: str, settings: Settings, opts: pulumi.ResourceOptions | None = None) -> None:
+    def __init__(
+        self, name: str, settings: Settings, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
         super().__init__("crypto-kfp:infra:Buckets", name, None, opts)
         self.buckets: dict[str, gcp.storage.Bucket] = {}
         for key, spec in BUCKETS.items():
@@ -53,7 +59,9 @@ class Buckets(pulumi.ComponentResource):
                 # No bucket may ever be made public, whatever IAM binding is added later.
                 public_access_prevention="enforced",
                 versioning=gcp.storage.BucketVersioningArgs(enabled=spec.versioned),
-                lifecycle_rules=_expiry_rules(settings.temp_object_ttl_days) if spec.expires else None,
+                lifecycle_rules=_expiry_rules(settings.temp_object_ttl_days)
+                if spec.expires
+                else None,
                 labels={**settings.labels, "purpose": spec.suffix},
                 # A disposable stack must be destroyable with objects inside; a protected
                 # stack refuses to delete a data bucket that still holds objects.
@@ -62,8 +70,12 @@ class Buckets(pulumi.ComponentResource):
                 # it in GCP should the protection be lifted in state alone (state unprotect).
                 opts=child_options(self, opts, protect=keep_data, retain_on_delete=keep_data),
             )
-        self.uris = {key: bucket.name.apply(lambda n: f"gs://{n}") for key, bucket in self.buckets.items()}
-        self.pipeline_root = self.buckets["artifacts"].name.apply(lambda n: f"gs://{n}/{PIPELINE_ROOT_PREFIX}")
+        self.uris = {
+            key: bucket.name.apply(lambda n: f"gs://{n}") for key, bucket in self.buckets.items()
+        }
+        self.pipeline_root = self.buckets["artifacts"].name.apply(
+            lambda n: f"gs://{n}/{PIPELINE_ROOT_PREFIX}"
+        )
         self.register_outputs({"uris": self.uris, "pipeline_root": self.pipeline_root})
 
 

@@ -2,7 +2,7 @@
 
 Usage (what ``make keys`` runs)::
 
-    python -m infra.write_keys                      # runs `pulumi stack output --json --show-secrets`
+    python -m infra.write_keys          # runs `pulumi stack output --json --show-secrets`
     pulumi stack output --json --show-secrets | python -m infra.write_keys -
 
 Keys exist only when the stack was deployed with ``serviceAccountKeys: true``; otherwise
@@ -45,7 +45,9 @@ def read_stack_outputs(source: str | None) -> dict:
                 text=True,
             )
         except FileNotFoundError as exc:
-            raise KeysError("The Pulumi CLI is not on PATH; install it or pipe the outputs in with '-'.") from exc
+            raise KeysError(
+                "The Pulumi CLI is not on PATH; install it or pipe the outputs in with '-'."
+            ) from exc
         except subprocess.CalledProcessError as exc:
             raise KeysError(f"`pulumi stack output` failed: {exc.stderr.strip()}") from exc
         text = done.stdout
@@ -68,7 +70,11 @@ def extract_keys(outputs: dict) -> dict[str, dict]:
     parsed = {}
     for name, content in keys.items():
         key = json.loads(content) if isinstance(content, str) else content
-        if not isinstance(key, dict) or key.get("type") != "service_account" or "private_key" not in key:
+        if (
+            not isinstance(key, dict)
+            or key.get("type") != "service_account"
+            or "private_key" not in key
+        ):
             raise KeysError(f"The key for {name!r} is not a service-account key file.")
         if not name or "/" in name or name.startswith("."):
             raise KeysError(f"Refusing to write a key under the unsafe name {name!r}.")
@@ -95,7 +101,9 @@ def write_keys(keys: dict[str, dict], directory: Path) -> list[Path]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("source", nargs="?", help="'-' to read the stack outputs JSON from stdin")
-    parser.add_argument("--dir", type=Path, default=DEFAULT_DIR, help="where to write the key files")
+    parser.add_argument(
+        "--dir", type=Path, default=DEFAULT_DIR, help="where to write the key files"
+    )
     args = parser.parse_args(argv)
     try:
         keys = extract_keys(read_stack_outputs(args.source))

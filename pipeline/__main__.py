@@ -15,6 +15,7 @@ DEFAULT_GCP_YAML = Path("out/crypto_pipeline.gcp.yaml")
 DEFAULT_HOST = "http://localhost:8080"
 DEFAULT_EXPERIMENT = "crypto-forecast"
 
+
 def _given_arguments(args: argparse.Namespace) -> dict:
     """The pipeline parameters set on the command line."""
     from pipeline.crypto_pipeline import pipeline_inputs
@@ -192,8 +193,11 @@ def build_parser() -> argparse.ArgumentParser:
         description="Run the compiled pipeline with kfp.local's SubprocessRunner. Outputs go "
         "under --root: the data lake, the KFP pipeline root and the model repository.",
     )
-    run.add_argument("--root", default=os.environ.get("CRYPTO_KFP_LOCAL_ROOT", str(DEFAULT_ROOT)),
-                     help="where local outputs go (default: %(default)s)")
+    run.add_argument(
+        "--root",
+        default=os.environ.get("CRYPTO_KFP_LOCAL_ROOT", str(DEFAULT_ROOT)),
+        help="where local outputs go (default: %(default)s)",
+    )
     run.add_argument(
         "--cache",
         action="store_true",
@@ -216,28 +220,52 @@ def build_parser() -> argparse.ArgumentParser:
         "Not built yet: the vertex/gke deploy targets (a model that passes the gate fails "
         "at deploy) and the Dataflow runner (Beam runs inside the transform pod).",
     )
-    cloud.add_argument("--host", default=os.environ.get("KF_PIPELINES_ENDPOINT", DEFAULT_HOST),
-                       help="KFP API or UI URL, e.g. a port-forward (default: %(default)s)")
+    cloud.add_argument(
+        "--host",
+        default=os.environ.get("KF_PIPELINES_ENDPOINT", DEFAULT_HOST),
+        help="KFP API or UI URL, e.g. a port-forward (default: %(default)s)",
+    )
     outputs = cloud.add_mutually_exclusive_group()
-    outputs.add_argument("--stack-outputs", metavar="FILE",
-                         help="JSON of `pulumi stack output --json` ('-': stdin); default: run "
-                         "the Pulumi CLI")
-    outputs.add_argument("--stack", metavar="NAME",
-                         help="Pulumi stack to read outputs from (default: the selected one)")
-    cloud.add_argument("--experiment", default=DEFAULT_EXPERIMENT,
-                       help="KFP experiment, created if new (default: %(default)s)")
+    outputs.add_argument(
+        "--stack-outputs",
+        metavar="FILE",
+        help="JSON of `pulumi stack output --json` ('-': stdin); default: run the Pulumi CLI",
+    )
+    outputs.add_argument(
+        "--stack",
+        metavar="NAME",
+        help="Pulumi stack to read outputs from (default: the selected one)",
+    )
+    cloud.add_argument(
+        "--experiment",
+        default=DEFAULT_EXPERIMENT,
+        help="KFP experiment, created if new (default: %(default)s)",
+    )
     cloud.add_argument("--run-name", help="run name (default: pipeline name and UTC time)")
-    cloud.add_argument("--namespace",
-                       help="user namespace of a multi-user KFP install (standalone: none)")
-    cloud.add_argument("--output", "-o", default=str(DEFAULT_GCP_YAML),
-                       help="compiled pipeline (default: %(default)s)")
-    cloud.add_argument("--dry-run", action="store_true",
-                       help="compile and print the images and arguments; submit nothing")
+    cloud.add_argument(
+        "--namespace", help="user namespace of a multi-user KFP install (standalone: none)"
+    )
+    cloud.add_argument(
+        "--output",
+        "-o",
+        default=str(DEFAULT_GCP_YAML),
+        help="compiled pipeline (default: %(default)s)",
+    )
+    cloud.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="compile and print the images and arguments; submit nothing",
+    )
     _add_images_options(cloud, "image registry (default: the stack's registry_url)")
-    _add_pipeline_options(cloud, {"lake": "the raw_bucket output",
-                                  "model_repository": "models_bucket/repository",
-                                  "runner": "'local': Beam inside the transform pod",
-                                  "deploy_target": "'vertex' (not built yet)"})
+    _add_pipeline_options(
+        cloud,
+        {
+            "lake": "the raw_bucket output",
+            "model_repository": "models_bucket/repository",
+            "runner": "'local': Beam inside the transform pod",
+            "deploy_target": "'vertex' (not built yet)",
+        },
+    )
     cloud.set_defaults(func=_cmd_submit)
     return parser
 

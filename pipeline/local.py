@@ -155,7 +155,9 @@ def run_compiled_locally(
         record.output_tail = run.output_tail
         outputs[step] = run.outputs
         run_dirs.add(Path(run.pipeline_root) / run.pipeline_resource_name)
-        progress(f"==> [{_index(step)}/{len(STEPS)}] {step}: {record.status} in {run.seconds:.1f} s")
+        progress(
+            f"==> [{_index(step)}/{len(STEPS)}] {step}: {record.status} in {run.seconds:.1f} s"
+        )
 
     start = time.perf_counter()
     with warnings.catch_warnings():

@@ -40,9 +40,13 @@ class StackOutputsError(RuntimeError):
 
 
 def _fix_hint(stack: str | None = None) -> str:
-    which = f"stack {stack!r}" if stack else "the right stack (--stack NAME or `pulumi stack select`)"
-    return (f"Run `pulumi up` for {which}, or pass --stack-outputs FILE written by "
-            "`pulumi stack output --json > FILE`.")
+    which = (
+        f"stack {stack!r}" if stack else "the right stack (--stack NAME or `pulumi stack select`)"
+    )
+    return (
+        f"Run `pulumi up` for {which}, or pass --stack-outputs FILE written by "
+        "`pulumi stack output --json > FILE`."
+    )
 
 
 def _missing(outputs: dict[str, Any], keys) -> list[str]:
@@ -59,22 +63,26 @@ def validate_stack_outputs(outputs: dict[str, Any]) -> None:
     for key in ("raw_bucket", "models_bucket", "pipeline_root"):
         if not str(outputs[key]).startswith("gs://"):
             raise StackOutputsError(
-                f"stack output {key} should be a gs:// URI, got {outputs[key]!r}. {_fix_hint()}")
+                f"stack output {key} should be a gs:// URI, got {outputs[key]!r}. {_fix_hint()}"
+            )
     selector = outputs.get("pipelines_node_selector")
     if selector is not None and selector != PIPELINES_LABEL:
         raise StackOutputsError(
             f"the stack's pipelines pool has node label {selector}, but the pipeline selects "
             f"{PIPELINES_LABEL} (components/common/placement.py): steps would never be scheduled. "
-            "Update the stack (`pulumi up`) or components/common/placement.py so they agree.")
+            "Update the stack (`pulumi up`) or components/common/placement.py so they agree."
+        )
     toleration = outputs.get("pipelines_toleration")
-    if toleration is not None and (
-        toleration.get("key"), toleration.get("value")
-    ) != (PIPELINES_TAINT["key"], PIPELINES_TAINT["value"]):
+    if toleration is not None and (toleration.get("key"), toleration.get("value")) != (
+        PIPELINES_TAINT["key"],
+        PIPELINES_TAINT["value"],
+    ):
         raise StackOutputsError(
             f"the stack's pipelines pool taint {toleration.get('key')}={toleration.get('value')} "
             f"differs from the pipeline's toleration {PIPELINES_TAINT['key']}="
             f"{PIPELINES_TAINT['value']} (components/common/placement.py): steps would never be "
-            "scheduled. Update the stack (`pulumi up`) or components/common/placement.py.")
+            "scheduled. Update the stack (`pulumi up`) or components/common/placement.py."
+        )
 
 
 def gcp_arguments(stack_outputs: dict[str, Any]) -> dict[str, Any]:
@@ -103,17 +111,20 @@ def validate_cloud_arguments(arguments: dict[str, Any]) -> None:
         if not value.startswith("gs://"):
             raise StackOutputsError(
                 f"{name} must be a gs:// URI on the cluster, got {value!r}: a path inside a "
-                "step's pod is lost when the pod ends.")
+                "step's pod is lost when the pod ends."
+            )
     source = str(arguments.get("source", ""))
     if source and not source.startswith(("https://", "http://", "gs://")):
         raise StackOutputsError(
             f"source must be an https URL or a gs:// URI on the cluster, got {source!r}: the "
             "steps cannot read this machine's files. Upload it first, e.g. "
-            "`gcloud storage cp FILE $(pulumi stack output raw_bucket)/uploads/`.")
+            "`gcloud storage cp FILE $(pulumi stack output raw_bucket)/uploads/`."
+        )
     if arguments.get("deploy_target") == "local":
         raise StackOutputsError(
             "deploy_target 'local' writes the model repository into the deploy step's pod, "
-            "where it is lost when the pod ends; it is for kfp.local runs only.")
+            "where it is lost when the pod ends; it is for kfp.local runs only."
+        )
 
 
 def cloud_warnings(arguments: dict[str, Any]) -> list[str]:
@@ -124,10 +135,13 @@ def cloud_warnings(arguments: dict[str, Any]) -> list[str]:
         warnings.append(
             f"deploy target {target!r} is not built yet: if the model passes the evaluation "
             "gate, the deploy step fails with NotImplementedError (ingest, transform, tune "
-            "and train run, and their artifacts stay in the pipeline root).")
+            "and train run, and their artifacts stay in the pipeline root)."
+        )
     if arguments.get("runner") == "dataflow":
-        warnings.append("runner 'dataflow' is not wired into the pipeline yet: the transform "
-                        "step fails; the default runner 'local' runs Beam inside its pod.")
+        warnings.append(
+            "runner 'dataflow' is not wired into the pipeline yet: the transform "
+            "step fails; the default runner 'local' runs Beam inside its pod."
+        )
     backend = arguments.get("tune_backend")
     if backend not in (None, "optuna"):
         warnings.append(f"tune backend {backend!r} is not built yet: the tune step fails.")
@@ -139,8 +153,9 @@ def _parse(text: str, origin: str) -> dict[str, Any]:
         outputs = json.loads(text)
     except json.JSONDecodeError as exc:
         # The message names the position only, never the content (it may hold secrets).
-        raise StackOutputsError(f"{origin} is not JSON ({exc.msg} at line {exc.lineno}). "
-                                f"{_fix_hint()}") from None
+        raise StackOutputsError(
+            f"{origin} is not JSON ({exc.msg} at line {exc.lineno}). {_fix_hint()}"
+        ) from None
     if not isinstance(outputs, dict):
         raise StackOutputsError(f"{origin} is not a JSON object of stack outputs. {_fix_hint()}")
     return {key: value for key, value in outputs.items() if key not in SECRET_OUTPUTS}
@@ -162,16 +177,20 @@ def load_stack_outputs(path: str | None = None, stack: str | None = None) -> dic
         raise StackOutputsError(
             f"the Pulumi CLI is not on PATH. Install it ({PULUMI_INSTALL}), or pass "
             "--stack-outputs FILE with the JSON of `pulumi stack output --json` "
-            "(run wherever the CLI and the stack are).")
+            "(run wherever the CLI and the stack are)."
+        )
     command = [pulumi, "stack", "output", "--json"]  # never --show-secrets
     if stack:
         command += ["--stack", stack]
     try:
         proc = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
     except subprocess.TimeoutExpired:
-        raise StackOutputsError("`pulumi stack output --json` did not answer within 120 s. "
-                                f"{_fix_hint(stack)}") from None
+        raise StackOutputsError(
+            f"`pulumi stack output --json` did not answer within 120 s. {_fix_hint(stack)}"
+        ) from None
     if proc.returncode != 0:
         detail = proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else "no message"
-        raise StackOutputsError(f"`pulumi stack output --json` failed: {detail}. {_fix_hint(stack)}")
+        raise StackOutputsError(
+            f"`pulumi stack output --json` failed: {detail}. {_fix_hint(stack)}"
+        )
     return _parse(proc.stdout, "`pulumi stack output --json`")

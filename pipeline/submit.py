@@ -50,7 +50,9 @@ def check_registry(images: dict[str, str], registry_url: str) -> None:
         )
 
 
-def check_kfp_reachable(host: str, *, kfp_namespace: str = "kubeflow", timeout: float = 10.0) -> dict:
+def check_kfp_reachable(
+    host: str, *, kfp_namespace: str = "kubeflow", timeout: float = 10.0
+) -> dict:
     """GET the KFP health endpoint; return its JSON or raise a ``KfpUnreachableError``
     that says how to reach the cluster. Fails in seconds, where ``kfp.Client`` retries."""
     url = host.rstrip("/") + HEALTHZ_PATH
@@ -63,17 +65,20 @@ def check_kfp_reachable(host: str, *, kfp_namespace: str = "kubeflow", timeout: 
     except urllib.error.HTTPError as exc:
         raise KfpUnreachableError(
             f"{url} answered HTTP {exc.code}: this does not look like the Kubeflow Pipelines "
-            f"API (is --host the KFP UI or ml-pipeline service?).\n{hint}") from None
+            f"API (is --host the KFP UI or ml-pipeline service?).\n{hint}"
+        ) from None
     except (urllib.error.URLError, OSError, ValueError) as exc:
         reason = getattr(exc, "reason", exc)
         raise KfpUnreachableError(
-            f"cannot reach Kubeflow Pipelines at {host} ({reason}).\n{hint}") from None
+            f"cannot reach Kubeflow Pipelines at {host} ({reason}).\n{hint}"
+        ) from None
     try:
         return json.loads(body or b"{}")
     except json.JSONDecodeError:
         raise KfpUnreachableError(
             f"{url} did not answer with JSON: this does not look like the Kubeflow Pipelines "
-            f"API.\n{hint}") from None
+            f"API.\n{hint}"
+        ) from None
 
 
 def default_run_name(pipeline_yaml: Path) -> str:
@@ -107,13 +112,17 @@ def submit(
     if client is None:
         health = check_kfp_reachable(host, kfp_namespace=kfp_namespace)
         if health.get("multi_user") and not namespace:
-            raise SubmitError("this Kubeflow Pipelines install is multi-user: pass "
-                              "--namespace with your profile namespace.")
+            raise SubmitError(
+                "this Kubeflow Pipelines install is multi-user: pass "
+                "--namespace with your profile namespace."
+            )
         import kfp
 
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", category=FutureWarning, module="kfp")
-            client = kfp.Client(host=host, namespace=namespace) if namespace else kfp.Client(host=host)
+            client = (
+                kfp.Client(host=host, namespace=namespace) if namespace else kfp.Client(host=host)
+            )
 
     import kfp_server_api
     import urllib3
@@ -130,10 +139,13 @@ def submit(
                 pipeline_root=pipeline_root,
             )
     except urllib3.exceptions.HTTPError as exc:
-        raise KfpUnreachableError(f"lost the connection to Kubeflow Pipelines at {host} "
-                                  f"({exc}).\n{hint}") from None
+        raise KfpUnreachableError(
+            f"lost the connection to Kubeflow Pipelines at {host} ({exc}).\n{hint}"
+        ) from None
     except kfp_server_api.ApiException as exc:
         detail = (exc.body or b"").decode() if isinstance(exc.body, bytes) else exc.body
-        raise SubmitError(f"Kubeflow Pipelines at {host} refused the run: HTTP {exc.status} "
-                          f"{exc.reason}: {detail}") from None
+        raise SubmitError(
+            f"Kubeflow Pipelines at {host} refused the run: HTTP {exc.status} "
+            f"{exc.reason}: {detail}"
+        ) from None
     return result.run_id

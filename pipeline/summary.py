@@ -52,8 +52,10 @@ def format_summary(result: LocalRunResult) -> str:
         for name, model, baseline in pairs:
             lines.append(f"  {name:<24} {_fmt(model):>14} {_fmt(baseline):>14}")
         if any(name == "directional_accuracy" for name, _, _ in pairs):
-            lines.append("  (persistence always predicts \"no change\", so its directional "
-                         "accuracy is ~0 by construction)")
+            lines.append(
+                '  (persistence always predicts "no change", so its directional '
+                "accuracy is ~0 by construction)"
+            )
 
     ratio = train_metrics.get("mae_ratio")
     threshold = result.arguments.get("max_mae_ratio", 1.0)

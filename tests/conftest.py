@@ -1,8 +1,8 @@
 """Shared fixtures: where the real data lives.
 
 The data is not part of the project. ``CRYPTO_DATA_DIR`` points at it; the default is the
-workspace's ``shared/data`` folder next to the project checkout (or next to a parent). A missing file is a
-test failure, not a skip: CI must not pass without having read the data.
+workspace's ``shared/data`` folder next to the project checkout (or next to a parent). A
+missing file is a test failure, not a skip: CI must not pass without having read the data.
 """
 
 from __future__ import annotations

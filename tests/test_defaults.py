@@ -21,16 +21,52 @@ from pipeline.crypto_pipeline import (
 
 #: CLI option dest -> parameter of the step function it feeds, per step CLI.
 CLI_PARAMETERS = {
-    "ingest": (ingest_cli, {"source": "source", "sha256": "expected_sha256",
-                            "column_mapping": "column_mapping", "output": "raw_path"}),
-    "transform": (transform_cli, {name: name for name in (
-        "coins", "split", "max_rejected_fraction", "column_mapping", "price_tolerance",
-        "num_shards", "runner")}),
-    "tune": (tune_cli, {name: name for name in (
-        "n_trials", "timeout_s", "max_epochs", "seed", "selection", "backend")}),
-    "train": (train_cli, {name: name for name in (
-        "best_params", "epochs", "seed", "ensemble_size", "max_mae_ratio", "model_name",
-        "version")}),
+    "ingest": (
+        ingest_cli,
+        {
+            "source": "source",
+            "sha256": "expected_sha256",
+            "column_mapping": "column_mapping",
+            "output": "raw_path",
+        },
+    ),
+    "transform": (
+        transform_cli,
+        {
+            name: name
+            for name in (
+                "coins",
+                "split",
+                "max_rejected_fraction",
+                "column_mapping",
+                "price_tolerance",
+                "num_shards",
+                "runner",
+            )
+        },
+    ),
+    "tune": (
+        tune_cli,
+        {
+            name: name
+            for name in ("n_trials", "timeout_s", "max_epochs", "seed", "selection", "backend")
+        },
+    ),
+    "train": (
+        train_cli,
+        {
+            name: name
+            for name in (
+                "best_params",
+                "epochs",
+                "seed",
+                "ensemble_size",
+                "max_mae_ratio",
+                "model_name",
+                "version",
+            )
+        },
+    ),
 }
 
 

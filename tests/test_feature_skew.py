@@ -6,8 +6,8 @@ import csv
 import pandas as pd
 import pytest
 
-from components.deploy.server import parse_history
 from components.common.features import FEATURE_NAMES, HISTORY_DAYS, latest_features
+from components.deploy.server import parse_history
 from tests.components.transform.outputs import run_transform
 
 
@@ -15,8 +15,11 @@ from tests.components.transform.outputs import run_transform
 def shard_rows(tmp_path_factory, bitcoin_csv):
     out = tmp_path_factory.mktemp("skew")
     run_transform(str(bitcoin_csv), str(out), coins="bitcoin")
-    frames = [pd.read_csv(p, float_precision="round_trip") for p in sorted(out.glob("*-*.csv"))
-              if p.name.split("-")[0] in ("train", "eval", "test")]
+    frames = [
+        pd.read_csv(p, float_precision="round_trip")
+        for p in sorted(out.glob("*-*.csv"))
+        if p.name.split("-")[0] in ("train", "eval", "test")
+    ]
     return pd.concat(frames).set_index("date").sort_index()
 
 
@@ -25,8 +28,14 @@ def raw_history(bitcoin_csv):
     """The raw rows as a client would send them to the server (JSON-ready dicts)."""
     with open(bitcoin_csv, newline="") as f:
         rows = [
-            {"date": r["date"], "open": float(r["open"]), "high": float(r["high"]),
-             "low": float(r["low"]), "close": float(r["close"]), "volume": float(r["volume"])}
+            {
+                "date": r["date"],
+                "open": float(r["open"]),
+                "high": float(r["high"]),
+                "low": float(r["low"]),
+                "close": float(r["close"]),
+                "volume": float(r["volume"]),
+            }
             for r in csv.DictReader(f)
         ]
     return sorted(rows, key=lambda r: r["date"])
@@ -39,9 +48,10 @@ def test_server_features_equal_transform_features(shard_rows, raw_history):
     assert len(sample) > 50
     for day in sample:
         end = dates.index(day) + 1
-        body = {"history": raw_history[max(0, end - HISTORY_DAYS - 5):end]}
+        body = {"history": raw_history[max(0, end - HISTORY_DAYS - 5) : end]}
         served = latest_features(parse_history(body))
         stored = shard_rows.loc[day]
         for name in FEATURE_NAMES:
-            assert served[name] == stored[name], f"{day} {name}: server {served[name]!r} " \
-                                                  f"vs transform {stored[name]!r}"
+            assert served[name] == stored[name], (
+                f"{day} {name}: server {served[name]!r} vs transform {stored[name]!r}"
+            )

@@ -82,7 +82,7 @@ def test_no_import_cycles():
         state[node] = "open"
         for target in sorted(GRAPH[node]):
             if state.get(target) == "open":
-                cycles.append([*trail[trail.index(target):], target])
+                cycles.append([*trail[trail.index(target) :], target])
             elif target not in state:
                 visit(target, [*trail, target])
         state[node] = "done"

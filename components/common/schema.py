@@ -18,7 +18,12 @@ from components.common.results import ParameterError
 REQUIRED_COLUMNS: tuple[str, ...] = ("slug", "date", "open", "high", "low", "close", "volume")
 #: Columns used when present, ignored otherwise.
 OPTIONAL_COLUMNS: tuple[str, ...] = (
-    "symbol", "name", "ranknow", "market", "close_ratio", "spread",
+    "symbol",
+    "name",
+    "ranknow",
+    "market",
+    "close_ratio",
+    "spread",
 )
 KNOWN_COLUMNS: tuple[str, ...] = REQUIRED_COLUMNS + OPTIONAL_COLUMNS
 
@@ -43,9 +48,13 @@ def parse_column_mapping(mapping: str | Mapping[str, str] | None) -> dict[str, s
         try:
             mapping = json.loads(mapping)
         except json.JSONDecodeError as exc:
-            raise ColumnMappingError(f"column mapping is not valid JSON: {exc.msg} (got {mapping!r})") from exc
+            raise ColumnMappingError(
+                f"column mapping is not valid JSON: {exc.msg} (got {mapping!r})"
+            ) from exc
     if not isinstance(mapping, Mapping):
-        raise ColumnMappingError(f"column mapping must be a JSON object, got {type(mapping).__name__}")
+        raise ColumnMappingError(
+            f"column mapping must be a JSON object, got {type(mapping).__name__}"
+        )
     unknown = sorted(k for k in mapping if k not in KNOWN_COLUMNS)
     if unknown:
         raise ColumnMappingError(
@@ -54,7 +63,9 @@ def parse_column_mapping(mapping: str | Mapping[str, str] | None) -> dict[str, s
         )
     bad = sorted(k for k, v in mapping.items() if not isinstance(v, str) or not v.strip())
     if bad:
-        raise ColumnMappingError(f"column mapping values must be non-empty column names: {', '.join(bad)}")
+        raise ColumnMappingError(
+            f"column mapping values must be non-empty column names: {', '.join(bad)}"
+        )
     return {str(k): str(v).strip() for k, v in mapping.items()}
 
 
@@ -76,12 +87,15 @@ def resolve_columns(
         if source in index:
             resolved[canonical] = index[source]
         elif canonical in REQUIRED_COLUMNS:
-            missing.append(canonical if canonical not in resolved_mapping
-                           else f"{canonical} (mapped from {resolved_mapping[canonical]!r})")
+            missing.append(
+                canonical
+                if canonical not in resolved_mapping
+                else f"{canonical} (mapped from {resolved_mapping[canonical]!r})"
+            )
     if missing:
         raise SchemaError(
             f"missing columns: {', '.join(sorted(missing))}; header is: {', '.join(header)}. "
-            "Pass a column mapping such as '{\"date\": \"Date\", \"slug\": \"Name\"}' "
+            'Pass a column mapping such as \'{"date": "Date", "slug": "Name"}\' '
             "if your file names them differently."
         )
     return resolved

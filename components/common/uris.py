@@ -54,7 +54,7 @@ def split_gcs_uri(uri: str) -> tuple[str, str]:
     """``gs://bucket/a/b`` -> ``("bucket", "a/b")``; the object part may be empty."""
     if not is_gcs_uri(uri):
         raise ValueError(f"not a gs:// URI: {uri!r}")
-    bucket, _, name = uri[len("gs://"):].partition("/")
+    bucket, _, name = uri[len("gs://") :].partition("/")
     if not bucket:
         raise ValueError(f"gs:// URI has no bucket: {uri!r}")
     return bucket, name
@@ -118,8 +118,10 @@ def _read_gcs(uri: str, client: storage.Client | None) -> bytes:
     client = storage_client_or_default(client)
     try:
         # Reads are idempotent, so the default retry policy applies; crc32c is verified.
-        return client.bucket(bucket).blob(name).download_as_bytes(
-            checksum="crc32c", retry=DEFAULT_RETRY
+        return (
+            client.bucket(bucket)
+            .blob(name)
+            .download_as_bytes(checksum="crc32c", retry=DEFAULT_RETRY)
         )
     except exceptions.NotFound:
         raise FetchError(f"source not found: {uri}") from None

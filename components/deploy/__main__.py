@@ -1,9 +1,9 @@
 """CLI of the deploy step: publish, rollback, status and serve.
 
-    python -m components.deploy publish MODEL_DIR --model-repository DIR --model-name NAME
-    python -m components.deploy rollback --model-repository DIR --model-name NAME [--to-version V]
-    python -m components.deploy status --model-repository DIR --model-name NAME
-    python -m components.deploy serve --model-repository DIR --model-name NAME [--port 8501]
+python -m components.deploy publish MODEL_DIR --model-repository DIR --model-name NAME
+python -m components.deploy rollback --model-repository DIR --model-name NAME [--to-version V]
+python -m components.deploy status --model-repository DIR --model-name NAME
+python -m components.deploy serve --model-repository DIR --model-name NAME [--port 8501]
 """
 
 from __future__ import annotations
@@ -30,56 +30,80 @@ DEFAULTS = defaults_of(run)
 
 
 def _repo_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--model-repository", required=True, metavar="DIR",
-                        help="root of the local model repository (<DIR>/<name>/<version>/)")
-    parser.add_argument("--model-name", default=DEFAULTS["model_name"], metavar="NAME",
-                        help="model name: the folder under the repository "
-                        f"(default: {DEFAULTS['model_name']})")
+    parser.add_argument(
+        "--model-repository",
+        required=True,
+        metavar="DIR",
+        help="root of the local model repository (<DIR>/<name>/<version>/)",
+    )
+    parser.add_argument(
+        "--model-name",
+        default=DEFAULTS["model_name"],
+        metavar="NAME",
+        help=f"model name: the folder under the repository (default: {DEFAULTS['model_name']})",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m components.deploy",
         description="Publish a trained SavedModel to a local model repository (TF-Serving "
-                    "layout, never overwriting a version, smoke-tested before it becomes "
-                    "CURRENT), roll back, and serve the CURRENT version over HTTP.",
+        "layout, never overwriting a version, smoke-tested before it becomes "
+        "CURRENT), roll back, and serve the CURRENT version over HTTP.",
         epilog="examples:\n"
-               "  python -m components.deploy publish /tmp/train/model --model-repository "
-               ".local/model_repository\n"
-               "  python -m components.deploy status --model-repository .local/model_repository\n"
-               "  python -m components.deploy serve --model-repository .local/model_repository "
-               "--port 8501\n\n"
-               "exit status: 0 success, 1 the step failed, 2 unusable arguments",
-        formatter_class=argparse.RawDescriptionHelpFormatter)
+        "  python -m components.deploy publish /tmp/train/model --model-repository "
+        ".local/model_repository\n"
+        "  python -m components.deploy status --model-repository .local/model_repository\n"
+        "  python -m components.deploy serve --model-repository .local/model_repository "
+        "--port 8501\n\n"
+        "exit status: 0 success, 1 the step failed, 2 unusable arguments",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("-q", "--quiet", action="store_true", help="log warnings only")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    p = sub.add_parser("publish", help="publish <MODEL_DIR>/<version>/ and make it CURRENT",
-                       description="Copy each <MODEL_DIR>/<version>/ SavedModel into "
-                       "<repository>/<name>/<version>/, smoke-test it, record the "
-                       "deployment and make the newest one CURRENT.")
-    p.add_argument("model_dir", metavar="MODEL_DIR",
-                   help="train output: a folder holding <version>/saved_model.pb")
+    p = sub.add_parser(
+        "publish",
+        help="publish <MODEL_DIR>/<version>/ and make it CURRENT",
+        description="Copy each <MODEL_DIR>/<version>/ SavedModel into "
+        "<repository>/<name>/<version>/, smoke-test it, record the "
+        "deployment and make the newest one CURRENT.",
+    )
+    p.add_argument(
+        "model_dir",
+        metavar="MODEL_DIR",
+        help="train output: a folder holding <version>/saved_model.pb",
+    )
     _repo_args(p)
-    p.add_argument("--target", default=DEFAULTS["target"], choices=TARGETS,
-                   help="where to deploy (only 'local' is implemented; default: local)")
+    p.add_argument(
+        "--target",
+        default=DEFAULTS["target"],
+        choices=TARGETS,
+        help="where to deploy (only 'local' is implemented; default: local)",
+    )
     p.add_argument("--version", help="publish only this version folder of MODEL_DIR")
     p.add_argument("--metrics", metavar="JSON", help="metrics to record, as a JSON object")
     p.add_argument("--source-run", help="the pipeline run that produced the model")
 
-    p = sub.add_parser("rollback", help="make an earlier deployed version CURRENT",
-                       description="Point CURRENT back at an earlier deployed version (by "
-                       "default the highest one below CURRENT) and record it.")
+    p = sub.add_parser(
+        "rollback",
+        help="make an earlier deployed version CURRENT",
+        description="Point CURRENT back at an earlier deployed version (by "
+        "default the highest one below CURRENT) and record it.",
+    )
     _repo_args(p)
     p.add_argument("--to-version", help="version to roll back to (default: the previous one)")
 
     p = sub.add_parser("status", help="print the deployed versions and CURRENT as JSON")
     _repo_args(p)
 
-    p = sub.add_parser("serve", help="serve the CURRENT version over HTTP (TF-Serving REST shape)",
-                       description="Serve GET /v1/models/<name>, POST /v1/models/<name>:predict "
-                       "and POST /v1/models/<name>:forecast. Deploys and rollbacks take effect "
-                       "without a restart.")
+    p = sub.add_parser(
+        "serve",
+        help="serve the CURRENT version over HTTP (TF-Serving REST shape)",
+        description="Serve GET /v1/models/<name>, POST /v1/models/<name>:predict "
+        "and POST /v1/models/<name>:forecast. Deploys and rollbacks take effect "
+        "without a restart.",
+    )
     _repo_args(p)
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1)")
     p.add_argument("--port", type=int, default=8501, help="port (default: 8501; 0 = any free)")
@@ -92,18 +116,31 @@ def main(argv: list[str] | None = None) -> int:
     configure_logging(args.quiet)
     try:
         if args.command == "publish":
-            result = run(args.model_dir, target=args.target,
-                         model_repository=args.model_repository,
-                         model_name=args.model_name, metrics=_metrics(args.metrics),
-                         source_run=args.source_run, version=args.version)
+            result = run(
+                args.model_dir,
+                target=args.target,
+                model_repository=args.model_repository,
+                model_name=args.model_name,
+                metrics=_metrics(args.metrics),
+                source_run=args.source_run,
+                version=args.version,
+            )
             print(json.dumps(result.to_json(), indent=2))
         elif args.command == "rollback":
             result = rollback(args.model_repository, args.model_name, args.to_version)
             print(json.dumps(result.to_json(), indent=2))
         elif args.command == "status":
             repo = ModelRepository(args.model_repository, args.model_name)
-            print(json.dumps({"name": repo.model_name, "current_version": repo.current(),
-                              "versions": repo.deployed_versions()}, indent=2))
+            print(
+                json.dumps(
+                    {
+                        "name": repo.model_name,
+                        "current_version": repo.current(),
+                        "versions": repo.deployed_versions(),
+                    },
+                    indent=2,
+                )
+            )
         elif args.command == "serve":
             return _serve(args)
     except ParameterError as exc:
@@ -136,11 +173,15 @@ def _serve(args: argparse.Namespace) -> int:
         server.server_close()
         raise RepositoryError(
             f"model {args.model_name!r} has no CURRENT version in {args.model_repository}; "
-            "publish one first (python -m components.deploy publish ...)")
+            "publish one first (python -m components.deploy publish ...)"
+        )
     store.get()  # load now: a broken model fails at start, not on the first request
     host, port = server.server_address[:2]
-    print(f"serving {args.model_name} version {store.repo.current()} at "
-          f"http://{host}:{port}/v1/models/{args.model_name}", flush=True)
+    print(
+        f"serving {args.model_name} version {store.repo.current()} at "
+        f"http://{host}:{port}/v1/models/{args.model_name}",
+        flush=True,
+    )
     try:
         server.serve_forever()
     except KeyboardInterrupt:

@@ -113,9 +113,12 @@ def run(
         existing = [v for v in versions if repo.version_path(v).exists()]
         if existing:
             orphans = [v for v in existing if v not in repo.deployed_versions()]
-            hint = (f" (version(s) {', '.join(orphans)} have no deployment record: left by an "
-                    "interrupted deploy, never served; delete the folder to retry)"
-                    if orphans else "")
+            hint = (
+                f" (version(s) {', '.join(orphans)} have no deployment record: left by an "
+                "interrupted deploy, never served; delete the folder to retry)"
+                if orphans
+                else ""
+            )
             raise RepositoryError(
                 f"model {model_name!r} already has version(s) {', '.join(existing)} in "
                 f"{repo.path}; versions are never overwritten: export under a new version{hint}"
@@ -166,14 +169,15 @@ def run(
         Path(deployment_path).write_text(json.dumps(result.to_json(), indent=2), encoding="utf-8")
     log.info(
         "deployed %s version %s to %s (previous: %s)",
-        model_name, newest, result.path, previous or "none",
+        model_name,
+        newest,
+        result.path,
+        previous or "none",
     )
     return result
 
 
-def rollback(
-    model_repository: str, model_name: str, to_version: str | None = None
-) -> DeployResult:
+def rollback(model_repository: str, model_name: str, to_version: str | None = None) -> DeployResult:
     """Make an earlier deployed version CURRENT and record it.
 
     ``to_version`` defaults to the highest deployed version below CURRENT. The target is

@@ -124,7 +124,9 @@ class ModelRepository:
         """Every numeric version folder, deployed or not, in numeric order."""
         if not self.path.is_dir():
             return []
-        names = [p.name for p in self.path.iterdir() if p.is_dir() and VERSION_PATTERN.match(p.name)]
+        names = [
+            p.name for p in self.path.iterdir() if p.is_dir() and VERSION_PATTERN.match(p.name)
+        ]
         return sorted(names, key=int)
 
     def deployed_versions(self) -> list[str]:

@@ -26,9 +26,9 @@ from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+from components.common.features import HISTORY_DAYS, Bar, latest_features
 from components.deploy.repository import ModelRepository
 from components.deploy.serving import ModelLoadError, ServingModel
-from components.common.features import HISTORY_DAYS, Bar, latest_features
 
 log = logging.getLogger(__name__)
 
@@ -79,9 +79,14 @@ class ModelStore:
             "versions": self.repo.deployed_versions(),
             # The part a TF-Serving client reads.
             "model_version_status": [
-                {"version": current, "state": "AVAILABLE",
-                 "status": {"error_code": "OK", "error_message": ""}}
-            ] if current else [],
+                {
+                    "version": current,
+                    "state": "AVAILABLE",
+                    "status": {"error_code": "OK", "error_message": ""},
+                }
+            ]
+            if current
+            else [],
         }
 
 
@@ -97,13 +102,14 @@ def _number(value: object, where: str) -> float:
 def parse_instances(body: object, input_names: tuple[str, ...]) -> list[dict[str, float]]:
     """Validate a ``{"instances": [{feature: value}, ...]}`` body."""
     if not isinstance(body, dict) or "instances" not in body:
-        raise RequestError('request body must be a JSON object with "instances": '
-                           '[{feature: value, ...}, ...]')
+        raise RequestError(
+            'request body must be a JSON object with "instances": [{feature: value, ...}, ...]'
+        )
     instances = body["instances"]
     if not isinstance(instances, list) or not instances:
         raise RequestError('"instances" must be a non-empty list of objects')
     if len(instances) > MAX_INSTANCES:
-        raise RequestError(f'too many instances: {len(instances)} > {MAX_INSTANCES}')
+        raise RequestError(f"too many instances: {len(instances)} > {MAX_INSTANCES}")
     rows = []
     for i, inst in enumerate(instances):
         if not isinstance(inst, dict):
@@ -121,15 +127,19 @@ def parse_instances(body: object, input_names: tuple[str, ...]) -> list[dict[str
 def parse_history(body: object) -> list[Bar]:
     """Validate a ``{"history": [bar, ...]}`` body: consecutive days, positive prices."""
     if not isinstance(body, dict) or "history" not in body:
-        raise RequestError('request body must be a JSON object with "history": [{"date": '
-                           '"YYYY-MM-DD", "open": .., "high": .., "low": .., "close": .., '
-                           '"volume": ..}, ...]')
+        raise RequestError(
+            'request body must be a JSON object with "history": [{"date": '
+            '"YYYY-MM-DD", "open": .., "high": .., "low": .., "close": .., '
+            '"volume": ..}, ...]'
+        )
     history = body["history"]
     if not isinstance(history, list):
         raise RequestError('"history" must be a list of daily bars')
     if len(history) < HISTORY_DAYS:
-        raise RequestError(f"too little history: {len(history)} days given, a forecast needs "
-                           f"at least {HISTORY_DAYS} consecutive days")
+        raise RequestError(
+            f"too little history: {len(history)} days given, a forecast needs "
+            f"at least {HISTORY_DAYS} consecutive days"
+        )
     bars = []
     for i, item in enumerate(history):
         if not isinstance(item, dict):
@@ -140,28 +150,36 @@ def parse_history(body: object) -> list[Bar]:
         try:
             date = dt.date.fromisoformat(item["date"])
         except (TypeError, ValueError):
-            raise RequestError(f"history[{i}].date must be YYYY-MM-DD, got "
-                               f"{json.dumps(item['date'])}") from None
+            raise RequestError(
+                f"history[{i}].date must be YYYY-MM-DD, got {json.dumps(item['date'])}"
+            ) from None
         values = {f: _number(item[f], f"history[{i}].{f}") for f in _BAR_FIELDS}
         bad = [f for f in ("open", "high", "low", "close") if values[f] <= 0]
         if bad:
-            raise RequestError(f"history[{i}] ({date}) has non-positive prices: "
-                               + ", ".join(f"{f}={values[f]}" for f in bad))
+            raise RequestError(
+                f"history[{i}] ({date}) has non-positive prices: "
+                + ", ".join(f"{f}={values[f]}" for f in bad)
+            )
         if values["volume"] < 0:
             raise RequestError(f"history[{i}] ({date}) has negative volume {values['volume']}")
         if values["high"] < values["low"]:
-            raise RequestError(f"history[{i}] ({date}) has high {values['high']} below "
-                               f"low {values['low']}")
+            raise RequestError(
+                f"history[{i}] ({date}) has high {values['high']} below low {values['low']}"
+            )
         bars.append(Bar(date=date, **values))
     steps = [(b.date - a.date).days for a, b in zip(bars, bars[1:], strict=False)]
     for i, step in enumerate(steps, start=1):
         if step <= 0:
-            raise RequestError(f"history must be sorted by date without duplicates: "
-                               f"history[{i}] ({bars[i].date}) follows {bars[i - 1].date}")
+            raise RequestError(
+                f"history must be sorted by date without duplicates: "
+                f"history[{i}] ({bars[i].date}) follows {bars[i - 1].date}"
+            )
     for i, step in enumerate(steps, start=1):
         if step > 1:
-            raise RequestError(f"history has a gap: {bars[i - 1].date} is followed by "
-                               f"{bars[i].date} (history[{i}]); daily bars must be consecutive")
+            raise RequestError(
+                f"history has a gap: {bars[i - 1].date} is followed by "
+                f"{bars[i].date} (history[{i}]); daily bars must be consecutive"
+            )
     return bars
 
 
@@ -183,13 +201,17 @@ class _Handler(BaseHTTPRequestHandler):
     def _route(self) -> tuple[str, str | None]:
         match = _PATH.match(self.path.split("?", 1)[0])
         if not match:
-            raise RequestError(f"no such endpoint: {self.path}; use /v1/models/<name>, "
-                               "/v1/models/<name>:predict or /v1/models/<name>:forecast",
-                               HTTPStatus.NOT_FOUND)
+            raise RequestError(
+                f"no such endpoint: {self.path}; use /v1/models/<name>, "
+                "/v1/models/<name>:predict or /v1/models/<name>:forecast",
+                HTTPStatus.NOT_FOUND,
+            )
         name = match["name"]
         if name != self.server.store.name:
-            raise RequestError(f"unknown model {name!r}; this server serves "
-                               f"{self.server.store.name!r}", HTTPStatus.NOT_FOUND)
+            raise RequestError(
+                f"unknown model {name!r}; this server serves {self.server.store.name!r}",
+                HTTPStatus.NOT_FOUND,
+            )
         return name, match["verb"]
 
     def _read_json(self) -> object:
@@ -198,8 +220,10 @@ class _Handler(BaseHTTPRequestHandler):
             raise RequestError("request needs a JSON body with a Content-Length header")
         size = int(length)
         if size > MAX_BODY_BYTES:
-            raise RequestError(f"request body too large: {size} bytes > {MAX_BODY_BYTES}",
-                               HTTPStatus.REQUEST_ENTITY_TOO_LARGE)
+            raise RequestError(
+                f"request body too large: {size} bytes > {MAX_BODY_BYTES}",
+                HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
+            )
         raw = self.rfile.read(size)
         try:
             return json.loads(raw)
@@ -219,8 +243,9 @@ class _Handler(BaseHTTPRequestHandler):
             elif method == "POST" and verb == "forecast":
                 self._send(HTTPStatus.OK, self._forecast(self._read_json()))
             else:
-                raise RequestError(f"{method} {self.path} is not supported",
-                                   HTTPStatus.METHOD_NOT_ALLOWED)
+                raise RequestError(
+                    f"{method} {self.path} is not supported", HTTPStatus.METHOD_NOT_ALLOWED
+                )
         except RequestError as exc:
             self._send(exc.status, {"error": str(exc)})
         except ModelLoadError as exc:
@@ -228,8 +253,10 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(HTTPStatus.SERVICE_UNAVAILABLE, {"error": str(exc)})
         except Exception:
             log.exception("internal error serving %s %s", method, self.path)
-            self._send(HTTPStatus.INTERNAL_SERVER_ERROR,
-                       {"error": "internal server error; see the server log"})
+            self._send(
+                HTTPStatus.INTERNAL_SERVER_ERROR,
+                {"error": "internal server error; see the server log"},
+            )
 
     def _forecast(self, body: object) -> dict:
         bars = parse_history(body)
@@ -268,7 +295,8 @@ class ModelServer(ThreadingHTTPServer):
         super().__init__(address, _Handler)
 
 
-def make_server(model_repository: str | Path, model_name: str,
-                host: str = "127.0.0.1", port: int = 8501) -> ModelServer:
+def make_server(
+    model_repository: str | Path, model_name: str, host: str = "127.0.0.1", port: int = 8501
+) -> ModelServer:
     """A server for ``model_name``; port 0 picks a free port (see ``server_address``)."""
     return ModelServer((host, port), ModelStore(model_repository, model_name))

@@ -16,7 +16,6 @@ from components.common.contracts import OUTPUT_NAME, SIGNATURE
 from components.common.features import HISTORY_DAYS, Bar, latest_features
 
 
-
 class ModelLoadError(RuntimeError):
     """The SavedModel cannot be loaded or does not have the expected signature."""
 
@@ -73,9 +72,16 @@ def synthetic_history(days: int = HISTORY_DAYS + 2) -> list[Bar]:
     bars = []
     for i in range(days):
         close = 100.0 * math.exp(0.01 * math.sin(i / 3.0) + 0.001 * i)
-        bars.append(Bar(date=start + dt.timedelta(days=i), open=close * 0.995,
-                        high=close * 1.01, low=close * 0.985, close=close,
-                        volume=1e6 * (1.0 + 0.1 * math.cos(i))))
+        bars.append(
+            Bar(
+                date=start + dt.timedelta(days=i),
+                open=close * 0.995,
+                high=close * 1.01,
+                low=close * 0.985,
+                close=close,
+                volume=1e6 * (1.0 + 0.1 * math.cos(i)),
+            )
+        )
     return bars
 
 

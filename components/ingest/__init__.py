@@ -9,4 +9,11 @@ from components.ingest.ingest import (
     run,
 )
 
-__all__ = ["DEFAULT_SHA256", "DEFAULT_SOURCE", "IngestError", "IngestResult", "expected_checksum", "run"]
+__all__ = [
+    "DEFAULT_SHA256",
+    "DEFAULT_SOURCE",
+    "IngestError",
+    "IngestResult",
+    "expected_checksum",
+    "run",
+]

@@ -20,9 +20,10 @@ def build_parser():
         "(<lake>/raw/sha256=<hex>/<file name>). A re-run with the same bytes stores nothing "
         "new; nothing is ever overwritten.",
         "  python -m components.ingest --lake .local/lake\n"
-        "  python -m components.ingest --source ../shared/data/crypto-markets.csv --lake /tmp/lake\n"
+        "  python -m components.ingest --source ../shared/data/crypto-markets.csv \\\n"
+        "      --lake /tmp/lake\n"
         "  python -m components.ingest --source gs://my-bucket/in/prices.csv \\\n"
-        "      --lake gs://my-lake/crypto --column-mapping '{\"date\": \"Date\", \"slug\": \"Name\"}'\n\n"
+        '      --lake gs://my-lake/crypto --column-mapping \'{"date": "Date", "slug": "Name"}\'\n\n'
         f"default source (checked against SHA-256 {DEFAULT_SHA256}):\n  {DEFAULTS['source']}",
     )
     parser.add_argument(
@@ -57,7 +58,9 @@ def build_parser():
 
 
 def _render(result: IngestResult, args) -> str:
-    verdict = "stored new object" if result.stored_new else "already in the lake, stored nothing new"
+    verdict = (
+        "stored new object" if result.stored_new else "already in the lake, stored nothing new"
+    )
     lines = [
         f"{verdict}: {result.lake_uri}",
         f"  sha256  {result.sha256}",

@@ -169,7 +169,9 @@ def run(
     if not lake:
         raise ParameterError("no lake given (a gs://bucket/prefix or a local directory)")
     if is_http_url(lake):
-        raise ParameterError(f"the lake must be a gs:// URI or a local directory, not a URL: {lake}")
+        raise ParameterError(
+            f"the lake must be a gs:// URI or a local directory, not a URL: {lake}"
+        )
     parse_column_mapping(column_mapping)  # an unusable mapping is refused before any fetch
     if is_local(source):  # record where the bytes came from, independent of the cwd
         source = os.path.abspath(local_path(source))
@@ -198,7 +200,10 @@ def run(
         out.write_bytes(data)
     log.info(
         "%s %s (%d rows, sha256 %s)",
-        "stored" if stored_new else "already in the lake:", lake_uri, rows, sha256,
+        "stored" if stored_new else "already in the lake:",
+        lake_uri,
+        rows,
+        sha256,
     )
     return replace(result, lake_uri=lake_uri, stored_new=stored_new)
 
@@ -248,8 +253,10 @@ def _existing_local(folder: Path, preferred: str) -> Path | None:
     if (folder / preferred).is_file():
         return folder / preferred
     for path in sorted(folder.iterdir()):
-        if path.is_file() and not path.name.startswith(".") and not path.name.endswith(
-            METADATA_SUFFIX
+        if (
+            path.is_file()
+            and not path.name.startswith(".")
+            and not path.name.endswith(METADATA_SUFFIX)
         ):
             return path
     return None

@@ -10,10 +10,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from components.common.jsonfile import read_json
 from components.common.contracts import SHARD_COLUMNS, SPLITS, shard_glob
 from components.common.features import FEATURE_NAMES, TARGET_NAME
-
+from components.common.jsonfile import read_json
 
 
 class DataContractError(ValueError):
@@ -67,7 +66,10 @@ def load_stats(path: str | os.PathLike) -> Stats:
             f"FEATURE_NAMES {list(FEATURE_NAMES)!r} (transform and train from different versions?)"
         )
     if raw.get("target_name", TARGET_NAME) != TARGET_NAME:
-        raise DataContractError(f"stats file {path}: target_name is {raw.get('target_name')!r}, expected {TARGET_NAME!r}")
+        raise DataContractError(
+            f"stats file {path}: target_name is {raw.get('target_name')!r}, "
+            f"expected {TARGET_NAME!r}"
+        )
     mean, std = raw.get("mean", {}), raw.get("std", {})
     for col in (*FEATURE_NAMES, TARGET_NAME):
         if col not in mean or col not in std:
@@ -134,5 +136,7 @@ def load_split(features_dir: str | os.PathLike, split: str) -> Split:
     )
 
 
-def load_splits(features_dir: str | os.PathLike, splits: tuple[str, ...] = SPLITS) -> dict[str, Split]:
+def load_splits(
+    features_dir: str | os.PathLike, splits: tuple[str, ...] = SPLITS
+) -> dict[str, Split]:
     return {s: load_split(features_dir, s) for s in splits}

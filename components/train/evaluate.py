@@ -10,7 +10,9 @@ import numpy as np
 METRIC_NAMES: tuple[str, ...] = ("mae", "rmse", "mape", "directional_accuracy")
 
 
-def price_metrics(today: np.ndarray, actual_next: np.ndarray, predicted_next: np.ndarray) -> dict[str, float]:
+def price_metrics(
+    today: np.ndarray, actual_next: np.ndarray, predicted_next: np.ndarray
+) -> dict[str, float]:
     """MAE, RMSE, MAPE (percent of the actual next close) and directional accuracy.
 
     Directional accuracy is the share of days where the predicted move
@@ -42,7 +44,9 @@ def ratio(model_mae: float, baseline_mae: float) -> float:
     return 1.0 if model_mae == 0 else math.inf
 
 
-def evaluate(today: np.ndarray, actual_log_return: np.ndarray, predicted_log_return: np.ndarray) -> dict:
+def evaluate(
+    today: np.ndarray, actual_log_return: np.ndarray, predicted_log_return: np.ndarray
+) -> dict:
     """``{"model": {...}, "baseline": {...}, "mae_ratio": float}`` for next-day close prices
     ``today · exp(log_return)``."""
     today = np.asarray(today, dtype=np.float64)
@@ -55,6 +59,8 @@ def evaluate(today: np.ndarray, actual_log_return: np.ndarray, predicted_log_ret
 
 def flat_metrics(result: dict) -> dict[str, float]:
     """``model_mae``, ``baseline_mae``, ..., ``mae_ratio``: one level, for KFP Metrics."""
-    out = {f"{who}_{name}": result[who][name] for who in ("model", "baseline") for name in METRIC_NAMES}
+    out = {
+        f"{who}_{name}": result[who][name] for who in ("model", "baseline") for name in METRIC_NAMES
+    }
     out["mae_ratio"] = result["mae_ratio"]
     return out

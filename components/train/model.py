@@ -17,9 +17,9 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from components.train.data import Split, Stats
 from components.common.contracts import HPARAM_NAMES
 from components.common.features import FEATURE_NAMES
+from components.train.data import Split, Stats
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +68,9 @@ def validate_hparams(hparams: Mapping[str, object]) -> dict[str, float | int]:
     """Complete ``hparams`` with defaults, check types and ranges, return a clean dict."""
     unknown = sorted(set(hparams) - set(HPARAM_NAMES))
     if unknown:
-        raise ValueError(f"unknown hyper-parameter(s) {unknown}; expected keys {list(HPARAM_NAMES)}")
+        raise ValueError(
+            f"unknown hyper-parameter(s) {unknown}; expected keys {list(HPARAM_NAMES)}"
+        )
     merged = {**DEFAULT_HPARAMS, **hparams}
     try:
         clean = {
@@ -93,14 +95,19 @@ def validate_hparams(hparams: Mapping[str, object]) -> dict[str, float | int]:
     }
     bad = [k for k, ok in checks.items() if not ok]
     if bad:
-        raise ValueError(f"hyper-parameter(s) out of range: {', '.join(f'{k}={clean[k]}' for k in bad)}")
+        raise ValueError(
+            f"hyper-parameter(s) out of range: {', '.join(f'{k}={clean[k]}' for k in bad)}"
+        )
     return clean
 
 
 def layer_widths(hparams: Mapping[str, object]) -> list[int]:
     """Hidden layer widths: ``first_layer_units · layer_scale**i``, at least 2."""
     h = validate_hparams(hparams)
-    return [max(2, round(h["first_layer_units"] * h["layer_scale"] ** i)) for i in range(h["num_layers"])]
+    return [
+        max(2, round(h["first_layer_units"] * h["layer_scale"] ** i))
+        for i in range(h["num_layers"])
+    ]
 
 
 def build_model(hparams: Mapping[str, object], stats: Stats, name: str = "next_day_log_return"):
@@ -131,7 +138,9 @@ def build_model(hparams: Mapping[str, object], stats: Stats, name: str = "next_d
         kernel_regularizer=regulariser,
         name=Z_LAYER,
     )(x)
-    ret = keras.layers.Rescaling(scale=stats.target_std, offset=stats.target_mean, name="unstandardise")(z)
+    ret = keras.layers.Rescaling(
+        scale=stats.target_std, offset=stats.target_mean, name="unstandardise"
+    )(z)
     out = keras.layers.Reshape((), name=OUTPUT_LAYER)(ret)
     return keras.Model(inputs, out, name=name)
 
@@ -209,7 +218,11 @@ def _epoch_logger(label: str, level: int):
 
     class EpochLog(keras.callbacks.Callback):
         def on_epoch_end(self, epoch, logs=None):
-            shown = " ".join(f"{k}={v:.5g}" for k, v in sorted((logs or {}).items()) if isinstance(v, (int, float)))
+            shown = " ".join(
+                f"{k}={v:.5g}"
+                for k, v in sorted((logs or {}).items())
+                if isinstance(v, (int, float))
+            )
             log.log(level, "%s epoch %d: %s", label, epoch + 1, shown)
 
     return EpochLog()
@@ -256,6 +269,11 @@ def fit(
         batch_size=h["batch_size"],
         shuffle=True,
         verbose=0,
-        callbacks=[_eval_callback(model, eval_split, stats), *callbacks, stop, _epoch_logger(label, log_level)],
+        callbacks=[
+            _eval_callback(model, eval_split, stats),
+            *callbacks,
+            stop,
+            _epoch_logger(label, log_level),
+        ],
     )
     return {k: [float(v) for v in values] for k, values in history.history.items()}

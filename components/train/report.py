@@ -31,7 +31,13 @@ def _img(data: str, alt: str) -> str:
     return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{data}">'
 
 
-def plot_prices(dates: Sequence[str], actual: np.ndarray, predicted: np.ndarray, baseline: np.ndarray, title: str) -> str:
+def plot_prices(
+    dates: Sequence[str],
+    actual: np.ndarray,
+    predicted: np.ndarray,
+    baseline: np.ndarray,
+    title: str,
+) -> str:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -43,7 +49,14 @@ def plot_prices(dates: Sequence[str], actual: np.ndarray, predicted: np.ndarray,
     )
     ax.plot(x, actual, label="actual next-day close", color="black", linewidth=1.2)
     ax.plot(x, predicted, label="model", color="tab:blue", linewidth=1)
-    ax.plot(x, baseline, label="persistence (today's close)", color="tab:orange", linewidth=1, linestyle="--")
+    ax.plot(
+        x,
+        baseline,
+        label="persistence (today's close)",
+        color="tab:orange",
+        linewidth=1,
+        linestyle="--",
+    )
     ax.set_title(title)
     ax.set_ylabel("close")
     ax.legend()
@@ -69,7 +82,13 @@ def plot_histories(histories: Sequence[Mapping[str, Sequence[float]]]) -> str:
         for key, style in (("loss", "-"), ("val_loss", "--")):
             if key in history:
                 label = f"net {i + 1}" if key == "loss" else None
-                ax.plot(np.arange(1, len(history[key]) + 1), history[key], style, color=color, label=label)
+                ax.plot(
+                    np.arange(1, len(history[key]) + 1),
+                    history[key],
+                    style,
+                    color=color,
+                    label=label,
+                )
     ax.set_yscale("log")
     ax.set_xlabel("epoch")
     ax.set_ylabel("Huber loss, standardised target")
@@ -109,12 +128,16 @@ def _metrics_table(evaluation: Mapping) -> str:
 
 
 def _kv_table(values: Mapping[str, object]) -> str:
-    rows = "".join(f"<tr><td>{html.escape(str(k))}</td><td>{html.escape(str(v))}</td></tr>" for k, v in values.items())
+    rows = "".join(
+        f"<tr><td>{html.escape(str(k))}</td><td>{html.escape(str(v))}</td></tr>"
+        for k, v in values.items()
+    )
     return f"<table>{rows}</table>"
 
 
-def per_coin_mae(coins: np.ndarray, today: np.ndarray, actual_next: np.ndarray,
-                 predicted_next: np.ndarray) -> list[tuple[str, int, float, float]]:
+def per_coin_mae(
+    coins: np.ndarray, today: np.ndarray, actual_next: np.ndarray, predicted_next: np.ndarray
+) -> list[tuple[str, int, float, float]]:
     """``(coin, rows, model MAE, persistence MAE)`` per coin, most rows first.
 
     Pooled price MAE is dominated by the most expensive coins; this shows each one.
@@ -141,8 +164,10 @@ def per_coin_table(coins, today, actual_next, predicted_next) -> str:
     ]
     for coin, n, model, baseline in rows:
         ratio = model / baseline if baseline > 0 else float("nan")
-        lines.append(f"<tr><td>{html.escape(coin)}</td><td>{n}</td><td>{model:.6g}</td>"
-                     f"<td>{baseline:.6g}</td><td>{ratio:.4f}</td></tr>")
+        lines.append(
+            f"<tr><td>{html.escape(coin)}</td><td>{n}</td><td>{model:.6g}</td>"
+            f"<td>{baseline:.6g}</td><td>{ratio:.4f}</td></tr>"
+        )
     lines.append("</table>")
     return "\n".join(lines)
 
@@ -168,7 +193,8 @@ def write_report(
     ratio = evaluation["mae_ratio"]
     verdict = "PASSED" if passed_gate else "FAILED"
     gate = (
-        f"<p class='{verdict.lower()}'><b>Gate {verdict}</b>: mae_ratio = model MAE / persistence MAE = "
+        f"<p class='{verdict.lower()}'><b>Gate {verdict}</b>: "
+        "mae_ratio = model MAE / persistence MAE = "
         f"{ratio:.4f} {'&le;' if passed_gate else '&gt;'} max_mae_ratio {max_mae_ratio:g}. "
         + ("The model may be deployed." if passed_gate else "The model will not be deployed.")
         + "</p>"
@@ -179,7 +205,13 @@ def write_report(
         rows = coins == coin
         price_plots.append(
             _img(
-                plot_prices(dates[rows], actual_next[rows], predicted_next[rows], today[rows], f"{coin}: test period"),
+                plot_prices(
+                    dates[rows],
+                    actual_next[rows],
+                    predicted_next[rows],
+                    today[rows],
+                    f"{coin}: test period",
+                ),
                 f"{coin} actual vs predicted vs persistence",
             )
         )
@@ -189,17 +221,19 @@ def write_report(
     body = f"""<!DOCTYPE html>
 <html><head><meta charset="utf-8"><title>{html.escape(model_name)} {html.escape(version)}</title>
 <style>body{{font-family:sans-serif;max-width:1000px;margin:1em auto}}
-table{{border-collapse:collapse;margin:0.5em 0}}td,th{{border:1px solid #ccc;padding:3px 8px;text-align:right}}
+table{{border-collapse:collapse;margin:0.5em 0}}
+td,th{{border:1px solid #ccc;padding:3px 8px;text-align:right}}
 .passed{{color:#060}}.failed{{color:#a00}}</style></head><body>
 <h1>Train report: {html.escape(model_name)} version {html.escape(version)}</h1>
 {gate}
 <h2>Test metrics beside the persistence baseline</h2>
-<p>Next-day close on the test split ({len(today)} rows); persistence forecasts tomorrow's close = today's close.
-MAPE in percent; directional accuracy counts "no change" as its own direction, so persistence scores only on flat days.</p>
+<p>Next-day close on the test split ({len(today)} rows); persistence forecasts
+tomorrow's close = today's close. MAPE in percent; directional accuracy counts "no change"
+as its own direction, so persistence scores only on flat days.</p>
 {_metrics_table(evaluation)}
 {per_coin}
 <h2>Actual vs predicted vs persistence</h2>
-{''.join(price_plots)}
+{"".join(price_plots)}
 <h2>Training curves</h2>
 {_img(plot_histories(histories), "training curves")}
 <h2>Error distribution</h2>

@@ -26,12 +26,6 @@ from components.train.report import write_report
 
 log = logging.getLogger(__name__)
 
-#: ``ensemble_size``, the nets averaged into the exported model (seeds ``seed .. seed+n-1``; the first one is
-#: tune's selected trial, same seed). Fixed a priori, not tuned: the members differ only
-#: in their seed (initial weights, dropout masks, batch order), so averaging n of them
-#: keeps their expected prediction and divides the seed-to-seed variance by about n.
-#: 5 removes ~80% of that variance; 10 would remove ~90% at twice the training cost.
-#: No split's score was used to pick it (no eval or test comparison of sizes).
 _MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 #: The exported model must reproduce the in-memory predictions to float32 precision.
 EXPORT_TOLERANCE = 1e-6
@@ -77,7 +71,9 @@ def read_params(
     path = Path(best_params)
     params = read_json(path, "best_params")
     if not isinstance(params, dict):
-        raise ValueError(f"best_params file {path} must hold a JSON object, got {type(params).__name__}")
+        raise ValueError(
+            f"best_params file {path} must hold a JSON object, got {type(params).__name__}"
+        )
     return model_lib.validate_hparams(params)
 
 
@@ -108,6 +104,12 @@ def run(
     metrics JSON to ``metrics_path``. ``best_params``: tune's JSON file or a dict (None:
     the defaults).
 
+    ``ensemble_size`` (default 5) is fixed a priori, not tuned: the members differ only in
+    their seed (initial weights, dropout masks, batch order), so averaging n of them keeps
+    their expected prediction and divides the seed-to-seed variance by about n. 5 removes
+    ~80% of that variance; 10 would remove ~90% at twice the training cost. No split's
+    score was used to pick it. The first member (seed ``seed``) is tune's selected trial.
+
     The gate passes when ``mae_ratio = model MAE / persistence MAE <= max_mae_ratio``.
     The model is exported either way (deploy decides on the gate).
     """
@@ -128,7 +130,10 @@ def run(
     train_split, eval_split, test_split = splits["train"], splits["eval"], splits["test"]
     log.info(
         "train %d rows, eval %d, test %d; hyper-parameters %s",
-        len(train_split), len(eval_split), len(test_split), hparams,
+        len(train_split),
+        len(eval_split),
+        len(test_split),
+        hparams,
     )
 
     started = time.monotonic()
@@ -139,7 +144,13 @@ def run(
         member = model_lib.build_model(hparams, stats, name=f"member_{i}")
         histories.append(
             model_lib.fit(
-                member, train_split, eval_split, stats, hparams, epochs=epochs, patience=patience,
+                member,
+                train_split,
+                eval_split,
+                stats,
+                hparams,
+                epochs=epochs,
+                patience=patience,
                 label=f"net {i + 1}/{ensemble_size}",
             )
         )
@@ -156,9 +167,13 @@ def run(
     served = load_serving_fn(export_path)(test_split.features)
     worst = float(np.max(np.abs(served - predicted)))
     if worst > EXPORT_TOLERANCE:
-        raise RuntimeError(f"exported model at {export_path} disagrees with the trained one by {worst:g}")
+        raise RuntimeError(
+            f"exported model at {export_path} disagrees with the trained one by {worst:g}"
+        )
 
-    eval_evaluation = evaluate(eval_split.close, eval_split.target, model_lib.predict_log_return(model, eval_split))
+    eval_evaluation = evaluate(
+        eval_split.close, eval_split.target, model_lib.predict_log_return(model, eval_split)
+    )
     metrics = {
         **flat_metrics(evaluation),
         "max_mae_ratio": float(max_mae_ratio),
@@ -180,7 +195,11 @@ def run(
         passed_gate=passed,
         max_mae_ratio=max_mae_ratio,
         histories=histories,
-        hparams={**hparams, "ensemble_size": ensemble_size, "seeds": f"{seed}..{seed + ensemble_size - 1}"},
+        hparams={
+            **hparams,
+            "ensemble_size": ensemble_size,
+            "seeds": f"{seed}..{seed + ensemble_size - 1}",
+        },
         splits={
             name: f"{s.dates[0]} .. {s.dates[-1]} ({len(s)} rows)" for name, s in splits.items()
         },
@@ -192,8 +211,11 @@ def run(
     )
     log.info(
         "test MAE model %.4f vs persistence %.4f: mae_ratio %.4f, gate %s (max %.4g)",
-        evaluation["model"]["mae"], evaluation["baseline"]["mae"], mae_ratio,
-        "passed" if passed else "FAILED", max_mae_ratio,
+        evaluation["model"]["mae"],
+        evaluation["baseline"]["mae"],
+        mae_ratio,
+        "passed" if passed else "FAILED",
+        max_mae_ratio,
     )
     if metrics_path is not None:
         Path(metrics_path).parent.mkdir(parents=True, exist_ok=True)

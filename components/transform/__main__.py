@@ -24,10 +24,11 @@ def build_parser() -> argparse.ArgumentParser:
         f"{REJECTED_FILE} beside them unless --stats / --rejected say otherwise.",
         "  python -m components.transform ../shared/data/crypto-markets.csv --output-dir /tmp/f\n"
         "  python -m components.transform prices.csv --output-dir /tmp/f --coins all \\\n"
-        "      --column-mapping '{\"date\": \"Date\", \"slug\": \"Name\"}'\n"
+        '      --column-mapping \'{"date": "Date", "slug": "Name"}\'\n'
         "  python -m components.transform gs://lake/raw.csv --output-dir gs://art/features \\\n"
         "      --runner dataflow --project P --region europe-west1 --temp-location gs://t/tmp \\\n"
-        "      --staging-location gs://s/staging --service-account-email df@P.iam.gserviceaccount.com \\\n"
+        "      --staging-location gs://s/staging \\\n"
+        "      --service-account-email df@P.iam.gserviceaccount.com \\\n"
         "      --sdk-container-image REGISTRY/transform-worker@sha256:... \\\n"
         "      --subnetwork regions/europe-west1/subnetworks/NAME",
     )
@@ -55,7 +56,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--max-rejected-fraction",
         type=float,
         default=d["max_rejected_fraction"],
-        help=f"fail when a larger share of rows is rejected (default: {d['max_rejected_fraction']})",
+        help="fail when a larger share of rows is rejected "
+        f"(default: {d['max_rejected_fraction']})",
     )
     parser.add_argument(
         "--column-mapping",
@@ -66,8 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--price-tolerance",
         type=float,
         default=d["price_tolerance"],
-        help="relative slack for open/close outside [low, high] "
-        f"(default: {d['price_tolerance']})",
+        help=f"relative slack for open/close outside [low, high] (default: {d['price_tolerance']})",
     )
     parser.add_argument(
         "--num-shards",

@@ -65,9 +65,16 @@ class BuildCoinExamples(beam.DoFn):
         coin, rows = element
         result = process_coin(coin, rows, self.fractions)
         counts = result.counts()
-        log.info("%s: %d days, %d duplicates dropped, %d gaps → train %d / eval %d / test %d",
-                 coin, result.bars, result.duplicates, result.gaps,
-                 counts["train"], counts["eval"], counts["test"])
+        log.info(
+            "%s: %d days, %d duplicates dropped, %d gaps → train %d / eval %d / test %d",
+            coin,
+            result.bars,
+            result.duplicates,
+            result.gaps,
+            counts["train"],
+            counts["eval"],
+            counts["test"],
+        )
         for split, example in result.examples:
             yield split, coin, example
         yield TaggedOutput(self.INFO, result.info())
@@ -112,7 +119,8 @@ class WriteSortedCsv(beam.PTransform):
 
     def expand(self, pcoll):
         every_shard = pcoll.pipeline | "EveryShard" >> beam.Create(
-            [(i, None) for i in range(len(self.paths))])
+            [(i, None) for i in range(len(self.paths))]
+        )
         return (
             (pcoll, every_shard)
             | "Flatten" >> beam.Flatten()

@@ -23,7 +23,8 @@ _GCS = re.compile(r"gs://[a-z0-9][a-z0-9._-]{1,221}[a-z0-9](/.*)?")
 _SERVICE_ACCOUNT = re.compile(r"[a-z][a-z0-9-]{4,62}@[a-z0-9.-]+\.gserviceaccount\.com")
 _SUBNETWORK = re.compile(
     r"(https://www\.googleapis\.com/compute/v1/projects/[a-z0-9-]+/)?"
-    r"regions/(?P<region>[a-z0-9-]+)/subnetworks/[a-z]([-a-z0-9]*[a-z0-9])?")
+    r"regions/(?P<region>[a-z0-9-]+)/subnetworks/[a-z]([-a-z0-9]*[a-z0-9])?"
+)
 _JOB_NAME = re.compile(r"[a-z]([-a-z0-9]{0,62}[a-z0-9])?")
 _LABEL_KEY = re.compile(r"[a-z][a-z0-9_-]{0,62}")
 _LABEL_VALUE = re.compile(r"[a-z0-9_-]{0,63}")
@@ -51,7 +52,8 @@ def dataflow_options(
     job_name: str | None = None,
     labels: Mapping[str, str] | None = None,
 ) -> PipelineOptions:
-    """Validated ``PipelineOptions`` for ``DataflowRunner``; DataflowOptionsError lists every problem."""
+    """Validated ``PipelineOptions`` for ``DataflowRunner``; DataflowOptionsError lists
+    every problem."""
     problems: list[str] = []
 
     def check(ok: bool, message: str) -> None:
@@ -68,37 +70,57 @@ def dataflow_options(
     required("region", region, _REGION, "a GCP region such as europe-west1")
     required("temp_location", temp_location, _GCS, "a gs://bucket/path URI")
     required("staging_location", staging_location, _GCS, "a gs://bucket/path URI")
-    required("service_account_email", service_account_email, _SERVICE_ACCOUNT,
-             "the Dataflow worker service account, NAME@PROJECT.iam.gserviceaccount.com")
+    required(
+        "service_account_email",
+        service_account_email,
+        _SERVICE_ACCOUNT,
+        "the Dataflow worker service account, NAME@PROJECT.iam.gserviceaccount.com",
+    )
     if not sdk_container_image:
-        problems.append("sdk_container_image is required (the transform image, with the project installed)")
+        problems.append(
+            "sdk_container_image is required (the transform image, with the project installed)"
+        )
     elif sdk_container_image.startswith("localhost"):
-        problems.append(f"sdk_container_image {sdk_container_image!r} is local; Dataflow workers "
-                        "need a registry image (build and push the images with `make images`)")
-    check(isinstance(max_num_workers, int) and not isinstance(max_num_workers, bool)
-          and max_num_workers >= 1, f"max_num_workers must be an integer >= 1, got {max_num_workers!r}")
+        problems.append(
+            f"sdk_container_image {sdk_container_image!r} is local; Dataflow workers "
+            "need a registry image (build and push the images with `make images`)"
+        )
+    check(
+        isinstance(max_num_workers, int)
+        and not isinstance(max_num_workers, bool)
+        and max_num_workers >= 1,
+        f"max_num_workers must be an integer >= 1, got {max_num_workers!r}",
+    )
     if subnetwork:
         match = _SUBNETWORK.fullmatch(subnetwork)
         if not match:
-            problems.append("subnetwork must be regions/REGION/subnetworks/NAME or its full "
-                            f"https://www.googleapis.com/compute/v1/projects/... URL, got {subnetwork!r}")
+            problems.append(
+                "subnetwork must be regions/REGION/subnetworks/NAME or its full "
+                f"https://www.googleapis.com/compute/v1/projects/... URL, got {subnetwork!r}"
+            )
         elif region and match["region"] != region:
             problems.append(f"subnetwork is in region {match['region']}, the job in {region}")
     elif no_use_public_ips:
-        problems.append("subnetwork is required when workers have no public IPs (a subnetwork "
-                        "with Private Google Access, e.g. regions/REGION/subnetworks/NAME)")
+        problems.append(
+            "subnetwork is required when workers have no public IPs (a subnetwork "
+            "with Private Google Access, e.g. regions/REGION/subnetworks/NAME)"
+        )
     if job_name is None:
         job_name = default_job_name()
-    check(bool(_JOB_NAME.fullmatch(job_name or "")),
-          f"job_name must be lower-case letters, digits and hyphens, starting with a letter "
-          f"(at most 64), got {job_name!r}")
+    check(
+        bool(_JOB_NAME.fullmatch(job_name or "")),
+        f"job_name must be lower-case letters, digits and hyphens, starting with a letter "
+        f"(at most 64), got {job_name!r}",
+    )
     label_flags = []
     for key, value in (labels or {}).items():
         if _LABEL_KEY.fullmatch(str(key)) and _LABEL_VALUE.fullmatch(str(value)):
             label_flags.append(f"{key}={value}")
         else:
-            problems.append(f"label {key}={value} is not a valid GCP label (lower-case letters, "
-                            "digits, _ and -; keys start with a letter; at most 63 characters)")
+            problems.append(
+                f"label {key}={value} is not a valid GCP label (lower-case letters, "
+                "digits, _ and -; keys start with a letter; at most 63 characters)"
+            )
     if problems:
         raise DataflowOptionsError("invalid Dataflow options:\n  - " + "\n  - ".join(problems))
 

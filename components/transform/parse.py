@@ -17,8 +17,8 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from components.common.schema import REQUIRED_COLUMNS, resolve_columns
 from components.common.features import Bar
+from components.common.schema import REQUIRED_COLUMNS, resolve_columns
 
 #: Default relative tolerance for open/close lying outside [low, high].
 DEFAULT_PRICE_TOLERANCE = 0.01
@@ -184,7 +184,9 @@ class RowParser:
             )
 
     def _check_sanity(self, bar: Bar) -> None:
-        bad = [f"{name}={getattr(bar, name)!r}" for name in _PRICE_COLUMNS if getattr(bar, name) <= 0]
+        bad = [
+            f"{name}={getattr(bar, name)!r}" for name in _PRICE_COLUMNS if getattr(bar, name) <= 0
+        ]
         if bad:
             raise _Invalid(NON_POSITIVE_PRICE, ", ".join(bad))
         if bar.high < bar.low:

@@ -20,8 +20,6 @@ from components.common.features import (
 )
 from components.transform.parse import ParsedRow
 
-
-
 #: Train, eval and test fractions of each coin's dates, in time order.
 DEFAULT_SPLIT = "0.7,0.15,0.15"
 
@@ -33,7 +31,9 @@ def parse_split(split: str | Sequence[float]) -> tuple[float, float, float]:
         try:
             values = [float(p) for p in parts]
         except ValueError:
-            raise ValueError(f"split must be three numbers like 0.7,0.15,0.15; got {split!r}") from None
+            raise ValueError(
+                f"split must be three numbers like 0.7,0.15,0.15; got {split!r}"
+            ) from None
     else:
         values = [float(v) for v in split]
     if len(values) != 3:
@@ -99,9 +99,15 @@ class CoinResult:
 
     def info(self) -> dict:
         """The JSON-able per-coin summary (without the examples)."""
-        return {"coin": self.coin, "bars": self.bars, "duplicates": self.duplicates,
-                "duplicate_lines": [list(pair) for pair in self.duplicate_lines],
-                "gaps": self.gaps, "counts": self.counts(), "ranges": self.date_ranges()}
+        return {
+            "coin": self.coin,
+            "bars": self.bars,
+            "duplicates": self.duplicates,
+            "duplicate_lines": [list(pair) for pair in self.duplicate_lines],
+            "gaps": self.gaps,
+            "counts": self.counts(),
+            "ranges": self.date_ranges(),
+        }
 
 
 def process_coin(coin: str, rows: Iterable[ParsedRow], fractions: Sequence[float]) -> CoinResult:
@@ -123,11 +129,20 @@ def process_coin(coin: str, rows: Iterable[ParsedRow], fractions: Sequence[float
     labelled = [
         item for item, nxt in zip(labelled, labelled[1:], strict=False) if nxt[0] == item[0]
     ] + labelled[-1:]
-    return CoinResult(coin=coin, bars=len(bars), duplicates=len(dropped), gaps=gaps,
-                      duplicate_lines=dropped, examples=labelled)
+    return CoinResult(
+        coin=coin,
+        bars=len(bars),
+        duplicates=len(dropped),
+        gaps=gaps,
+        duplicate_lines=dropped,
+        examples=labelled,
+    )
 
 
 def example_to_csv_row(coin: str, example: Mapping) -> list[str]:
     """One shard line: coin, ISO date, floats in repr precision."""
-    return [coin, example["date"].isoformat(),
-            *(repr(float(example[name])) for name in SHARD_COLUMNS[2:])]
+    return [
+        coin,
+        example["date"].isoformat(),
+        *(repr(float(example[name])) for name in SHARD_COLUMNS[2:]),
+    ]

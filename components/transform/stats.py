@@ -5,9 +5,8 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping, Sequence
 
-from components.common.features import FEATURE_NAMES, TARGET_NAME
 from components.common.contracts import SPLITS, STAT_COLUMNS, STAT_DTYPE
-
+from components.common.features import FEATURE_NAMES, TARGET_NAME
 
 
 class Moments:
@@ -78,11 +77,15 @@ def build_stats(
             "end": max((r[1] for r in ranges), default=None),
         }
     coins = {
-        info["coin"]: {**info["counts"], "duplicates": info["duplicates"], "gaps": info["gaps"],
-                       "bars": info["bars"],
-                       # (dropped line, kept line) per duplicate date: the raw file in the
-                       # lake is immutable, so every dropped row can be found again.
-                       "duplicate_lines": info.get("duplicate_lines", [])}
+        info["coin"]: {
+            **info["counts"],
+            "duplicates": info["duplicates"],
+            "gaps": info["gaps"],
+            "bars": info["bars"],
+            # (dropped line, kept line) per duplicate date: the raw file in the
+            # lake is immutable, so every dropped row can be found again.
+            "duplicate_lines": info.get("duplicate_lines", []),
+        }
         for info in infos
     }
     has_train = train_moments.n > 0

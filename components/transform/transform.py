@@ -101,8 +101,7 @@ class TransformResult(StepResult):
     def table(self) -> str:
         """Per-coin counts as a fixed-width text table, with a total line."""
         head = (
-            f"{'coin':<20} {'days':>6} {'train':>6} {'eval':>6} {'test':>6} "
-            f"{'dups':>5} {'gaps':>5}"
+            f"{'coin':<20} {'days':>6} {'train':>6} {'eval':>6} {'test':>6} {'dups':>5} {'gaps':>5}"
         )
         lines = [head, "-" * len(head)]
         for coin, c in sorted(self.coins.items()):
@@ -129,7 +128,9 @@ def parse_coins(coins: str | Sequence[str]) -> frozenset[str] | None:
     items = coins.split(",") if isinstance(coins, str) else list(coins)
     slugs = frozenset(c.strip().lower() for c in items if c.strip())
     if not slugs:
-        raise TransformParameterError("coins must be 'all' or a comma-separated list of slugs, got nothing")
+        raise TransformParameterError(
+            "coins must be 'all' or a comma-separated list of slugs, got nothing"
+        )
     return None if slugs == {"all"} else slugs
 
 
@@ -144,8 +145,9 @@ def read_header(input_path: str) -> str:
     with FileSystems.open(input_path) as handle:
         first = handle.readline()
     if not first.strip():
-        raise TransformError(f"input {input_path} is empty or starts with a blank line; "
-                             "expected a CSV header")
+        raise TransformError(
+            f"input {input_path} is empty or starts with a blank line; expected a CSV header"
+        )
     return first.decode("utf-8-sig", errors="replace")
 
 
@@ -256,9 +258,7 @@ def build_pipeline(
         | "StatsSeed" >> beam.Create([None])
         | "WriteStats"
         >> beam.ParDo(
-            beam_ops.WriteStats(
-                stats_path, split_fractions=list(fractions), input_path=input_path
-            ),
+            beam_ops.WriteStats(stats_path, split_fractions=list(fractions), input_path=input_path),
             train_moments=AsSingleton(train_moments),
             coin_infos=AsSingleton(coin_infos),
             input_rows=count(data_lines, "CountInput"),
@@ -330,12 +330,21 @@ def run(
     _prepare_outputs(*outputs)
     log.info(
         "transform %s → %s (coins %s, split %s, runner %s)",
-        raw_path, features_path, "all" if wanted is None else ",".join(sorted(wanted)),
-        fractions, runner,
+        raw_path,
+        features_path,
+        "all" if wanted is None else ",".join(sorted(wanted)),
+        fractions,
+        runner,
     )
     build_pipeline(
-        pipeline, raw_path, features_path=features_path, stats_path=stats_path,
-        rejected_path=rejected_path, parser=parser, wanted=wanted, fractions=fractions,
+        pipeline,
+        raw_path,
+        features_path=features_path,
+        stats_path=stats_path,
+        rejected_path=rejected_path,
+        parser=parser,
+        wanted=wanted,
+        fractions=fractions,
         num_shards=num_shards,
     )
     state = pipeline.run().wait_until_finish()

@@ -174,11 +174,11 @@ def run(
     trial's hyper-parameters, what train reads), ``trials_table_path`` (every trial as a
     Markdown table) and ``metrics_path`` (``TuneResult.metrics()`` as JSON)."""
     if selection not in SELECTIONS:
-        raise ParameterError(
-            f"selection must be one of {', '.join(SELECTIONS)}, got {selection!r}"
-        )
+        raise ParameterError(f"selection must be one of {', '.join(SELECTIONS)}, got {selection!r}")
     if backend not in BACKENDS:
-        raise ParameterError(f"unknown tune backend {backend!r}; expected one of {', '.join(BACKENDS)}")
+        raise ParameterError(
+            f"unknown tune backend {backend!r}; expected one of {', '.join(BACKENDS)}"
+        )
     if backend != "optuna":
         raise NotImplementedError(
             f"tune backend {backend!r} is not implemented yet (available: optuna); "
@@ -202,7 +202,12 @@ def run(
     log.info(
         "tuning on %d train / %d eval rows: %d trials, %gs budget, <= %d epochs; "
         "persistence eval MAE %.4f",
-        len(train_split), len(eval_split), n_trials, timeout_s, max_epochs, baseline,
+        len(train_split),
+        len(eval_split),
+        n_trials,
+        timeout_s,
+        max_epochs,
+        baseline,
     )
     train.limit_threads()
     abs_errors: dict[int, np.ndarray] = {}  # per completed trial, on the eval rows
@@ -214,9 +219,16 @@ def run(
         train.seed_everything(seed)
         model = train.build_model(params, stats)
         history = train.fit(
-            model, train_split, eval_split, stats, params,
-            epochs=max_epochs, patience=patience, callbacks=[_pruning_callback(trial)],
-            label=f"trial {trial.number}", log_level=logging.DEBUG,
+            model,
+            train_split,
+            eval_split,
+            stats,
+            params,
+            epochs=max_epochs,
+            patience=patience,
+            callbacks=[_pruning_callback(trial)],
+            label=f"trial {trial.number}",
+            log_level=logging.DEBUG,
         )
         trial.set_user_attr("epochs", len(history["loss"]))
         predicted = eval_split.close * np.exp(train.predict_log_return(model, eval_split))
@@ -228,10 +240,17 @@ def run(
         return value
 
     def progress(study, trial) -> None:
-        shown = f"{trial.value:.4f} (ratio {ratio(trial.value, baseline):.4f})" if trial.value is not None else "-"
+        shown = (
+            f"{trial.value:.4f} (ratio {ratio(trial.value, baseline):.4f})"
+            if trial.value is not None
+            else "-"
+        )
         log.info(
             "trial %d %s: eval price MAE %s, %s epochs, %s",
-            trial.number, trial.state.name.lower(), shown, trial.user_attrs.get("epochs", "?"),
+            trial.number,
+            trial.state.name.lower(),
+            shown,
+            trial.user_attrs.get("epochs", "?"),
             {k: _round(v) for k, v in trial.params.items()},
         )
 
@@ -248,8 +267,12 @@ def run(
     study.enqueue_trial(dict(train.DEFAULT_HPARAMS))
     started = time.monotonic()
     study.optimize(
-        objective, n_trials=n_trials, timeout=timeout_s, callbacks=[progress],
-        catch=(FloatingPointError,), gc_after_trial=True,
+        objective,
+        n_trials=n_trials,
+        timeout=timeout_s,
+        callbacks=[progress],
+        catch=(FloatingPointError,),
+        gc_after_trial=True,
     )
     elapsed = time.monotonic() - started
 
@@ -300,11 +323,19 @@ def run(
         metrics_path=metrics_path,
     )
     log.info(
-        "selected trial %d (%s): eval price MAE %.4f (persistence %.4f, ratio %.4f); lowest: trial %d "
-        "%.4f, %d within one SE of it; %d trials, %d pruned, %.1fs",
-        best.number, selection, result.best_value, baseline, ratio(result.best_value, baseline),
-        lowest, result.lowest_value, result.trials_within_one_se,
-        result.trials_run, result.trials_pruned, elapsed,
+        "selected trial %d (%s): eval price MAE %.4f (persistence %.4f, ratio %.4f); "
+        "lowest: trial %d %.4f, %d within one SE of it; %d trials, %d pruned, %.1fs",
+        best.number,
+        selection,
+        result.best_value,
+        baseline,
+        ratio(result.best_value, baseline),
+        lowest,
+        result.lowest_value,
+        result.trials_within_one_se,
+        result.trials_run,
+        result.trials_pruned,
+        elapsed,
     )
     return result
 
@@ -319,7 +350,8 @@ def trials_markdown(result: TuneResult) -> str:
     selected trial (the one train gets) is marked, and so is the lowest."""
     names = [p.name for p in SEARCH_SPACE]
     rule = {
-        "one_se": "the largest l2 among the trials within one standard error of the lowest eval MAE",
+        "one_se": "the largest l2 among the trials within one standard error of the lowest "
+        "eval MAE",
         "min": "the lowest eval MAE",
     }.get(result.selection, result.selection)
     lines = [
@@ -330,11 +362,12 @@ def trials_markdown(result: TuneResult) -> str:
         f"Selected ({rule}): trial {result.best_trial}, **{result.best_value:.4f}** "
         f"(ratio {ratio(result.best_value, result.baseline_eval_mae):.4f}); lowest: trial "
         f"{result.lowest_trial}, {result.lowest_value:.4f}. "
-        f"{result.trials_run} trials, {result.trials_pruned} pruned, {result.trials_failed} failed, "
+        f"{result.trials_run} trials, {result.trials_pruned} pruned, "
+        f"{result.trials_failed} failed, "
         f"{result.elapsed_s:.1f} s.",
         "",
-        "| trial | state | eval price MAE | ratio to persistence | within 1 SE | epochs | seconds | "
-        + " | ".join(names) + " |",
+        "| trial | state | eval price MAE | ratio to persistence | within 1 SE | epochs "
+        "| seconds | " + " | ".join(names) + " |",
         "|---:|---|---:|---:|---|---:|---:|" + "---:|" * len(names),
     ]
     rank = {"complete": 0, "pruned": 1}
@@ -345,13 +378,17 @@ def trials_markdown(result: TuneResult) -> str:
     for t in ordered:
         value = "-" if t["eval_price_mae"] is None else f"{t['eval_price_mae']:.4f}"
         ratio_text = "-" if t["eval_mae_ratio"] is None else f"{t['eval_mae_ratio']:.4f}"
-        marks = [m for m, n in (("selected", result.best_trial), ("lowest", result.lowest_trial))
-                 if t["number"] == n]
+        marks = [
+            m
+            for m, n in (("selected", result.best_trial), ("lowest", result.lowest_trial))
+            if t["number"] == n
+        ]
         mark = f" ({', '.join(marks)})" if marks else ""
         one_se = {True: "yes", False: "no"}.get(t.get("within_one_se"), "-")
         cells = [_cell(t["params"].get(n)) for n in names]
         lines.append(
-            f"| {t['number']}{mark} | {t['state']} | {value} | {ratio_text} | {one_se} | {t['epochs'] or '-'} | "
+            f"| {t['number']}{mark} | {t['state']} | {value} | {ratio_text} | {one_se} "
+            f"| {t['epochs'] or '-'} | "
             f"{t['seconds'] if t['seconds'] is not None else '-'} | " + " | ".join(cells) + " |"
         )
     return "\n".join(lines) + "\n"

@@ -24,7 +24,8 @@ def test_unknown_step_is_an_error():
 
 def test_every_step_has_a_dockerfile_on_the_base_with_existing_extras():
     extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"][
-        "optional-dependencies"]
+        "optional-dependencies"
+    ]
     for step in STEPS:
         dockerfile = (ROOT / "components" / step / "Dockerfile").read_text()
         assert "FROM ${BASE_IMAGE}" in dockerfile, step
@@ -34,8 +35,12 @@ def test_every_step_has_a_dockerfile_on_the_base_with_existing_extras():
     # Steps that import Beam or TensorFlow get the extra that provides them.
     assert '".[beam]"' in (ROOT / "components/transform/Dockerfile").read_text()
     for step in ("tune", "train", "deploy"):
-        assert "ml" in re.search(r'"\.\[([a-z,]+)\]"',
-                                 (ROOT / "components" / step / "Dockerfile").read_text())[1]
+        assert (
+            "ml"
+            in re.search(
+                r'"\.\[([a-z,]+)\]"', (ROOT / "components" / step / "Dockerfile").read_text()
+            )[1]
+        )
 
 
 def test_transform_image_can_serve_as_the_dataflow_sdk_container():

@@ -35,7 +35,9 @@ SCRATCH_BUCKETS = ("df-temp", "df-staging")
 
 def bucket(run: ProgramRun, purpose: str) -> Registered:
     found = [b for b in run.of_type(BUCKET) if dig(b.inputs, "labels", "purpose") == purpose]
-    assert len(found) == 1, f"expected one bucket labelled purpose={purpose}, found {[b.urn for b in found]}"
+    assert len(found) == 1, (
+        f"expected one bucket labelled purpose={purpose}, found {[b.urn for b in found]}"
+    )
     return found[0]
 
 
@@ -46,7 +48,9 @@ def account_email(run: ProgramRun, key: str) -> str:
 
 def node_pools(run: ProgramRun) -> list[Registered]:
     pools = run.of_type(NODE_POOL)
-    assert {p.inputs["name"] for p in pools} == {"system", "pipelines"}, f"unexpected node pools {pools}"
+    assert {p.inputs["name"] for p in pools} == {"system", "pipelines"}, (
+        f"unexpected node pools {pools}"
+    )
     return pools
 
 
@@ -56,13 +60,17 @@ def pool(run: ProgramRun, name: str) -> Registered:
 
 def check_private_nodes(run: ProgramRun) -> None:
     cluster = run.one(CLUSTER)
-    assert dig(cluster.inputs, "privateClusterConfig", "enablePrivateNodes") is True, f"{cluster.urn}: nodes are not private"
+    assert dig(cluster.inputs, "privateClusterConfig", "enablePrivateNodes") is True, (
+        f"{cluster.urn}: nodes are not private"
+    )
 
 
 def check_workload_identity(run: ProgramRun) -> None:
     cluster = run.one(CLUSTER)
     pool_id = dig(cluster.inputs, "workloadIdentityConfig", "workloadPool")
-    assert pool_id == f"{GCP_PROJECT}.svc.id.goog", f"{cluster.urn}: Workload Identity pool is {pool_id!r}"
+    assert pool_id == f"{GCP_PROJECT}.svc.id.goog", (
+        f"{cluster.urn}: Workload Identity pool is {pool_id!r}"
+    )
     # The short-lived default pool and every real pool expose only the GKE metadata server.
     for resource in [cluster, *node_pools(run)]:
         mode = dig(resource.inputs, "nodeConfig", "workloadMetadataConfig", "mode")
@@ -75,7 +83,9 @@ def check_shielded_nodes(run: ProgramRun) -> None:
     for resource in [cluster, *node_pools(run)]:
         shielded = dig(resource.inputs, "nodeConfig", "shieldedInstanceConfig", default={})
         assert shielded.get("enableSecureBoot") is True, f"{resource.urn}: secure boot off"
-        assert shielded.get("enableIntegrityMonitoring") is True, f"{resource.urn}: integrity monitoring off"
+        assert shielded.get("enableIntegrityMonitoring") is True, (
+            f"{resource.urn}: integrity monitoring off"
+        )
 
 
 def check_pipelines_pool(run: ProgramRun) -> None:
@@ -83,11 +93,17 @@ def check_pipelines_pool(run: ProgramRun) -> None:
     config = pipelines.inputs["nodeConfig"]
     assert config.get("spot") is True, f"{pipelines.urn}: not spot"
     taints = config.get("taints") or []
-    assert {"key": "pool", "value": "pipelines", "effect": "NO_SCHEDULE"} in taints, f"{pipelines.urn}: taints {taints}"
-    assert config.get("labels") == {"pool": "pipelines"}, f"{pipelines.urn}: labels {config.get('labels')}"
+    assert {"key": "pool", "value": "pipelines", "effect": "NO_SCHEDULE"} in taints, (
+        f"{pipelines.urn}: taints {taints}"
+    )
+    assert config.get("labels") == {"pool": "pipelines"}, (
+        f"{pipelines.urn}: labels {config.get('labels')}"
+    )
     autoscaling = pipelines.inputs.get("autoscaling") or {}
     assert autoscaling.get("totalMinNodeCount") == 0, f"{pipelines.urn}: autoscaling {autoscaling}"
-    assert autoscaling.get("totalMaxNodeCount", 0) >= 1, f"{pipelines.urn}: autoscaling {autoscaling}"
+    assert autoscaling.get("totalMaxNodeCount", 0) >= 1, (
+        f"{pipelines.urn}: autoscaling {autoscaling}"
+    )
     # Spot capacity comes and goes per zone; the autoscaler may use any zone that has some.
     assert autoscaling.get("locationPolicy") == "ANY", f"{pipelines.urn}: autoscaling {autoscaling}"
     assert pipelines.inputs.get("initialNodeCount") == 0, f"{pipelines.urn}: starts with nodes"
@@ -103,7 +119,9 @@ def check_buckets_locked_down(run: ProgramRun) -> None:
     assert len(buckets) == 5, f"expected 5 buckets, found {[b.name for b in buckets]}"
     for b in buckets:
         assert b.inputs.get("uniformBucketLevelAccess") is True, f"{b.urn}: object ACLs allowed"
-        assert b.inputs.get("publicAccessPrevention") == "enforced", f"{b.urn}: public access not prevented"
+        assert b.inputs.get("publicAccessPrevention") == "enforced", (
+            f"{b.urn}: public access not prevented"
+        )
         labels = b.inputs.get("labels") or {}
         assert {"app", "stack", "managed-by", "purpose"} <= set(labels), f"{b.urn}: labels {labels}"
 
@@ -112,7 +130,11 @@ def check_scratch_expiry(run: ProgramRun, days: int) -> None:
     for purpose in SCRATCH_BUCKETS:
         b = bucket(run, purpose)
         rules = b.inputs.get("lifecycleRules") or []
-        deletes = [r for r in rules if dig(r, "action", "type") == "Delete" and dig(r, "condition", "age") == days]
+        deletes = [
+            r
+            for r in rules
+            if dig(r, "action", "type") == "Delete" and dig(r, "condition", "age") == days
+        ]
         assert deletes, f"{b.urn}: no rule deleting objects after {days} days: {rules}"
 
 
@@ -129,15 +151,21 @@ def iam_resources(run: ProgramRun) -> list[Registered]:
 
 def check_no_primitive_roles(run: ProgramRun) -> None:
     for r in iam_resources(run):
-        assert r.inputs["role"] not in PRIMITIVE_ROLES, f"{r.urn}: primitive role {r.inputs['role']}"
+        assert r.inputs["role"] not in PRIMITIVE_ROLES, (
+            f"{r.urn}: primitive role {r.inputs['role']}"
+        )
 
 
 def check_storage_roles_on_buckets(run: ProgramRun) -> None:
     bucket_names = {b.inputs["name"] for b in run.of_type(BUCKET)}
     for r in iam_resources(run):
         if r.inputs["role"].startswith("roles/storage."):
-            assert r.type == BUCKET_IAM, f"{r.urn}: storage role {r.inputs['role']} granted on {r.type}"
-            assert r.inputs["bucket"] in bucket_names, f"{r.urn}: bound on unknown bucket {r.inputs['bucket']}"
+            assert r.type == BUCKET_IAM, (
+                f"{r.urn}: storage role {r.inputs['role']} granted on {r.type}"
+            )
+            assert r.inputs["bucket"] in bucket_names, (
+                f"{r.urn}: bound on unknown bucket {r.inputs['bucket']}"
+            )
 
 
 def check_pipeline_runner_binding(run: ProgramRun) -> None:
@@ -148,9 +176,13 @@ def check_pipeline_runner_binding(run: ProgramRun) -> None:
         for r in run.of_type(ACCOUNT_IAM)
         if r.inputs["role"] == "roles/iam.workloadIdentityUser" and r.inputs["member"] == member
     ]
-    assert len(bindings) == 1, f"expected one Workload Identity binding for {member}, found {len(bindings)}"
+    assert len(bindings) == 1, (
+        f"expected one Workload Identity binding for {member}, found {len(bindings)}"
+    )
     target = bindings[0].inputs["serviceAccountId"]
-    assert target == f"projects/{GCP_PROJECT}/serviceAccounts/{pipeline_email}", f"{bindings[0].urn}: bound to {target}"
+    assert target == f"projects/{GCP_PROJECT}/serviceAccounts/{pipeline_email}", (
+        f"{bindings[0].urn}: bound to {target}"
+    )
 
 
 def check_kfp_directories(run: ProgramRun, version: str) -> None:
@@ -159,18 +191,28 @@ def check_kfp_directories(run: ProgramRun, version: str) -> None:
     by_path = {d.inputs["directory"]: d for d in directories.values()}
     cluster_scoped = by_path.get(f"{KFP_MANIFESTS}/cluster-scoped-resources?ref={version}")
     platform = by_path.get(f"{KFP_MANIFESTS}/env/platform-agnostic?ref={version}")
-    assert cluster_scoped is not None and platform is not None, f"directories not pinned to {version}: {list(by_path)}"
-    assert cluster_scoped.urn in platform.dependencies, f"{platform.urn} does not depend on {cluster_scoped.urn}"
+    assert cluster_scoped is not None and platform is not None, (
+        f"directories not pinned to {version}: {list(by_path)}"
+    )
+    assert cluster_scoped.urn in platform.dependencies, (
+        f"{platform.urn} does not depend on {cluster_scoped.urn}"
+    )
 
 
 def check_pipeline_root_patch(run: ProgramRun) -> None:
     artifacts = bucket(run, "artifacts").inputs["name"]
-    patches = [p for p in run.of_type(CONFIG_MAP_PATCH) if dig(p.inputs, "metadata", "name") == "kfp-launcher"]
+    patches = [
+        p
+        for p in run.of_type(CONFIG_MAP_PATCH)
+        if dig(p.inputs, "metadata", "name") == "kfp-launcher"
+    ]
     assert len(patches) == 1, f"expected one kfp-launcher patch, found {len(patches)}"
     patch = patches[0]
     assert dig(patch.inputs, "metadata", "namespace") == "kubeflow", f"{patch.urn}: wrong namespace"
     root = dig(patch.inputs, "data", "defaultPipelineRoot", default="")
-    assert root.startswith(f"gs://{artifacts}/"), f"{patch.urn}: pipeline root {root!r} is not in gs://{artifacts}"
+    assert root.startswith(f"gs://{artifacts}/"), (
+        f"{patch.urn}: pipeline root {root!r} is not in gs://{artifacts}"
+    )
 
 
 def check_webhook_firewall(run: ProgramRun) -> None:
@@ -181,25 +223,40 @@ def check_webhook_firewall(run: ProgramRun) -> None:
         for f in run.of_type(FIREWALL)
         if f.inputs.get("direction") == "INGRESS"
         and f.inputs.get("sourceRanges") == [master_cidr]
-        and any(a.get("protocol") == "tcp" and "8443" in (a.get("ports") or []) for a in f.inputs.get("allows", []))
+        and any(
+            a.get("protocol") == "tcp" and "8443" in (a.get("ports") or [])
+            for a in f.inputs.get("allows", [])
+        )
     ]
-    assert len(rules) == 1, f"expected one rule from the control plane {master_cidr} to tcp 8443, found {len(rules)}"
+    assert len(rules) == 1, (
+        f"expected one rule from the control plane {master_cidr} to tcp 8443, found {len(rules)}"
+    )
     targets = set(rules[0].inputs.get("targetTags") or [])
-    assert targets and targets <= node_tags, f"{rules[0].urn}: targets {targets}, node tags {node_tags}"
+    assert targets and targets <= node_tags, (
+        f"{rules[0].urn}: targets {targets}, node tags {node_tags}"
+    )
 
 
 def check_no_keys(run: ProgramRun) -> None:
-    assert not run.of_type(KEY), f"keys created without being asked: {[k.urn for k in run.of_type(KEY)]}"
+    assert not run.of_type(KEY), (
+        f"keys created without being asked: {[k.urn for k in run.of_type(KEY)]}"
+    )
     assert not run.of_type(K8S_SECRET), "a Kubernetes Secret exists without keys being asked for"
-    assert "service_account_keys" not in run.outputs, "a key output exists without keys being asked for"
+    assert "service_account_keys" not in run.outputs, (
+        "a key output exists without keys being asked for"
+    )
 
 
 def check_protection(run: ProgramRun, protect: bool) -> None:
     cluster = run.one(CLUSTER)
-    assert cluster.inputs.get("deletionProtection") is protect, f"{cluster.urn}: deletionProtection != {protect}"
+    assert cluster.inputs.get("deletionProtection") is protect, (
+        f"{cluster.urn}: deletionProtection != {protect}"
+    )
     for purpose in DATA_BUCKETS:
         b = bucket(run, purpose)
-        assert b.inputs.get("forceDestroy") is (not protect), f"{b.urn}: forceDestroy != {not protect}"
+        assert b.inputs.get("forceDestroy") is (not protect), (
+            f"{b.urn}: forceDestroy != {not protect}"
+        )
         assert b.retain_on_delete is protect, f"{b.urn}: retainOnDelete != {protect}"
     for purpose in SCRATCH_BUCKETS:
         b = bucket(run, purpose)
@@ -221,14 +278,21 @@ def check_pulumi_protect(run: ProgramRun, protect: bool) -> None:
         expected = {run.one(CLUSTER).urn, *(p.urn for p in node_pools(run))}
         expected |= {bucket(run, purpose).urn for purpose in DATA_BUCKETS}
     protected = {r.urn for r in run.resources if r.protect}
-    assert protected == expected, f"Pulumi-protected: {sorted(protected)}, expected {sorted(expected)}"
+    assert protected == expected, (
+        f"Pulumi-protected: {sorted(protected)}, expected {sorted(expected)}"
+    )
     for r in protect_governed(run):
-        assert r.protect is not None, f"{r.urn}: protect left unset; turning the setting off would not lift it"
+        assert r.protect is not None, (
+            f"{r.urn}: protect left unset; turning the setting off would not lift it"
+        )
 
 
 def check_open_endpoint_warning(run: ProgramRun) -> None:
     """Exactly one warning for an endpoint open to any address, naming the key and the fix."""
     found = [w for w in run.warnings if "masterAuthorizedNetworks" in w]
-    assert len(found) == 1, f"expected one warning about masterAuthorizedNetworks, got {run.warnings}"
-    assert "pulumi config set --path 'masterAuthorizedNetworks[0]' <your-ip>/32" in found[0], found[0]
-
+    assert len(found) == 1, (
+        f"expected one warning about masterAuthorizedNetworks, got {run.warnings}"
+    )
+    assert "pulumi config set --path 'masterAuthorizedNetworks[0]' <your-ip>/32" in found[0], found[
+        0
+    ]

@@ -61,10 +61,18 @@ class RecordingMocks(pulumi.runtime.Mocks):
             email = f"{args.inputs['accountId']}@{GCP_PROJECT}.iam.gserviceaccount.com"
             state.update(email=email, name=f"projects/{GCP_PROJECT}/serviceAccounts/{email}")
         elif args.typ == "gcp:container/cluster:Cluster":
-            state.update(endpoint="203.0.113.10", masterAuth={**args.inputs.get("masterAuth", {}), "clusterCaCertificate": FAKE_CA})
-            resource_id = f"projects/{GCP_PROJECT}/locations/{args.inputs['location']}/clusters/{args.inputs['name']}"
+            state.update(
+                endpoint="203.0.113.10",
+                masterAuth={**args.inputs.get("masterAuth", {}), "clusterCaCertificate": FAKE_CA},
+            )
+            location, name = args.inputs["location"], args.inputs["name"]
+            resource_id = f"projects/{GCP_PROJECT}/locations/{location}/clusters/{name}"
         elif args.typ == "gcp:serviceaccount/key:Key":
-            key_file = {"type": "service_account", "client_email": "fake@example.com", "private_key": "FAKE"}
+            key_file = {
+                "type": "service_account",
+                "client_email": "fake@example.com",
+                "private_key": "FAKE",
+            }
             state["privateKey"] = base64.b64encode(json.dumps(key_file).encode()).decode()
         elif args.typ == "gcp:artifactregistry/repository:Repository":
             state["name"] = args.inputs["repositoryId"]
@@ -116,7 +124,9 @@ class ProgramRun:
 
     def one(self, type_token: str, name: str | None = None) -> Registered:
         found = [r for r in self.of_type(type_token) if name is None or r.name == name]
-        assert len(found) == 1, f"expected one {type_token} named {name!r}, found {[r.name for r in found]}"
+        assert len(found) == 1, (
+            f"expected one {type_token} named {name!r}, found {[r.name for r in found]}"
+        )
         return found[0]
 
     def by_urn(self, urn: str) -> Registered:
@@ -171,7 +181,9 @@ def run_program(config: dict[str, str], *, preview: bool = False) -> ProgramRun:
     )
     stack = pulumi_settings.get_root_resource()
     _sync_await(run_pulumi_func(lambda: runpy.run_path(str(INFRA_DIR), run_name="__main__")))
-    return ProgramRun(resources=monitor.registered, outputs=dict(stack.outputs), warnings=recorder.messages)
+    return ProgramRun(
+        resources=monitor.registered, outputs=dict(stack.outputs), warnings=recorder.messages
+    )
 
 
 SECRET_SIG = (pulumi.runtime.rpc._special_sig_key, pulumi.runtime.rpc._special_secret_sig)
@@ -188,7 +200,8 @@ def unwrap(value: Any) -> Any:
 
 
 def dig(inputs: dict[str, Any], *path: str, default: Any = None) -> Any:
-    """A nested input by path, e.g. ``dig(cluster.inputs, "privateClusterConfig", "enablePrivateNodes")``."""
+    """A nested input by path, e.g.
+    ``dig(cluster.inputs, "privateClusterConfig", "enablePrivateNodes")``."""
     value: Any = inputs
     for key in path:
         if not isinstance(value, dict) or key not in value:

@@ -29,14 +29,20 @@ def test_webhook_rule_on_the_wrong_port_is_caught(monkeypatch):
 
 
 def test_untainted_pipelines_pool_is_caught(monkeypatch):
-    monkeypatch.setattr(infra.cluster, "PIPELINES_TAINT", {"key": "other", "value": "x", "effect": "NO_SCHEDULE"})
+    monkeypatch.setattr(
+        infra.cluster, "PIPELINES_TAINT", {"key": "other", "value": "x", "effect": "NO_SCHEDULE"}
+    )
     run = run_program(stack_config())
     with pytest.raises(AssertionError, match="taints"):
         checks.check_pipelines_pool(run)
 
 
 def test_project_editor_grant_is_caught(monkeypatch):
-    monkeypatch.setattr(infra.identity, "PROJECT_ROLES", {**infra.identity.PROJECT_ROLES, "vertex": ("roles/editor",)})
+    monkeypatch.setattr(
+        infra.identity,
+        "PROJECT_ROLES",
+        {**infra.identity.PROJECT_ROLES, "vertex": ("roles/editor",)},
+    )
     run = run_program(stack_config())
     with pytest.raises(AssertionError, match="primitive role roles/editor"):
         checks.check_no_primitive_roles(run)
@@ -44,16 +50,24 @@ def test_project_editor_grant_is_caught(monkeypatch):
 
 def test_project_wide_storage_grant_is_caught(monkeypatch):
     monkeypatch.setattr(
-        infra.identity, "PROJECT_ROLES", {**infra.identity.PROJECT_ROLES, "vertex": ("roles/storage.objectViewer",)}
+        infra.identity,
+        "PROJECT_ROLES",
+        {**infra.identity.PROJECT_ROLES, "vertex": ("roles/storage.objectViewer",)},
     )
     run = run_program(stack_config())
-    with pytest.raises(AssertionError, match="storage role roles/storage.objectViewer granted on gcp:projects"):
+    with pytest.raises(
+        AssertionError, match="storage role roles/storage.objectViewer granted on gcp:projects"
+    ):
         checks.check_storage_roles_on_buckets(run)
 
 
 def test_pulumi_protected_scratch_bucket_is_caught(monkeypatch):
     temp = infra.storage.BUCKETS["dataflow_temp"]
-    monkeypatch.setattr(infra.storage, "BUCKETS", {**infra.storage.BUCKETS, "dataflow_temp": replace(temp, holds_data=True)})
+    monkeypatch.setattr(
+        infra.storage,
+        "BUCKETS",
+        {**infra.storage.BUCKETS, "dataflow_temp": replace(temp, holds_data=True)},
+    )
     run = run_program(stack_config(protect=True))
     with pytest.raises(AssertionError, match="Pulumi-protected"):
         checks.check_pulumi_protect(run, protect=True)

@@ -31,7 +31,10 @@ def test_default_node_pool_is_removed(default_run):
 def test_no_legacy_abac_and_no_client_certificate(default_run):
     cluster = default_run.one(CLUSTER)
     assert cluster.inputs.get("enableLegacyAbac") is False
-    assert dig(cluster.inputs, "masterAuth", "clientCertificateConfig", "issueClientCertificate") is False
+    assert (
+        dig(cluster.inputs, "masterAuth", "clientCertificateConfig", "issueClientCertificate")
+        is False
+    )
 
 
 def test_release_channel_and_auto_upgrade(default_run):
@@ -68,16 +71,30 @@ def test_every_pool_runs_as_the_node_service_account(default_run):
     cluster = default_run.one(CLUSTER)
     for resource in [cluster, *checks.node_pools(default_run)]:
         assert dig(resource.inputs, "nodeConfig", "serviceAccount") == nodes, resource.urn
-        assert dig(resource.inputs, "nodeConfig", "metadata", "disable-legacy-endpoints") == "true", resource.urn
+        assert (
+            dig(resource.inputs, "nodeConfig", "metadata", "disable-legacy-endpoints") == "true"
+        ), resource.urn
 
 
 def test_node_service_account_has_only_node_roles(default_run):
     nodes_member = f"serviceAccount:{checks.account_email(default_run, 'nodes')}"
-    project_roles = {r.inputs["role"] for r in default_run.of_type(PROJECT_IAM) if r.inputs["member"] == nodes_member}
+    project_roles = {
+        r.inputs["role"]
+        for r in default_run.of_type(PROJECT_IAM)
+        if r.inputs["member"] == nodes_member
+    }
     assert project_roles == {"roles/container.defaultNodeServiceAccount"}
-    repository_roles = {r.inputs["role"] for r in default_run.of_type(REPOSITORY_IAM) if r.inputs["member"] == nodes_member}
+    repository_roles = {
+        r.inputs["role"]
+        for r in default_run.of_type(REPOSITORY_IAM)
+        if r.inputs["member"] == nodes_member
+    }
     assert repository_roles == {"roles/artifactregistry.reader"}
-    other = [r.urn for r in default_run.resources if r.inputs.get("member") == nodes_member and r.type not in (PROJECT_IAM, REPOSITORY_IAM)]
+    other = [
+        r.urn
+        for r in default_run.resources
+        if r.inputs.get("member") == nodes_member and r.type not in (PROJECT_IAM, REPOSITORY_IAM)
+    ]
     assert other == []
 
 
@@ -97,7 +114,9 @@ def test_open_endpoint_warns_at_preview():
 
 
 def test_no_endpoint_warning_with_authorised_networks(custom_run):
-    assert not any("masterAuthorizedNetworks" in w for w in custom_run.warnings), custom_run.warnings
+    assert not any("masterAuthorizedNetworks" in w for w in custom_run.warnings), (
+        custom_run.warnings
+    )
 
 
 def test_regional_cluster_with_authorised_networks_from_config(custom_run):

@@ -48,7 +48,10 @@ def test_pipelines_min_greater_than_max():
 @pytest.mark.parametrize("version", ["latest", "2.17", "v2.17.0", "1.8.5", "master"])
 def test_bad_kfp_version(version):
     message = config_error(kfpVersion=version)
-    assert f"kfpVersion: '{version}' is not a Kubeflow Pipelines 2.x release tag such as 2.17.0" in message
+    assert (
+        f"kfpVersion: '{version}' is not a Kubeflow Pipelines 2.x release tag such as 2.17.0"
+        in message
+    )
     assert "pulumi config set kfpVersion 2.17.0" in message
 
 
@@ -61,14 +64,26 @@ def test_every_problem_is_reported_at_once():
 @pytest.mark.parametrize(
     ("overrides", "expected"),
     [
-        ({"zone": "europe-west4-a"}, "zone: 'europe-west4-a' is not a zone of region 'us-central1'"),
+        (
+            {"zone": "europe-west4-a"},
+            "zone: 'europe-west4-a' is not a zone of region 'us-central1'",
+        ),
         ({"systemMaxNodes": "three"}, "systemMaxNodes: 'three' is not a whole number"),
         ({"protect": "yes"}, "protect: 'yes' is not true or false"),
         ({"podsCidr": "10.10.0.0/16"}, "podsCidr: 10.10.0.0/16 overlaps subnetCidr 10.10.0.0/20"),
         ({"masterCidr": "172.16.0.0/24"}, "masterCidr: '172.16.0.0/24' must be a /28 range"),
-        ({"subnetCidr": "fd00::/64"}, "subnetCidr: 'fd00::/64' is not an IPv4 network in CIDR form"),
-        ({"masterAuthorizedNetworks": ["my-laptop"]}, "masterAuthorizedNetworks: 'my-laptop' is not a CIDR range"),
-        ({"releaseChannel": "beta"}, "releaseChannel: 'BETA' is not one of RAPID, REGULAR, STABLE, EXTENDED"),
+        (
+            {"subnetCidr": "fd00::/64"},
+            "subnetCidr: 'fd00::/64' is not an IPv4 network in CIDR form",
+        ),
+        (
+            {"masterAuthorizedNetworks": ["my-laptop"]},
+            "masterAuthorizedNetworks: 'my-laptop' is not a CIDR range",
+        ),
+        (
+            {"releaseChannel": "beta"},
+            "releaseChannel: 'BETA' is not one of RAPID, REGULAR, STABLE, EXTENDED",
+        ),
         ({"resourcePrefix": "Crypto_KFP"}, "resourcePrefix: 'Crypto_KFP' must be 3-20 lower case"),
         ({"tempObjectTtlDays": 0}, "tempObjectTtlDays: 0 is outside 1..365"),
     ],

@@ -37,12 +37,21 @@ def test_project_roles_only_where_nothing_narrower_exists(default_run):
 
 def _bucket_roles(run, account):
     member = f"serviceAccount:{checks.account_email(run, account)}"
-    names = {checks.bucket(run, p).inputs["name"]: p for p in ("raw", "artifacts", "df-temp", "df-staging", "models")}
-    return {(names[r.inputs["bucket"]], r.inputs["role"]) for r in run.of_type(BUCKET_IAM) if r.inputs["member"] == member}
+    names = {
+        checks.bucket(run, p).inputs["name"]: p
+        for p in ("raw", "artifacts", "df-temp", "df-staging", "models")
+    }
+    return {
+        (names[r.inputs["bucket"]], r.inputs["role"])
+        for r in run.of_type(BUCKET_IAM)
+        if r.inputs["member"] == member
+    }
 
 
 def test_pipeline_can_add_raw_data_but_never_overwrite_or_delete_it(default_run):
-    raw_roles = {role for purpose, role in _bucket_roles(default_run, "pipeline") if purpose == "raw"}
+    raw_roles = {
+        role for purpose, role in _bucket_roles(default_run, "pipeline") if purpose == "raw"
+    }
     assert raw_roles == {"roles/storage.objectViewer", "roles/storage.objectCreator"}
 
 
@@ -52,12 +61,15 @@ def test_kfp_ui_only_reads_the_artifacts_bucket(default_run):
 
 def test_service_account_user_only_on_the_accounts_the_pipeline_launches_jobs_as(default_run):
     pipeline = f"serviceAccount:{checks.account_email(default_run, 'pipeline')}"
-    grants = [r for r in default_run.resources if r.inputs.get("role") == "roles/iam.serviceAccountUser"]
+    grants = [
+        r for r in default_run.resources if r.inputs.get("role") == "roles/iam.serviceAccountUser"
+    ]
     assert grants and all(r.type == ACCOUNT_IAM for r in grants)
     assert all(r.inputs["member"] == pipeline for r in grants)
     targets = {r.inputs["serviceAccountId"] for r in grants}
     assert targets == {
-        f"projects/{GCP_PROJECT}/serviceAccounts/{checks.account_email(default_run, k)}" for k in ("dataflow", "vertex")
+        f"projects/{GCP_PROJECT}/serviceAccounts/{checks.account_email(default_run, k)}"
+        for k in ("dataflow", "vertex")
     }
 
 
@@ -69,13 +81,19 @@ def test_ml_pipeline_ui_is_bound_to_the_ui_service_account(default_run):
     member = f"serviceAccount:{GCP_PROJECT}.svc.id.goog[kubeflow/ml-pipeline-ui]"
     binding = next(r for r in default_run.of_type(ACCOUNT_IAM) if r.inputs["member"] == member)
     assert binding.inputs["role"] == "roles/iam.workloadIdentityUser"
-    assert binding.inputs["serviceAccountId"].endswith(f"/{checks.account_email(default_run, 'kfp-ui')}")
+    assert binding.inputs["serviceAccountId"].endswith(
+        f"/{checks.account_email(default_run, 'kfp-ui')}"
+    )
 
 
 def test_workload_identity_bindings_wait_for_the_cluster(default_run):
     # The <project>.svc.id.goog pool only exists once the cluster does.
     cluster = default_run.one(CLUSTER)
-    bindings = [r for r in default_run.of_type(ACCOUNT_IAM) if r.inputs["role"] == "roles/iam.workloadIdentityUser"]
+    bindings = [
+        r
+        for r in default_run.of_type(ACCOUNT_IAM)
+        if r.inputs["role"] == "roles/iam.workloadIdentityUser"
+    ]
     assert len(bindings) == 2
     for binding in bindings:
         assert cluster.urn in binding.dependencies, binding.urn

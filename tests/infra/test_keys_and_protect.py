@@ -32,8 +32,12 @@ def test_keys_are_stored_as_a_secret_in_the_kfp_namespace(keys_run):
     assert json.loads(unwrap(string_data)["key.json"])["type"] == "service_account"
     provider = keys_run.one(K8S_PROVIDER)
     assert secret.provider == f"{provider.urn}::{provider.name}-id"
-    cluster_scoped = next(d for d in keys_run.of_type(checks.DIRECTORY) if "cluster-scoped" in d.inputs["directory"])
-    assert cluster_scoped.urn in secret.dependencies, "the Secret may be created before the kubeflow namespace"
+    cluster_scoped = next(
+        d for d in keys_run.of_type(checks.DIRECTORY) if "cluster-scoped" in d.inputs["directory"]
+    )
+    assert cluster_scoped.urn in secret.dependencies, (
+        "the Secret may be created before the kubeflow namespace"
+    )
 
 
 @pulumi.runtime.test
@@ -66,4 +70,6 @@ def test_protected_stack_pulumi_protects_cluster_pools_and_data_buckets(protecte
     # before it fails on the cluster; Pulumi's protect makes the engine refuse.
     checks.check_pulumi_protect(protected_run, protect=True)
     for purpose in checks.SCRATCH_BUCKETS:
-        assert checks.bucket(protected_run, purpose).protect is False, f"{purpose} bucket is not disposable"
+        assert checks.bucket(protected_run, purpose).protect is False, (
+            f"{purpose} bucket is not disposable"
+        )

@@ -24,7 +24,9 @@ def test_install_is_platform_agnostic_never_dev(default_run):
 
 
 def test_install_waits_for_nodes_and_the_webhook_rule(default_run):
-    platform = next(d for d in default_run.of_type(DIRECTORY) if "platform-agnostic" in d.inputs["directory"])
+    platform = next(
+        d for d in default_run.of_type(DIRECTORY) if "platform-agnostic" in d.inputs["directory"]
+    )
     system_pool = checks.pool(default_run, "system")
     firewall = default_run.one(checks.FIREWALL)
     assert system_pool.urn in platform.dependencies
@@ -55,21 +57,29 @@ def test_pipeline_install_config_gets_the_same_root_and_patches_follow_the_insta
     roots = {dig(p.inputs, "data", "defaultPipelineRoot") for p in patches.values()}
     artifacts = checks.bucket(default_run, "artifacts").inputs["name"]
     assert roots == {f"gs://{artifacts}/pipeline-root"}
-    platform = next(d for d in default_run.of_type(DIRECTORY) if "platform-agnostic" in d.inputs["directory"])
+    platform = next(
+        d for d in default_run.of_type(DIRECTORY) if "platform-agnostic" in d.inputs["directory"]
+    )
     for patch in patches.values():
         # The install owns these fields too; only a forced patch may take them over.
-        assert dig(patch.inputs, "metadata", "annotations", "pulumi.com/patchForce") == "true", patch.urn
+        assert dig(patch.inputs, "metadata", "annotations", "pulumi.com/patchForce") == "true", (
+            patch.urn
+        )
         assert platform.urn in patch.dependencies, patch.urn
 
 
 def test_kfp_service_accounts_are_annotated_for_workload_identity(default_run):
     annotations = {
-        dig(p.inputs, "metadata", "name"): dig(p.inputs, "metadata", "annotations", "iam.gke.io/gcp-service-account")
+        dig(p.inputs, "metadata", "name"): dig(
+            p.inputs, "metadata", "annotations", "iam.gke.io/gcp-service-account"
+        )
         for p in default_run.of_type(SERVICE_ACCOUNT_PATCH)
     }
     assert annotations == {
         "pipeline-runner": checks.account_email(default_run, "pipeline"),
         "ml-pipeline-ui": checks.account_email(default_run, "kfp-ui"),
     }
-    namespaces = {dig(p.inputs, "metadata", "namespace") for p in default_run.of_type(SERVICE_ACCOUNT_PATCH)}
+    namespaces = {
+        dig(p.inputs, "metadata", "namespace") for p in default_run.of_type(SERVICE_ACCOUNT_PATCH)
+    }
     assert namespaces == {"kubeflow"}

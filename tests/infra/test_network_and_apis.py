@@ -40,7 +40,11 @@ def test_every_cloud_resource_waits_for_every_api(default_run):
     # Pulumi does not pass a component's depends_on to its children; this fails if a
     # component forgets to, and the resource could be created before its API is on.
     services = {s.urn for s in default_run.of_type(SERVICE)}
-    resources = [r for r in default_run.resources if r.custom and r.type != SERVICE and not r.type.startswith("pulumi:providers:")]
+    resources = [
+        r
+        for r in default_run.resources
+        if r.custom and r.type != SERVICE and not r.type.startswith("pulumi:providers:")
+    ]
     assert len(resources) > 40
     for resource in resources:
         missing = services - _transitive_dependencies(default_run, resource.urn)
@@ -65,7 +69,9 @@ def test_cloud_nat_serves_the_cluster_subnet(default_run):
     router = default_run.one("gcp:compute/router:Router")
     assert nat.inputs["router"] == router.inputs["name"]
     assert nat.inputs["sourceSubnetworkIpRangesToNat"] == "LIST_OF_SUBNETWORKS"
-    assert nat.inputs["subnetworks"] == [{"name": f"{subnet.name}-id", "sourceIpRangesToNats": ["ALL_IP_RANGES"]}]
+    assert nat.inputs["subnetworks"] == [
+        {"name": f"{subnet.name}-id", "sourceIpRangesToNats": ["ALL_IP_RANGES"]}
+    ]
 
 
 def test_control_plane_reaches_webhooks_on_8443(default_run):

@@ -42,10 +42,14 @@ EXPECTED_OUTPUTS = {
 PREFIX = f"{GCP_PROJECT}-crypto-kfp"
 
 
-def expect_outputs(outputs: dict[str, Any], check: Callable[[dict[str, Any]], None]) -> pulumi.Output:
+def expect_outputs(
+    outputs: dict[str, Any], check: Callable[[dict[str, Any]], None]
+) -> pulumi.Output:
     """An Output that resolves every stack output and runs ``check`` on the plain values."""
     names = sorted(outputs)
-    return pulumi.Output.all(*(outputs[n] for n in names)).apply(lambda values: check(dict(zip(names, values, strict=True))))
+    return pulumi.Output.all(*(outputs[n] for n in names)).apply(
+        lambda values: check(dict(zip(names, values, strict=True)))
+    )
 
 
 def test_every_stack_output_is_present(default_run, keys_run):
@@ -91,7 +95,9 @@ def test_registry_url_is_region_project_repository(default_run, custom_run):
             f"europe-west4-docker.pkg.dev/{GCP_PROJECT}/kfp-test-images",
         ]
 
-    return pulumi.Output.all(default_run.outputs["registry_url"], custom_run.outputs["registry_url"]).apply(check)
+    return pulumi.Output.all(
+        default_run.outputs["registry_url"], custom_run.outputs["registry_url"]
+    ).apply(check)
 
 
 @pulumi.runtime.test
@@ -104,7 +110,9 @@ def test_service_account_emails(default_run):
             ("node_service_account", "nodes"),
             ("kfp_ui_service_account", "kfp-ui"),
         ):
-            assert v[output] == f"crypto-kfp-{account}@{GCP_PROJECT}.iam.gserviceaccount.com", output
+            assert v[output] == f"crypto-kfp-{account}@{GCP_PROJECT}.iam.gserviceaccount.com", (
+                output
+            )
 
     return expect_outputs(default_run.outputs, check)
 
@@ -139,4 +147,6 @@ def test_kubeconfig_is_a_secret_and_uses_the_auth_plugin(default_run):
         # No static credential in the file: tokens come from the plugin at use time.
         assert set(user) == {"exec"}
 
-    return pulumi.Output.all(pulumi.Output.from_input(kubeconfig.is_secret()), kubeconfig).apply(check)
+    return pulumi.Output.all(pulumi.Output.from_input(kubeconfig.is_secret()), kubeconfig).apply(
+        check
+    )

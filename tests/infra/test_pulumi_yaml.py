@@ -16,7 +16,10 @@ PROJECT_FILE = yaml.safe_load((PROJECT_ROOT / "Pulumi.yaml").read_text())
 def test_project_runs_infra_with_the_project_venv():
     assert PROJECT_FILE["name"] == PULUMI_PROJECT
     assert PROJECT_FILE["main"] == "infra/"
-    assert PROJECT_FILE["runtime"] == {"name": "python", "options": {"toolchain": "pip", "virtualenv": ".venv"}}
+    assert PROJECT_FILE["runtime"] == {
+        "name": "python",
+        "options": {"toolchain": "pip", "virtualenv": ".venv"},
+    }
     assert (PROJECT_ROOT / "infra" / "__main__.py").is_file()
 
 
@@ -45,7 +48,9 @@ def _as_cli_value(value) -> str:
 
 def test_declared_defaults_passed_by_the_cli_build_the_default_stack(default_run):
     # The CLI hands the Pulumi.yaml defaults to the program as config values.
-    cli_config = stack_config(**{k: _as_cli_value(e["default"]) for k, e in PROJECT_FILE["config"].items()})
+    cli_config = stack_config(
+        **{k: _as_cli_value(e["default"]) for k, e in PROJECT_FILE["config"].items()}
+    )
     run = run_program(cli_config)
     summary = sorted((r.type, r.name) for r in run.resources)
     assert summary == sorted((r.type, r.name) for r in default_run.resources)

@@ -16,7 +16,8 @@ def test_every_bucket_has_uniform_access_public_prevention_and_labels(default_ru
 def test_bucket_names_are_unique_to_the_project(default_run):
     names = sorted(b.inputs["name"] for b in default_run.of_type(BUCKET))
     assert names == sorted(
-        f"{GCP_PROJECT}-crypto-kfp-{suffix}" for suffix in ("raw", "artifacts", "df-temp", "df-staging", "models")
+        f"{GCP_PROJECT}-crypto-kfp-{suffix}"
+        for suffix in ("raw", "artifacts", "df-temp", "df-staging", "models")
     )
     assert all(len(name) <= 63 for name in names)
 

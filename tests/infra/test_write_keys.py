@@ -12,7 +12,11 @@ import pytest
 
 from infra import write_keys
 
-KEY = {"type": "service_account", "client_email": "a@b.iam.gserviceaccount.com", "private_key": "not-a-real-key"}
+KEY = {
+    "type": "service_account",
+    "client_email": "a@b.iam.gserviceaccount.com",
+    "private_key": "not-a-real-key",
+}
 OUTPUTS = {"project": "p", "service_account_keys": {"crypto-kfp-pipeline": json.dumps(KEY)}}
 
 
@@ -62,5 +66,10 @@ def test_reads_the_outputs_from_the_pulumi_cli(tmp_path, monkeypatch):
     fake.chmod(0o755)
     monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
     assert write_keys.main(["--dir", str(tmp_path / "out")]) == 0
-    assert (tmp_path / "args").read_text().split() == ["stack", "output", "--json", "--show-secrets"]
+    assert (tmp_path / "args").read_text().split() == [
+        "stack",
+        "output",
+        "--json",
+        "--show-secrets",
+    ]
     assert json.loads((tmp_path / "out" / "crypto-kfp-pipeline.json").read_text()) == KEY

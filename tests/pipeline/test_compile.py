@@ -57,8 +57,12 @@ def _all_tasks(spec: dict) -> dict[str, dict]:
 
 def test_five_step_tasks(compiled):
     executors = compiled["deploymentSpec"]["executors"]
-    step_tasks = {name for name, t in _all_tasks(compiled).items() if "componentRef" in t
-                  and compiled["components"][t["componentRef"]["name"]].get("executorLabel")}
+    step_tasks = {
+        name
+        for name, t in _all_tasks(compiled).items()
+        if "componentRef" in t
+        and compiled["components"][t["componentRef"]["name"]].get("executorLabel")
+    }
     assert step_tasks == {f"{step}-op" for step in STEPS}
     assert len(executors) == 5
 
@@ -109,24 +113,35 @@ def test_data_flows_between_steps(compiled):
     arts = tasks["train-op"]["inputs"]["artifacts"]
     assert arts["features"]["taskOutputArtifact"]["producerTask"] == "transform-op"
     assert arts["best_params"]["taskOutputArtifact"]["producerTask"] == "tune-op"
-    assert tasks["transform-op"]["inputs"]["artifacts"]["raw"]["taskOutputArtifact"][
-        "producerTask"] == "ingest-op"
+    assert (
+        tasks["transform-op"]["inputs"]["artifacts"]["raw"]["taskOutputArtifact"]["producerTask"]
+        == "ingest-op"
+    )
 
 
 def test_every_step_runs_on_the_pipelines_pool(compiled_documents):
     assert len(compiled_documents) == 2, "no platform spec: steps would not be placed"
     executors = compiled_documents[1]["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
     assert set(executors) == {f"exec-{step}-op" for step in STEPS}
-    toleration = {"key": PIPELINES_TAINT["key"], "operator": "Equal",
-                  "value": PIPELINES_TAINT["value"], "effect": "NoSchedule"}
+    toleration = {
+        "key": PIPELINES_TAINT["key"],
+        "operator": "Equal",
+        "value": PIPELINES_TAINT["value"],
+        "effect": "NoSchedule",
+    }
     for name, config in executors.items():
         assert config["nodeSelector"]["labels"] == PIPELINES_LABEL, name
         assert config["tolerations"] == [toleration], name
 
 
 def _compile_cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "pipeline", "compile", *args],
-                          capture_output=True, text=True, cwd=PROJECT_ROOT, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "pipeline", "compile", *args],
+        capture_output=True,
+        text=True,
+        cwd=PROJECT_ROOT,
+        timeout=300,
+    )
 
 
 def test_module_cli_compiles_with_an_images_file(tmp_path):
@@ -143,7 +158,8 @@ def test_module_cli_compiles_with_registry_and_tag(tmp_path):
     done = _compile_cli("--output", str(out), "--registry", "eu.gcr.io/p/r", "--tag", "abc123")
     assert done.returncode == 0, done.stderr
     assert _executor_images(_documents(out)[0]) == {
-        step: f"eu.gcr.io/p/r/{step}:abc123" for step in STEPS}
+        step: f"eu.gcr.io/p/r/{step}:abc123" for step in STEPS
+    }
 
 
 def test_module_cli_refuses_a_broken_images_file(tmp_path):

@@ -72,7 +72,11 @@ def test_every_task_is_observed_with_status_tail_and_outputs(tmp_path):
     assert started == ["shout", "fail"]
     shout, fail = ended
     assert (shout.task, shout.succeeded, fail.task, fail.succeeded) == (
-        "shout", True, "fail", False)
+        "shout",
+        True,
+        "fail",
+        False,
+    )
     assert shout.outputs == {"Output": "HI"}
     assert any("saying hi" in line for line in shout.output_tail)
     assert any("ValueError: no HI" in line for line in fail.output_tail)

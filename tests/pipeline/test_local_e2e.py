@@ -57,8 +57,11 @@ def _path(result, step, name) -> Path:
 def test_all_five_steps_succeed_when_gate_passes(open_gate):
     assert open_gate.succeeded, format_summary(open_gate)
     assert {s: r.status for s, r in open_gate.steps.items()} == {
-        "ingest": "SUCCEEDED", "transform": "SUCCEEDED", "tune": "SUCCEEDED",
-        "train": "SUCCEEDED", "deploy": "SUCCEEDED",
+        "ingest": "SUCCEEDED",
+        "transform": "SUCCEEDED",
+        "tune": "SUCCEEDED",
+        "train": "SUCCEEDED",
+        "deploy": "SUCCEEDED",
     }
     assert all(r.seconds > 0 for r in open_gate.steps.values())
 
@@ -91,8 +94,14 @@ def test_transform_artifacts_are_well_formed(open_gate):
 
 def test_tune_artifacts_are_well_formed(open_gate):
     best = json.loads(_path(open_gate, "tune", "best_params").read_text())
-    assert {"learning_rate", "num_layers", "first_layer_units", "layer_scale", "dropout",
-            "batch_size"} <= set(best)
+    assert {
+        "learning_rate",
+        "num_layers",
+        "first_layer_units",
+        "layer_scale",
+        "dropout",
+        "batch_size",
+    } <= set(best)
     metrics = open_gate.artifact("tune", "metrics")["metadata"]
     assert all(math.isfinite(float(v)) for v in metrics.values())
     assert _path(open_gate, "tune", "trials_table").read_text().strip()
@@ -145,9 +154,11 @@ def test_deployed_model_predicts_like_the_trained_model(open_gate):
     np.testing.assert_array_equal(deployed_pred, trained_pred)
 
     # And through the model server, as a client would get them over HTTP.
-    served = _predict_over_http(Path(open_gate.arguments["model_repository"]),
-                                open_gate.arguments.get("model_name", "btc-forecast"),
-                                test_rows[list(FEATURE_NAMES)].to_dict("records"))
+    served = _predict_over_http(
+        Path(open_gate.arguments["model_repository"]),
+        open_gate.arguments.get("model_name", "btc-forecast"),
+        test_rows[list(FEATURE_NAMES)].to_dict("records"),
+    )
     np.testing.assert_allclose(served, trained_pred, rtol=1e-6, atol=1e-9)
 
 
@@ -172,8 +183,9 @@ def _predict_over_http(repository: Path, model_name: str, instances: list[dict])
     finally:
         server.shutdown()
         server.server_close()
-    return np.asarray([p["log_return"] if isinstance(p, dict) else p for p in predictions],
-                      dtype=np.float64).reshape(-1)
+    return np.asarray(
+        [p["log_return"] if isinstance(p, dict) else p for p in predictions], dtype=np.float64
+    ).reshape(-1)
 
 
 def test_summary_shows_model_beside_baseline(open_gate):
@@ -193,10 +205,25 @@ def test_users_own_csv_with_other_column_names(tmp_path, bitcoin_csv):
         writer = csv.writer(f)
         writer.writerow(["Date", "Open", "High", "Low", "Close", "Volume", "Name", "Symbol"])
         for r in rows:
-            writer.writerow([r["date"], r["open"], r["high"], r["low"], r["close"], r["volume"],
-                             "Bitcoin", "BTC"])
-    result = _run(tmp_path / "run", own, max_mae_ratio=1e-9, sha256="",
-                  column_mapping='{"date": "Date", "slug": "Name", "symbol": "Symbol"}')
+            writer.writerow(
+                [
+                    r["date"],
+                    r["open"],
+                    r["high"],
+                    r["low"],
+                    r["close"],
+                    r["volume"],
+                    "Bitcoin",
+                    "BTC",
+                ]
+            )
+    result = _run(
+        tmp_path / "run",
+        own,
+        max_mae_ratio=1e-9,
+        sha256="",
+        column_mapping='{"date": "Date", "slug": "Name", "symbol": "Symbol"}',
+    )
     assert result.succeeded, format_summary(result)
     assert _path(result, "ingest", "raw").read_bytes() == own.read_bytes()
     stats = json.loads(_path(result, "transform", "stats").read_text())

@@ -37,8 +37,12 @@ def stack_outputs() -> dict:
         "pipeline_root": "gs://crypto-kfp-artifacts-acme-forecasting/pipeline-root",
         "registry_url": "europe-west4-docker.pkg.dev/acme-forecasting/crypto-kfp",
         "pipelines_node_selector": {"pool": "pipelines"},
-        "pipelines_toleration": {"key": "pool", "operator": "Equal", "value": "pipelines",
-                                 "effect": "NoSchedule"},
+        "pipelines_toleration": {
+            "key": "pool",
+            "operator": "Equal",
+            "value": "pipelines",
+            "effect": "NoSchedule",
+        },
         "protect": False,
         "raw_bucket": "gs://crypto-kfp-raw-acme-forecasting",
         "artifacts_bucket": "gs://crypto-kfp-artifacts-acme-forecasting",
@@ -104,29 +108,42 @@ def test_validation_rejects_a_pool_the_pipeline_does_not_select():
 def test_infra_creates_the_pool_the_pipeline_selects():
     """infra creates the pipelines pool from the same constants the pipeline selects."""
     tree = ast.parse((PROJECT_ROOT / "infra" / "cluster.py").read_text())
-    imported = {alias.name for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)
-                and node.module == "components.common.placement" for alias in node.names}
-    literals = {target.id: ast.literal_eval(node.value) for node in tree.body
-                if isinstance(node, ast.Assign) for target in node.targets
-                if isinstance(target, ast.Name) and target.id in ("PIPELINES_LABEL", "PIPELINES_TAINT")}
+    imported = {
+        alias.name
+        for node in ast.walk(tree)
+        if isinstance(node, ast.ImportFrom) and node.module == "components.common.placement"
+        for alias in node.names
+    }
+    literals = {
+        target.id: ast.literal_eval(node.value)
+        for node in tree.body
+        if isinstance(node, ast.Assign)
+        for target in node.targets
+        if isinstance(target, ast.Name) and target.id in ("PIPELINES_LABEL", "PIPELINES_TAINT")
+    }
     for name, ours in (("PIPELINES_LABEL", PIPELINES_LABEL), ("PIPELINES_TAINT", PIPELINES_TAINT)):
         assert name in imported or literals.get(name) == ours, name
 
 
-@pytest.mark.parametrize("override, message", [
-    ({"lake": "/home/me/lake"}, "lake must be a gs:// URI"),
-    ({"model_repository": "models"}, "model_repository must be a gs:// URI"),
-    ({"source": "data/crypto-markets.csv"}, "cannot read this machine's files"),
-    ({"deploy_target": "local"}, "lost when the pod ends"),
-])
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ({"lake": "/home/me/lake"}, "lake must be a gs:// URI"),
+        ({"model_repository": "models"}, "model_repository must be a gs:// URI"),
+        ({"source": "data/crypto-markets.csv"}, "cannot read this machine's files"),
+        ({"deploy_target": "local"}, "lost when the pod ends"),
+    ],
+)
 def test_cloud_arguments_refuse_what_a_pod_would_lose(override, message):
     with pytest.raises(StackOutputsError, match=message):
         validate_cloud_arguments(gcp_arguments(stack_outputs()) | override)
 
 
 def test_remote_sources_are_fine_on_the_cluster():
-    for source in ("gs://crypto-kfp-raw-acme-forecasting/uploads/mine.csv",
-                   "https://example.org/crypto.csv"):
+    for source in (
+        "gs://crypto-kfp-raw-acme-forecasting/uploads/mine.csv",
+        "https://example.org/crypto.csv",
+    ):
         validate_cloud_arguments(gcp_arguments(stack_outputs()) | {"source": source})
 
 
@@ -134,16 +151,20 @@ def test_warnings_say_the_vertex_deploy_target_is_not_built():
     warnings = cloud_warnings(gcp_arguments(stack_outputs()))
     assert len(warnings) == 1
     assert "'vertex'" in warnings[0] and "NotImplementedError" in warnings[0]
-    more = cloud_warnings(gcp_arguments(stack_outputs()) | {"runner": "dataflow",
-                                                             "tune_backend": "vertex"})
+    more = cloud_warnings(
+        gcp_arguments(stack_outputs()) | {"runner": "dataflow", "tune_backend": "vertex"}
+    )
     assert len(more) == 3 and "transform" in more[1] and "tune" in more[2]
 
 
 # -- load_stack_outputs -------------------------------------------------------------------
 
+
 def test_load_from_file_drops_secrets(tmp_path):
-    revealed = stack_outputs() | {"kubeconfig": KUBECONFIG_SECRET,
-                                  "service_account_keys": {"pipeline": "private-key"}}
+    revealed = stack_outputs() | {
+        "kubeconfig": KUBECONFIG_SECRET,
+        "service_account_keys": {"pipeline": "private-key"},
+    }
     path = tmp_path / "outputs.json"
     path.write_text(json.dumps(revealed))
     loaded = load_stack_outputs(str(path), None)

@@ -11,7 +11,10 @@ PROJECT_ROOT = Path(__file__).resolve().parents[2]
 def _run_cli(*args: str, root: Path) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "pipeline", "run-local", "--root", str(root), *args],
-        capture_output=True, text=True, cwd=PROJECT_ROOT, timeout=600,
+        capture_output=True,
+        text=True,
+        cwd=PROJECT_ROOT,
+        timeout=600,
     )
 
 
@@ -40,7 +43,7 @@ def test_failing_step_is_named_with_its_error(tmp_path):
     bad.write_text("Date,Open,Price\n2018-01-01,1,2\n")
     proc = _run_cli("--source", str(bad), root=tmp_path / "run")
     assert proc.returncode == 1, proc.stdout[-3000:]
-    summary = proc.stdout[proc.stdout.index("Run summary"):]
+    summary = proc.stdout[proc.stdout.index("Run summary") :]
     assert "FAILED at step 'ingest'" in summary
     assert "missing columns" in summary
     assert "transform  NOT RUN" in summary

@@ -135,8 +135,13 @@ def _closed_port() -> int:
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "pipeline", "submit", *args],
-                          capture_output=True, text=True, cwd=PROJECT_ROOT, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "pipeline", "submit", *args],
+        capture_output=True,
+        text=True,
+        cwd=PROJECT_ROOT,
+        timeout=300,
+    )
 
 
 def _documents(path: Path) -> list[dict]:
@@ -163,9 +168,15 @@ def test_images_outside_the_stack_registry_are_refused():
 
 def test_submit_sends_our_pipeline_with_the_gcp_arguments(kfp_stub, gcp_yaml):
     arguments = gcp_arguments(stack_outputs())
-    run_id = submit(kfp_stub.url, gcp_yaml, arguments, experiment="crypto-forecast",
-                    run_name="nightly", namespace=None,
-                    pipeline_root=stack_outputs()["pipeline_root"])
+    run_id = submit(
+        kfp_stub.url,
+        gcp_yaml,
+        arguments,
+        experiment="crypto-forecast",
+        run_name="nightly",
+        namespace=None,
+        pipeline_root=stack_outputs()["pipeline_root"],
+    )
     assert run_id == "run-0001"
 
     [created] = kfp_stub.bodies("POST", f"{API}/experiments")
@@ -179,8 +190,10 @@ def test_submit_sends_our_pipeline_with_the_gcp_arguments(kfp_stub, gcp_yaml):
     pipeline_doc, platform_doc = _documents(gcp_yaml)
     spec = run["pipeline_spec"]
     assert spec["pipeline_spec"] == pipeline_doc  # exactly what we compiled
-    sent = {name: e["container"]["image"]
-            for name, e in spec["pipeline_spec"]["deploymentSpec"]["executors"].items()}
+    sent = {
+        name: e["container"]["image"]
+        for name, e in spec["pipeline_spec"]["deploymentSpec"]["executors"].items()
+    }
     assert sent == {f"exec-{step}-op": f"{REGISTRY}/{step}:{TAG}" for step in STEPS}
     assert spec["platform_spec"] == platform_doc
     placed = spec["platform_spec"]["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
@@ -189,8 +202,14 @@ def test_submit_sends_our_pipeline_with_the_gcp_arguments(kfp_stub, gcp_yaml):
 
 def test_an_existing_experiment_is_reused(kfp_stub, gcp_yaml):
     kfp_stub.experiments.append({"experiment_id": "exp-old", "display_name": "crypto-forecast"})
-    submit(kfp_stub.url, gcp_yaml, gcp_arguments(stack_outputs()),
-           experiment="crypto-forecast", run_name=None, namespace=None)
+    submit(
+        kfp_stub.url,
+        gcp_yaml,
+        gcp_arguments(stack_outputs()),
+        experiment="crypto-forecast",
+        run_name=None,
+        namespace=None,
+    )
     assert kfp_stub.bodies("POST", f"{API}/experiments") == []
     [run] = kfp_stub.bodies("POST", f"{API}/runs")
     assert run["experiment_id"] == "exp-old"
@@ -224,8 +243,14 @@ def test_multi_user_install_needs_a_namespace(kfp_stub, gcp_yaml):
 def test_a_refused_run_reports_the_server_message(kfp_stub, gcp_yaml):
     kfp_stub.run_reply = (400, "Invalid input error: parameter lake is not a string")
     with pytest.raises(SubmitError, match="HTTP 400.*parameter lake is not a string"):
-        submit(kfp_stub.url, gcp_yaml, gcp_arguments(stack_outputs()), experiment="x",
-               run_name=None, namespace=None)
+        submit(
+            kfp_stub.url,
+            gcp_yaml,
+            gcp_arguments(stack_outputs()),
+            experiment="x",
+            run_name=None,
+            namespace=None,
+        )
 
 
 def test_run_url_points_at_the_ui_run_page():
@@ -234,10 +259,22 @@ def test_run_url_points_at_the_ui_run_page():
 
 # -- the CLI, in a subprocess (fresh imports, as `make pipeline` runs it) -----------------
 
+
 def test_cli_dry_run_shows_registry_images_and_submits_nothing(kfp_stub, outputs_file, tmp_path):
     out = tmp_path / "crypto_pipeline.gcp.yaml"
-    proc = _cli("--dry-run", "--stack-outputs", str(outputs_file), "--host", kfp_stub.url,
-                "--output", str(out), "--n-trials", "4", "--tag", TAG)
+    proc = _cli(
+        "--dry-run",
+        "--stack-outputs",
+        str(outputs_file),
+        "--host",
+        kfp_stub.url,
+        "--output",
+        str(out),
+        "--n-trials",
+        "4",
+        "--tag",
+        TAG,
+    )
     assert proc.returncode == 0, proc.stderr
     for step in STEPS:
         assert f"{REGISTRY}/{step}:{TAG}" in proc.stdout, step
@@ -255,9 +292,22 @@ def test_cli_submits_and_prints_the_run_url(kfp_stub, outputs_file, tmp_path):
     images = {step: f"{REGISTRY}/{step}@sha256:{'ab' * 32}" for step in STEPS}
     images_file = tmp_path / "images.json"
     images_file.write_text(json.dumps(images))
-    proc = _cli("--stack-outputs", str(outputs_file), "--host", kfp_stub.url,
-                "--output", str(tmp_path / "p.yaml"), "--experiment", "crypto-nightly",
-                "--run-name", "cli run", "--coins", "bitcoin,ethereum", "--images", str(images_file))
+    proc = _cli(
+        "--stack-outputs",
+        str(outputs_file),
+        "--host",
+        kfp_stub.url,
+        "--output",
+        str(tmp_path / "p.yaml"),
+        "--experiment",
+        "crypto-nightly",
+        "--run-name",
+        "cli run",
+        "--coins",
+        "bitcoin,ethereum",
+        "--images",
+        str(images_file),
+    )
     assert proc.returncode == 0, proc.stderr
     assert f"Run details: {kfp_stub.url}/#/runs/details/run-0001" in proc.stdout
     assert KUBECONFIG_SECRET not in proc.stdout + proc.stderr
@@ -266,22 +316,33 @@ def test_cli_submits_and_prints_the_run_url(kfp_stub, outputs_file, tmp_path):
     [run] = kfp_stub.bodies("POST", f"{API}/runs")
     assert run["display_name"] == "cli run"
     assert run["runtime_config"]["parameters"] == gcp_arguments(stack_outputs()) | {
-        "coins": "bitcoin,ethereum"}
-    sent = {e["container"]["image"]
-            for e in run["pipeline_spec"]["pipeline_spec"]["deploymentSpec"]["executors"].values()}
+        "coins": "bitcoin,ethereum"
+    }
+    sent = {
+        e["container"]["image"]
+        for e in run["pipeline_spec"]["pipeline_spec"]["deploymentSpec"]["executors"].values()
+    }
     assert sent == set(images.values())
 
 
 def test_cli_unreachable_host_exits_2_with_the_hint(outputs_file, tmp_path):
-    proc = _cli("--stack-outputs", str(outputs_file), "--output", str(tmp_path / "p.yaml"),
-                "--host", f"http://127.0.0.1:{_closed_port()}")
+    proc = _cli(
+        "--stack-outputs",
+        str(outputs_file),
+        "--output",
+        str(tmp_path / "p.yaml"),
+        "--host",
+        f"http://127.0.0.1:{_closed_port()}",
+    )
     assert proc.returncode == 2
     assert "port-forward svc/ml-pipeline-ui 8080:80" in proc.stderr
 
 
 def test_cli_missing_output_exits_2_before_compiling(tmp_path):
     partial = tmp_path / "partial.json"
-    partial.write_text(json.dumps({k: v for k, v in stack_outputs().items() if k != "registry_url"}))
+    partial.write_text(
+        json.dumps({k: v for k, v in stack_outputs().items() if k != "registry_url"})
+    )
     proc = _cli("--dry-run", "--stack-outputs", str(partial), "--output", str(tmp_path / "p.yaml"))
     assert proc.returncode == 2
     assert "registry_url" in proc.stderr and "pulumi up" in proc.stderr

@@ -22,8 +22,9 @@ def _tiny_model(kernel: float | None, bias: float):
     inputs = {name: keras.Input(shape=(), name=name, dtype="float32") for name in FEATURE_NAMES}
     stacked = keras.ops.stack([inputs[name] for name in FEATURE_NAMES], axis=-1)
     init = "glorot_uniform" if kernel is None else keras.initializers.Constant(kernel)
-    dense = keras.layers.Dense(1, kernel_initializer=init,
-                               bias_initializer=keras.initializers.Constant(bias))
+    dense = keras.layers.Dense(
+        1, kernel_initializer=init, bias_initializer=keras.initializers.Constant(bias)
+    )
     return keras.Model(inputs, keras.layers.Reshape(())(dense(stacked)))
 
 
@@ -75,6 +76,14 @@ def read_bars(path: Path, last: int | None = None) -> list[Bar]:
         rows = list(csv.DictReader(f))
     if last is not None:
         rows = rows[-last:]
-    return [Bar(date=dt.date.fromisoformat(r["date"]), open=float(r["open"]),
-                high=float(r["high"]), low=float(r["low"]), close=float(r["close"]),
-                volume=float(r["volume"])) for r in rows]
+    return [
+        Bar(
+            date=dt.date.fromisoformat(r["date"]),
+            open=float(r["open"]),
+            high=float(r["high"]),
+            low=float(r["low"]),
+            close=float(r["close"]),
+            volume=float(r["volume"]),
+        )
+        for r in rows
+    ]

@@ -27,8 +27,20 @@ def test_help(argv, capsys):
 
 def test_publish_status_rollback(model_dir, repo, capsys):
     common = ["--model-repository", str(repo), "--model-name", "btc"]
-    assert main(["publish", str(model_dir("v1")), *common, "--metrics", '{"mae_ratio": 0.9}',
-                 "--source-run", "cli"]) == 0
+    assert (
+        main(
+            [
+                "publish",
+                str(model_dir("v1")),
+                *common,
+                "--metrics",
+                '{"mae_ratio": 0.9}',
+                "--source-run",
+                "cli",
+            ]
+        )
+        == 0
+    )
     assert json.loads(capsys.readouterr().out)["record"]["metrics"] == {"mae_ratio": 0.9}
     assert main(["publish", str(model_dir("v2")), *common]) == 0
     capsys.readouterr()
@@ -39,23 +51,34 @@ def test_publish_status_rollback(model_dir, repo, capsys):
     assert status == {"name": "btc", "current_version": "1", "versions": ["1", "2"]}
 
 
-@pytest.mark.parametrize(("extra", "status", "message"), [
-    (["--target", "vertex"], 1, "deploy target 'vertex' is not implemented yet"),
-    (["--metrics", "[1]"], 2, "--metrics must be a JSON object"),
-    (["--metrics", "{oops"], 2, "--metrics is not valid JSON: Expecting property name"),
-])
+@pytest.mark.parametrize(
+    ("extra", "status", "message"),
+    [
+        (["--target", "vertex"], 1, "deploy target 'vertex' is not implemented yet"),
+        (["--metrics", "[1]"], 2, "--metrics must be a JSON object"),
+        (["--metrics", "{oops"], 2, "--metrics is not valid JSON: Expecting property name"),
+    ],
+)
 def test_publish_errors_exit_with_a_message(model_dir, repo, capsys, extra, status, message):
     """1: the step ran and failed; 2: an unusable argument."""
-    argv = ["publish", str(model_dir("v1")), "--model-repository", str(repo),
-            "--model-name", "btc", *extra]
+    argv = [
+        "publish",
+        str(model_dir("v1")),
+        "--model-repository",
+        str(repo),
+        "--model-name",
+        "btc",
+        *extra,
+    ]
     assert main(argv) == status
     err = capsys.readouterr().err
     assert err.startswith("deploy: error: ") and message in err
 
 
 def test_serve_refuses_an_empty_repository(repo, capsys):
-    assert main(["serve", "--model-repository", str(repo), "--model-name", "btc",
-                 "--port", "0"]) == 1
+    assert (
+        main(["serve", "--model-repository", str(repo), "--model-name", "btc", "--port", "0"]) == 1
+    )
     assert "has no CURRENT version" in capsys.readouterr().err
 
 
@@ -68,7 +91,8 @@ def test_local_test_sh_usage():
 @pytest.mark.slow
 def test_local_test_sh_publishes_serves_and_forecasts(model_dir, data_dir):
     env = {**os.environ, "CRYPTO_DATA_DIR": str(data_dir)}
-    result = subprocess.run([str(SCRIPT), str(model_dir("v1"))], capture_output=True,
-                            text=True, timeout=300, env=env)
+    result = subprocess.run(
+        [str(SCRIPT), str(model_dir("v1"))], capture_output=True, text=True, timeout=300, env=env
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "local_test: OK (2018-03-25 close 8495.78 -> 2018-03-26 forecast" in result.stdout

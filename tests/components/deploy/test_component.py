@@ -8,9 +8,9 @@ import pytest
 import yaml
 from kfp import compiler, dsl
 
+from components.deploy.repository import ModelRepository
 from components.images import image_refs
 from pipeline.crypto_pipeline import step_component
-from components.deploy.repository import ModelRepository
 
 IMAGE = image_refs()["deploy"]
 deploy_op = step_component("deploy", IMAGE)
@@ -18,10 +18,19 @@ deploy_op = step_component("deploy", IMAGE)
 
 @dsl.pipeline(name="deploy-only")
 def _deploy_pipeline(model_uri: str, model_repository: str, target: str = "local"):
-    model = dsl.importer(artifact_uri=model_uri, artifact_class=dsl.Model, reimport=False,
-                         metadata={"version": "1", "mae_ratio": 0.9, "passed_gate": True})
-    deploy_op(model=model.output, target=target, model_repository=model_repository,
-              model_name="btc", source_run=dsl.PIPELINE_JOB_NAME_PLACEHOLDER)
+    model = dsl.importer(
+        artifact_uri=model_uri,
+        artifact_class=dsl.Model,
+        reimport=False,
+        metadata={"version": "1", "mae_ratio": 0.9, "passed_gate": True},
+    )
+    deploy_op(
+        model=model.output,
+        target=target,
+        model_repository=model_repository,
+        model_name="btc",
+        source_run=dsl.PIPELINE_JOB_NAME_PLACEHOLDER,
+    )
 
 
 def test_compiles_with_the_deploy_image(tmp_path):
@@ -34,19 +43,33 @@ def test_compiles_with_the_deploy_image(tmp_path):
     assert "pip install" not in " ".join(executor["command"]), "kfp must come from the image"
     component = spec["components"]["comp-deploy-op"]
     assert component["inputDefinitions"]["artifacts"]["model"]["artifactType"]["schemaTitle"] == (
-        "system.Model")
+        "system.Model"
+    )
     assert set(component["inputDefinitions"]["parameters"]) == {
-        "target", "model_repository", "model_name", "source_run"}
-    assert component["outputDefinitions"]["artifacts"]["deployment"]["artifactType"][
-        "schemaTitle"] == "system.Artifact"
+        "target",
+        "model_repository",
+        "model_name",
+        "source_run",
+    }
+    assert (
+        component["outputDefinitions"]["artifacts"]["deployment"]["artifactType"]["schemaTitle"]
+        == "system.Artifact"
+    )
 
 
 def test_body_deploys_and_writes_the_record(model_dir, repo, tmp_path):
-    model = dsl.Model(uri=str(model_dir("v1")), metadata={
-        "version": "1", "mae_ratio": 0.9, "passed_gate": True})
+    model = dsl.Model(
+        uri=str(model_dir("v1")), metadata={"version": "1", "mae_ratio": 0.9, "passed_gate": True}
+    )
     deployment = dsl.Artifact(uri=str(tmp_path / "deployment.json"))
-    deploy_op.python_func(model=model, target="local", model_repository=str(repo),
-                          model_name="btc", deployment=deployment, source_run="run-7")
+    deploy_op.python_func(
+        model=model,
+        target="local",
+        model_repository=str(repo),
+        model_name="btc",
+        deployment=deployment,
+        source_run="run-7",
+    )
 
     record = json.loads((tmp_path / "deployment.json").read_text())
     assert record["version"] == "1" and record["model_name"] == "btc"
@@ -61,8 +84,13 @@ def test_body_fails_loudly_for_a_cloud_target(model_dir, repo, tmp_path):
     model = dsl.Model(uri=str(model_dir("v1")), metadata={"version": "1"})
     deployment = dsl.Artifact(uri=str(tmp_path / "deployment.json"))
     with pytest.raises(NotImplementedError, match="deploy target 'vertex' is not implemented"):
-        deploy_op.python_func(model=model, target="vertex", model_repository=str(repo),
-                              model_name="btc", deployment=deployment)
+        deploy_op.python_func(
+            model=model,
+            target="vertex",
+            model_repository=str(repo),
+            model_name="btc",
+            deployment=deployment,
+        )
     assert not (tmp_path / "deployment.json").exists()
 
 
@@ -73,8 +101,11 @@ def test_runs_under_kfp_local(model_dir, repo, tmp_path):
     from kfp import local
     from kfp.local.config import LocalExecutionConfig
 
-    local.init(runner=local.SubprocessRunner(use_venv=False),
-               pipeline_root=str(tmp_path / "pipeline_root"), raise_on_error=True)
+    local.init(
+        runner=local.SubprocessRunner(use_venv=False),
+        pipeline_root=str(tmp_path / "pipeline_root"),
+        raise_on_error=True,
+    )
     try:
         _deploy_pipeline(model_uri=str(model_dir("v1")), model_repository=str(repo))
     finally:

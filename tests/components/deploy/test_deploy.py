@@ -31,7 +31,10 @@ def test_publish_layout_record_and_current(model_dir, repo):
     assert (repo / "btc" / "CURRENT").read_text() == "1\n"
     # No staging leftovers next to the version folders.
     assert sorted(p.name for p in (repo / "btc").iterdir() if not p.name.startswith(".lock")) == [
-        "1", "CURRENT", "deployments.jsonl"]
+        "1",
+        "CURRENT",
+        "deployments.jsonl",
+    ]
 
     record = json.loads((version_dir / "deployment.json").read_text())
     assert record["version"] == "1"
@@ -73,7 +76,10 @@ def test_records_and_rollback(model_dir, repo):
 
     history = store.history()
     assert [(h["action"], h["version"], h["previous_version"]) for h in history] == [
-        ("deploy", "1", None), ("deploy", "2", "1"), ("rollback", "1", "2")]
+        ("deploy", "1", None),
+        ("deploy", "2", "1"),
+        ("rollback", "1", "2"),
+    ]
     assert history[1]["metrics"] == {"mae_ratio": 0.95}
 
     with pytest.raises(RepositoryError, match="no deployed version of 'btc' older than CURRENT 1"):
@@ -87,14 +93,19 @@ def test_records_and_rollback(model_dir, repo):
     assert len(store.history()) == 4
 
 
-@pytest.mark.parametrize(("label", "reason"), [
-    ("nan", "not finite"),
-    ("broken", "cannot load SavedModel"),
-])
+@pytest.mark.parametrize(
+    ("label", "reason"),
+    [
+        ("nan", "not finite"),
+        ("broken", "cannot load SavedModel"),
+    ],
+)
 def test_failed_smoke_test_removes_version_and_keeps_current(model_dir, repo, label, reason):
     _deploy(model_dir("v1"), repo)
     before = (repo / "btc" / "deployments.jsonl").read_text()
-    with pytest.raises(DeployError, match=rf"failed and was undone .*CURRENT still 1\): .*{reason}"):
+    with pytest.raises(
+        DeployError, match=rf"failed and was undone .*CURRENT still 1\): .*{reason}"
+    ):
         _deploy(model_dir(label), repo)
     store = ModelRepository(repo, "btc")
     assert store.published_versions() == ["1"]
@@ -112,7 +123,9 @@ def test_failed_first_deploy_leaves_no_current(model_dir, repo):
 
 @pytest.mark.parametrize("target", ["vertex", "gke"])
 def test_cloud_targets_are_not_implemented(model_dir, repo, target):
-    with pytest.raises(NotImplementedError, match=rf"deploy target '{target}' is not implemented yet"):
+    with pytest.raises(
+        NotImplementedError, match=rf"deploy target '{target}' is not implemented yet"
+    ):
         _deploy(model_dir("v1"), repo, target=target)
     assert not repo.exists()
 

@@ -12,11 +12,11 @@ import urllib.request
 
 import pytest
 
+from components.common.features import FEATURE_NAMES, HISTORY_DAYS, latest_features
 from components.deploy.deploy import rollback
 from components.deploy.deploy import run as deploy
 from components.deploy.server import make_server
 from components.train.export import load_serving_fn
-from components.common.features import FEATURE_NAMES, HISTORY_DAYS, latest_features
 
 from .conftest import read_bars
 
@@ -40,8 +40,9 @@ def server(model_dir, repo):
 def call(server, path: str, body: object = None, *, raw: bytes | None = None):
     """(status, JSON payload) of a GET (no body) or POST to the server."""
     data = raw if raw is not None else (None if body is None else json.dumps(body).encode())
-    request = urllib.request.Request(server.base_url + path, data=data,
-                                     method="GET" if data is None else "POST")
+    request = urllib.request.Request(
+        server.base_url + path, data=data, method="GET" if data is None else "POST"
+    )
     try:
         with urllib.request.urlopen(request, timeout=30) as response:
             return response.status, json.loads(response.read())
@@ -50,8 +51,17 @@ def call(server, path: str, body: object = None, *, raw: bytes | None = None):
 
 
 def history_json(bars) -> list[dict]:
-    return [{"date": b.date.isoformat(), "open": b.open, "high": b.high, "low": b.low,
-             "close": b.close, "volume": b.volume} for b in bars]
+    return [
+        {
+            "date": b.date.isoformat(),
+            "open": b.open,
+            "high": b.high,
+            "low": b.low,
+            "close": b.close,
+            "volume": b.volume,
+        }
+        for b in bars
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -95,8 +105,11 @@ def test_forecast_on_real_bitcoin_rows(server, repo, bitcoin_bars):
 def test_forecast_uses_only_the_history_it_needs(server, bitcoin_bars):
     """A longer history gives the same forecast as its last HISTORY_DAYS days."""
     _, long = call(server, f"/v1/models/{NAME}:forecast", {"history": history_json(bitcoin_bars)})
-    _, short = call(server, f"/v1/models/{NAME}:forecast",
-                    {"history": history_json(bitcoin_bars[-HISTORY_DAYS:])})
+    _, short = call(
+        server,
+        f"/v1/models/{NAME}:forecast",
+        {"history": history_json(bitcoin_bars[-HISTORY_DAYS:])},
+    )
     assert long["log_return"] == short["log_return"]
 
 
@@ -127,35 +140,78 @@ def _bad_requests(bars):
         ("no body", ":forecast", None, b"", "malformed JSON body"),
         ("no instances", ":predict", {"rows": [row]}, None, '"instances"'),
         ("empty instances", ":predict", {"instances": []}, None, "non-empty list"),
-        ("missing feature", ":predict",
-         {"instances": [{k: v for k, v in row.items() if k != "ret_lag_3"}]}, None,
-         "instances\\[0\\] is missing features: ret_lag_3"),
-        ("unknown feature", ":predict", {"instances": [{**row, "colour": 1.0}]}, None,
-         "unknown features: colour"),
-        ("string value", ":predict", {"instances": [{**row, "dow_sin": "1"}]}, None,
-         "instances\\[0\\].dow_sin must be a number"),
+        (
+            "missing feature",
+            ":predict",
+            {"instances": [{k: v for k, v in row.items() if k != "ret_lag_3"}]},
+            None,
+            "instances\\[0\\] is missing features: ret_lag_3",
+        ),
+        (
+            "unknown feature",
+            ":predict",
+            {"instances": [{**row, "colour": 1.0}]},
+            None,
+            "unknown features: colour",
+        ),
+        (
+            "string value",
+            ":predict",
+            {"instances": [{**row, "dow_sin": "1"}]},
+            None,
+            "instances\\[0\\].dow_sin must be a number",
+        ),
         ("no history", ":forecast", {"bars": good}, None, '"history"'),
-        ("too little history", ":forecast", {"history": good[-(HISTORY_DAYS - 1):]}, None,
-         f"too little history: {HISTORY_DAYS - 1} days given.*at least {HISTORY_DAYS}"),
-        ("zero close", ":forecast", _bars_with(bars, 4, close=0), None,
-         "non-positive prices: close=0.0"),
-        ("negative low", ":forecast", _bars_with(bars, 4, low=-1.0), None,
-         "non-positive prices: low=-1.0"),
-        ("missing volume", ":forecast",
-         {"history": [{k: v for k, v in b.items() if k != "volume"} for b in good]}, None,
-         "history\\[0\\] is missing volume"),
-        ("bad date", ":forecast", _bars_with(bars, 2, date="26/03/2018"), None,
-         "history\\[2\\].date must be YYYY-MM-DD"),
+        (
+            "too little history",
+            ":forecast",
+            {"history": good[-(HISTORY_DAYS - 1) :]},
+            None,
+            f"too little history: {HISTORY_DAYS - 1} days given.*at least {HISTORY_DAYS}",
+        ),
+        (
+            "zero close",
+            ":forecast",
+            _bars_with(bars, 4, close=0),
+            None,
+            "non-positive prices: close=0.0",
+        ),
+        (
+            "negative low",
+            ":forecast",
+            _bars_with(bars, 4, low=-1.0),
+            None,
+            "non-positive prices: low=-1.0",
+        ),
+        (
+            "missing volume",
+            ":forecast",
+            {"history": [{k: v for k, v in b.items() if k != "volume"} for b in good]},
+            None,
+            "history\\[0\\] is missing volume",
+        ),
+        (
+            "bad date",
+            ":forecast",
+            _bars_with(bars, 2, date="26/03/2018"),
+            None,
+            "history\\[2\\].date must be YYYY-MM-DD",
+        ),
         ("gap", ":forecast", {"history": gap}, None, "history has a gap"),
         ("unsorted", ":forecast", {"history": swapped}, None, "must be sorted by date"),
         ("duplicate", ":forecast", {"history": good[:1] + good}, None, "without duplicates"),
-        ("nan", ":forecast", None,
-         json.dumps(_bars_with(bars, 3, open=float("nan"))).encode(), "must be finite"),
+        (
+            "nan",
+            ":forecast",
+            None,
+            json.dumps(_bars_with(bars, 3, open=float("nan"))).encode(),
+            "must be finite",
+        ),
     ]
 
 
 def test_bad_requests_get_400_with_a_message(server, bitcoin_bars):
-    bars = bitcoin_bars[-(HISTORY_DAYS + 1):]
+    bars = bitcoin_bars[-(HISTORY_DAYS + 1) :]
     for label, verb, body, raw, message in _bad_requests(bars):
         status, payload = call(server, f"/v1/models/{NAME}{verb}", body, raw=raw)
         assert status == 400, (label, payload)
@@ -179,8 +235,9 @@ def test_nothing_deployed_is_503(tmp_path):
     thread.start()
     srv.base_url = "http://{}:{}".format(*srv.server_address[:2])
     try:
-        status, payload = call(srv, f"/v1/models/{NAME}:predict",
-                               {"instances": [{n: 0.0 for n in FEATURE_NAMES}]})
+        status, payload = call(
+            srv, f"/v1/models/{NAME}:predict", {"instances": [{n: 0.0 for n in FEATURE_NAMES}]}
+        )
         assert status == 503 and "has no deployed version" in payload["error"]
     finally:
         srv.shutdown()

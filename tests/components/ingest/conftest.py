@@ -37,8 +37,12 @@ def mapped_csv(bitcoin_csv: Path, rows: int = 30) -> bytes:
     out = [MAPPED_HEADER]
     for line in lines[1 : rows + 1]:
         f = line.split(",")
-        out.append(",".join(f[col[c]] for c in (
-            "date", "open", "high", "low", "close", "volume", "slug", "symbol")))
+        out.append(
+            ",".join(
+                f[col[c]]
+                for c in ("date", "open", "high", "low", "close", "volume", "slug", "symbol")
+            )
+        )
     return ("\n".join(out) + "\n").encode()
 
 
@@ -109,7 +113,9 @@ def web(crypto_csv: Path) -> Iterator[WebServer]:
     text/plain), an HTML sign-in page at /login and an empty body at /empty.csv."""
     server = WebServer()
     server.routes["/ndd3/crypto-markets.csv"] = (
-        200, "text/plain; charset=utf-8", crypto_csv.read_bytes()
+        200,
+        "text/plain; charset=utf-8",
+        crypto_csv.read_bytes(),
     )
     server.routes["/login"] = (
         200,

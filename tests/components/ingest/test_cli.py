@@ -16,7 +16,10 @@ from tests.conftest import FULL_CSV_SHA256, PROJECT_ROOT
 def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "components.ingest", *args],
-        cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=60,
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
         env={**os.environ, **(env or {})},
     )
 
@@ -60,7 +63,10 @@ def test_local_test_script(data_dir: Path) -> None:
     script = PROJECT_ROOT / "components" / "ingest" / "local_test.sh"
     assert os.access(script, os.X_OK)
     done = subprocess.run(
-        [str(script)], capture_output=True, text=True, timeout=120,
+        [str(script)],
+        capture_output=True,
+        text=True,
+        timeout=120,
         env={**os.environ, "CRYPTO_DATA_DIR": str(data_dir), "PYTHON": sys.executable},
     )
     assert done.returncode == 0, done.stderr

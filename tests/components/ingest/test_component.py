@@ -34,9 +34,14 @@ def test_compiles_with_the_ingest_image(tmp_path: Path) -> None:
     assert "from components.ingest import run" in command
     component = spec["components"]["comp-ingest-op"]
     assert set(component["inputDefinitions"]["parameters"]) == {
-        "source", "lake", "expected_sha256", "column_mapping"}
+        "source",
+        "lake",
+        "expected_sha256",
+        "column_mapping",
+    }
     assert component["outputDefinitions"]["artifacts"]["raw"]["artifactType"]["schemaTitle"] == (
-        "system.Dataset")
+        "system.Dataset"
+    )
 
 
 # SubprocessRunner warns that it ignores the base image; running here is the point.
@@ -48,7 +53,9 @@ def test_runs_locally_and_fills_the_artifact(crypto_csv: Path, tmp_path: Path) -
     )
     lake = tmp_path / "lake"
     task = ingest_op(
-        source=str(crypto_csv), lake=str(lake), expected_sha256=FULL_CSV_SHA256,
+        source=str(crypto_csv),
+        lake=str(lake),
+        expected_sha256=FULL_CSV_SHA256,
         column_mapping="",
     )
     raw = task.outputs["raw"]

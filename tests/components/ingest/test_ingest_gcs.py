@@ -143,8 +143,12 @@ def test_checksum_mismatch_stores_nothing(
     gcs_client: storage.Client, bucket: storage.Bucket, sample_csv: Path
 ) -> None:
     with pytest.raises(IngestError, match=f"checksum mismatch: expected {FULL_CSV_SHA256}, got"):
-        ingest(str(sample_csv), f"gs://{bucket.name}", expected_sha256=FULL_CSV_SHA256,
-               storage_client=gcs_client)
+        ingest(
+            str(sample_csv),
+            f"gs://{bucket.name}",
+            expected_sha256=FULL_CSV_SHA256,
+            storage_client=gcs_client,
+        )
     assert objects(gcs_client, bucket) == {}
 
 
@@ -155,10 +159,12 @@ def test_gcs_source_with_column_mapping(
     bucket.blob("inbox/btc.csv").upload_from_string(data)
     source = f"gs://{bucket.name}/inbox/btc.csv"
 
-    to_gcs = ingest(source, f"gs://{bucket.name}/lake", column_mapping=MAPPING,
-                    storage_client=gcs_client)
-    to_local = ingest(source, str(tmp_path / "lake"), column_mapping=MAPPING,
-                      storage_client=gcs_client)
+    to_gcs = ingest(
+        source, f"gs://{bucket.name}/lake", column_mapping=MAPPING, storage_client=gcs_client
+    )
+    to_local = ingest(
+        source, str(tmp_path / "lake"), column_mapping=MAPPING, storage_client=gcs_client
+    )
 
     sha = hashlib.sha256(data).hexdigest()
     assert to_gcs.lake_uri == f"gs://{bucket.name}/lake/{raw_object_name(sha, 'btc.csv')}"
@@ -197,17 +203,31 @@ class RacedGcs(BaseHTTPRequestHandler):
         if not name:  # a listing
             self._reply(200, {"kind": "storage#objects"})
             return
-        self._reply(200, {
-            "kind": "storage#object", "bucket": bucket, "name": unquote(name.lstrip("/")),
-            "generation": "7", "size": "1", "metadata": {"sha256": self.winner_sha256},
-        })
+        self._reply(
+            200,
+            {
+                "kind": "storage#object",
+                "bucket": bucket,
+                "name": unquote(name.lstrip("/")),
+                "generation": "7",
+                "size": "1",
+                "metadata": {"sha256": self.winner_sha256},
+            },
+        )
 
     def do_POST(self) -> None:  # noqa: N802
         self.rfile.read(int(self.headers["Content-Length"]))
         type(self).uploads.append(self.path)
-        self._reply(412, {"error": {"code": 412, "message": "At least one of the pre-conditions "
-                                    "you specified did not hold.", "errors": [
-                                        {"reason": "conditionNotMet"}]}})
+        self._reply(
+            412,
+            {
+                "error": {
+                    "code": 412,
+                    "message": "At least one of the pre-conditions you specified did not hold.",
+                    "errors": [{"reason": "conditionNotMet"}],
+                }
+            },
+        )
 
     def log_message(self, *args) -> None:
         pass

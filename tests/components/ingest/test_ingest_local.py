@@ -14,8 +14,10 @@ from components.common.uris import FetchError
 from components.ingest.ingest import (
     IngestError,
     _create_exclusive,
-    run as ingest,
     raw_object_name,
+)
+from components.ingest.ingest import (
+    run as ingest,
 )
 from tests.conftest import FULL_CSV_SHA256
 
@@ -118,8 +120,10 @@ def test_checksum_mismatch_stores_nothing(sample_csv: Path, tmp_path: Path) -> N
     [
         (b"", "empty file (0 bytes)"),
         (b"<!doctype html><html><body>404</body></html>", "got HTML, not CSV"),
-        (b"slug,symbol,name,date,open,high,low,volume\nbitcoin,BTC,Bitcoin,28/4/2013,1,2,0.5,0\n",
-         "missing columns: close;"),
+        (
+            b"slug,symbol,name,date,open,high,low,volume\nbitcoin,BTC,Bitcoin,28/4/2013,1,2,0.5,0\n",
+            "missing columns: close;",
+        ),
     ],
     ids=["empty", "html", "missing-close"],
 )

@@ -20,9 +20,11 @@ from components.common.uris import FetchError
 from components.ingest.ingest import (
     IngestError,
     IngestResult,
-    run as ingest,
     raw_object_name,
     validate_csv,
+)
+from components.ingest.ingest import (
+    run as ingest,
 )
 from tests.conftest import FULL_CSV_SHA256
 
@@ -105,9 +107,7 @@ def sha(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def test_url_source_is_stored_with_its_url(
-    web: WebServer, lake: Lake, sample_bytes: bytes
-) -> None:
+def test_url_source_is_stored_with_its_url(web: WebServer, lake: Lake, sample_bytes: bytes) -> None:
     web.routes["/data/prices.csv"] = (200, "text/csv", sample_bytes)
     url = web.url("/data/prices.csv")
 

@@ -43,14 +43,20 @@ def synthetic_bars(days: int, seed: int = 0, start: dt.date = dt.date(2015, 1, 1
     return bars
 
 
-def write_features(out_dir: Path, days: int = 400, seed: int = 0, shards: int = 1) -> tuple[Path, Path]:
+def write_features(
+    out_dir: Path, days: int = 400, seed: int = 0, shards: int = 1
+) -> tuple[Path, Path]:
     """Write ``out_dir/features/{train,eval,test}-*.csv`` and ``out_dir/stats.json``."""
     rows = [r for r in build_examples(synthetic_bars(days, seed)) if r[TARGET_NAME] is not None]
     frame = pd.DataFrame(rows)
     frame.insert(0, "coin", "bitcoin")
     frame["date"] = frame["date"].map(dt.date.isoformat)
     n = len(frame)
-    bounds = {"train": (0, int(n * 0.7)), "eval": (int(n * 0.7), int(n * 0.85)), "test": (int(n * 0.85), n)}
+    bounds = {
+        "train": (0, int(n * 0.7)),
+        "eval": (int(n * 0.7), int(n * 0.85)),
+        "test": (int(n * 0.85), n),
+    }
     features_dir = Path(out_dir) / "features"
     features_dir.mkdir(parents=True, exist_ok=True)
     train = frame.iloc[slice(*bounds["train"])]
@@ -67,10 +73,18 @@ def write_features(out_dir: Path, days: int = 400, seed: int = 0, shards: int = 
     }
     for split, (lo, hi) in bounds.items():
         part = frame.iloc[lo:hi]
-        stats["splits"][split] = {"rows": len(part), "start": part["date"].iloc[0], "end": part["date"].iloc[-1]}
+        stats["splits"][split] = {
+            "rows": len(part),
+            "start": part["date"].iloc[0],
+            "end": part["date"].iloc[-1],
+        }
         stats["coins"]["bitcoin"][split] = len(part)
         for k, idx in enumerate(np.array_split(np.arange(len(part)), shards)):
-            part.iloc[idx][COLUMNS].to_csv(features_dir / f"{split}-{k:05d}-of-{shards:05d}.csv", index=False, float_format="%.17g")
+            part.iloc[idx][COLUMNS].to_csv(
+                features_dir / f"{split}-{k:05d}-of-{shards:05d}.csv",
+                index=False,
+                float_format="%.17g",
+            )
     stats_path = Path(out_dir) / "stats.json"
     stats_path.write_text(json.dumps(stats, indent=1))
     return features_dir, stats_path

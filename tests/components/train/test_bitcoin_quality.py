@@ -13,8 +13,8 @@ import json
 import numpy as np
 import pytest
 
-from components.train.data import load_split, load_splits
 from components.common.features import FEATURE_NAMES
+from components.train.data import load_split, load_splits
 from components.train.train import run as train
 from components.tune.tune import run as tune
 from tests.components.transform.outputs import run_transform
@@ -34,15 +34,20 @@ def test_default_settings_beat_persistence_on_bitcoin(bitcoin_features, tmp_path
     tuned = tune(features_dir, stats_path)  # the default budget and seed
     assert "l2" in tuned.best_params  # chosen on eval, not fixed from test results
     result = train(
-        features_dir, stats_path, tuned.best_params, model_path=tmp_path / "model",
+        features_dir,
+        stats_path,
+        tuned.best_params,
+        model_path=tmp_path / "model",
         report_path=tmp_path / "report.html",
     )
     print(
-        f"\nBitcoin test split {stats['splits']['test']}: model MAE {result.metrics()['model_mae']:.2f} "
+        f"\nBitcoin test split {stats['splits']['test']}: "
+        f"model MAE {result.metrics()['model_mae']:.2f} "
         f"vs persistence {result.metrics()['baseline_mae']:.2f}, mae_ratio {result.mae_ratio:.4f}; "
         f"eval: selected trial {result.metrics()['eval_mae_ratio']:.4f} as an ensemble, "
         f"{tuned.metrics()['best_eval_mae_ratio']:.4f} alone; "
-        f"tune: {tuned.trials_run} trials ({tuned.trials_pruned} pruned) in {tuned.elapsed_s:.0f} s, "
+        f"tune: {tuned.trials_run} trials ({tuned.trials_pruned} pruned) "
+        f"in {tuned.elapsed_s:.0f} s, "
         f"selected ({tuned.selection}) {tuned.best_params}"
     )
     # Honest evaluation: the metrics are on the test rows only, which come after every
@@ -54,8 +59,10 @@ def test_default_settings_beat_persistence_on_bitcoin(bitcoin_features, tmp_path
     assert len(test) / total == pytest.approx(0.15, abs=0.01)
     # ... and the normalisation statistics are the train rows' only (not all rows').
     splits = load_splits(features_dir)
-    columns = {**{n: {s: splits[s].features[n] for s in splits} for n in FEATURE_NAMES},
-               "target": {s: splits[s].target for s in splits}}
+    columns = {
+        **{n: {s: splits[s].features[n] for s in splits} for n in FEATURE_NAMES},
+        "target": {s: splits[s].target for s in splits},
+    }
     for name, values in columns.items():
         train_values = values["train"].astype(np.float64)
         assert stats["mean"][name] == pytest.approx(np.mean(train_values), rel=1e-5, abs=1e-7), name

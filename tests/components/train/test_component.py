@@ -12,7 +12,9 @@ train_op = step_component("train", IMAGE)
 
 
 @dsl.component(base_image="python:3.11-slim")
-def _fake_upstream(features: Output[Dataset], stats: Output[Artifact], best_params: Output[Artifact]):
+def _fake_upstream(
+    features: Output[Dataset], stats: Output[Artifact], best_params: Output[Artifact]
+):
     pass
 
 
@@ -25,8 +27,13 @@ def _after_gate(model: dsl.Input[dsl.Model]):
 def _pipeline(max_mae_ratio: float = 1.0):
     up = _fake_upstream()
     train = train_op(
-        features=up.outputs["features"], stats=up.outputs["stats"], best_params=up.outputs["best_params"],
-        epochs=2, seed=0, max_mae_ratio=max_mae_ratio, model_name="m",
+        features=up.outputs["features"],
+        stats=up.outputs["stats"],
+        best_params=up.outputs["best_params"],
+        epochs=2,
+        seed=0,
+        max_mae_ratio=max_mae_ratio,
+        model_name="m",
     )
     with dsl.If(train.outputs["Output"] == True):  # noqa: E712
         _after_gate(model=train.outputs["model"])

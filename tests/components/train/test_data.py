@@ -7,8 +7,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from components.train.data import DataContractError, load_split, load_splits, load_stats
 from components.common.features import FEATURE_NAMES, TARGET_NAME
+from components.train.data import DataContractError, load_split, load_splits, load_stats
 from tests.components.train.synthetic import write_features
 
 

@@ -39,7 +39,9 @@ def test_evaluate_from_log_returns():
     assert flat["model_rmse"] == pytest.approx(math.sqrt(7))
     assert flat["baseline_directional_accuracy"] == pytest.approx(0.25)
     assert set(flat) == {
-        f"{w}_{n}" for w in ("model", "baseline") for n in ("mae", "rmse", "mape", "directional_accuracy")
+        f"{w}_{n}"
+        for w in ("model", "baseline")
+        for n in ("mae", "rmse", "mape", "directional_accuracy")
     } | {"mae_ratio"}
 
 
@@ -87,13 +89,22 @@ def test_report_has_a_per_coin_table_only_for_several_coins(tmp_path):
         actual = np.array([101.0, 102.0, 100.0, 1.1])
         predicted = np.array([100.5, 101.5, 101.0, 1.05])
         path = write_report(
-            tmp_path / f"{len(set(coins))}.html", model_name="m", version="1",
-            evaluation=evaluate_prices(today, actual, predicted), passed_gate=True,
-            max_mae_ratio=1.0, histories=[{"loss": [1.0, 0.5], "val_loss": [1.1, 0.9]}],
-            hparams={"l2": 0.01}, splits={"test": "4 rows"}, coins=np.array(coins),
-            dates=np.array(["2018-01-01", "2018-01-02", "2018-01-03", "2018-01-01"],
-                           dtype="datetime64[D]"),
-            today=today, actual_next=actual, predicted_next=predicted,
+            tmp_path / f"{len(set(coins))}.html",
+            model_name="m",
+            version="1",
+            evaluation=evaluate_prices(today, actual, predicted),
+            passed_gate=True,
+            max_mae_ratio=1.0,
+            histories=[{"loss": [1.0, 0.5], "val_loss": [1.1, 0.9]}],
+            hparams={"l2": 0.01},
+            splits={"test": "4 rows"},
+            coins=np.array(coins),
+            dates=np.array(
+                ["2018-01-01", "2018-01-02", "2018-01-03", "2018-01-01"], dtype="datetime64[D]"
+            ),
+            today=today,
+            actual_next=actual,
+            predicted_next=predicted,
         )
         return path.read_text()
 

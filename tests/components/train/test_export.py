@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 
+from components.common.features import FEATURE_NAMES
 from components.train import model as model_lib
 from components.train.export import OUTPUT_NAME, SIGNATURE, export_serving_model, load_serving_fn
-from components.common.features import FEATURE_NAMES
 
 
 @pytest.fixture(scope="module")
@@ -29,16 +29,22 @@ def test_signature_matches_the_contract(exported):
         assert spec.dtype.name == "float32" and spec.shape.as_list() == [None], name
     outputs = fn.signature.structured_outputs
     assert set(outputs) == {OUTPUT_NAME}
-    assert outputs[OUTPUT_NAME].dtype.name == "float32" and outputs[OUTPUT_NAME].shape.as_list() == [None]
+    assert outputs[OUTPUT_NAME].dtype.name == "float32" and outputs[
+        OUTPUT_NAME
+    ].shape.as_list() == [None]
     assert SIGNATURE == "serving_default"
 
 
-def test_reloaded_model_predicts_what_the_trained_model_predicts(exported, trained_model, splits_and_stats):
+def test_reloaded_model_predicts_what_the_trained_model_predicts(
+    exported, trained_model, splits_and_stats
+):
     splits, _ = splits_and_stats
     test = splits["test"]
     served = load_serving_fn(exported[1])(test.features)
     assert served.dtype == np.float32 and served.shape == (len(test),)
-    np.testing.assert_allclose(served, model_lib.predict_log_return(trained_model, test), rtol=0, atol=1e-7)
+    np.testing.assert_allclose(
+        served, model_lib.predict_log_return(trained_model, test), rtol=0, atol=1e-7
+    )
     assert np.std(served) > 0
 
 
@@ -63,8 +69,12 @@ def test_missing_feature_is_named(exported, splits_and_stats):
         load_serving_fn(exported[1])(features)
 
 
-def test_exported_ensemble_predicts_what_it_predicts_in_memory(trained_ensemble, splits_and_stats, tmp_path):
+def test_exported_ensemble_predicts_what_it_predicts_in_memory(
+    trained_ensemble, splits_and_stats, tmp_path
+):
     ensemble, _ = trained_ensemble
     test = splits_and_stats[0]["test"]
     served = load_serving_fn(export_serving_model(ensemble, tmp_path, 2))(test.features)
-    np.testing.assert_allclose(served, model_lib.predict_log_return(ensemble, test), rtol=0, atol=1e-7)
+    np.testing.assert_allclose(
+        served, model_lib.predict_log_return(ensemble, test), rtol=0, atol=1e-7
+    )

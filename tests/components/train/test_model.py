@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from components.train import model as model_lib
 from components.common.features import FEATURE_NAMES
+from components.train import model as model_lib
 
 
 def _raw_matrix(split):
@@ -32,18 +32,29 @@ def test_normalisation_and_unstandardising_happen_inside(trained_model, splits_a
     test = splits["test"]
     mean = np.array([stats.mean[n] for n in FEATURE_NAMES])
     std = np.array([stats.std[n] for n in FEATURE_NAMES])
-    w0, b0 = (np.asarray(w, dtype=np.float64) for w in trained_model.get_layer("hidden_0").get_weights())
-    w1, b1 = (np.asarray(w, dtype=np.float64) for w in trained_model.get_layer(model_lib.Z_LAYER).get_weights())
+    w0, b0 = (
+        np.asarray(w, dtype=np.float64) for w in trained_model.get_layer("hidden_0").get_weights()
+    )
+    w1, b1 = (
+        np.asarray(w, dtype=np.float64)
+        for w in trained_model.get_layer(model_lib.Z_LAYER).get_weights()
+    )
     assert np.abs(w1).max() > 0, "fixture model should have moved its output layer"
     hidden = np.maximum((_raw_matrix(test) - mean) / std @ w0 + b0, 0.0)
     by_hand = (hidden @ w1 + b1).reshape(-1) * stats.target_std + stats.target_mean
-    np.testing.assert_allclose(model_lib.predict_log_return(trained_model, test), by_hand, rtol=1e-4, atol=1e-7)
+    np.testing.assert_allclose(
+        model_lib.predict_log_return(trained_model, test), by_hand, rtol=1e-4, atol=1e-7
+    )
     assert np.std(by_hand) > 0
 
 
 def test_layer_widths_follow_the_scale():
-    assert model_lib.layer_widths({"num_layers": 3, "first_layer_units": 64, "layer_scale": 0.5}) == [64, 32, 16]
-    assert model_lib.layer_widths({"num_layers": 2, "first_layer_units": 3, "layer_scale": 0.25}) == [3, 2]
+    assert model_lib.layer_widths(
+        {"num_layers": 3, "first_layer_units": 64, "layer_scale": 0.5}
+    ) == [64, 32, 16]
+    assert model_lib.layer_widths(
+        {"num_layers": 2, "first_layer_units": 3, "layer_scale": 0.25}
+    ) == [3, 2]
 
 
 def test_hparams_are_validated():
@@ -56,14 +67,20 @@ def test_hparams_are_validated():
         model_lib.validate_hparams({"l2": -0.01})
     # best_params written before l2 was tuned (the six original keys) still validate
     six = {k: v for k, v in model_lib.DEFAULT_HPARAMS.items() if k != "l2"}
-    assert model_lib.validate_hparams({**six, "dropout": 0.1})["l2"] == model_lib.DEFAULT_HPARAMS["l2"]
+    assert (
+        model_lib.validate_hparams({**six, "dropout": 0.1})["l2"] == model_lib.DEFAULT_HPARAMS["l2"]
+    )
 
 
 @pytest.mark.parametrize("l2", [1e-3, 0.05])
 def test_l2_reaches_every_kernel(splits_and_stats, l2):
     _, stats = splits_and_stats
     model = model_lib.build_model({"num_layers": 2, "first_layer_units": 8, "l2": l2}, stats)
-    dense = [layer for layer in model.layers if layer.name.startswith("hidden_") or layer.name == model_lib.Z_LAYER]
+    dense = [
+        layer
+        for layer in model.layers
+        if layer.name.startswith("hidden_") or layer.name == model_lib.Z_LAYER
+    ]
     assert len(dense) == 3
     for layer in dense:
         assert float(layer.kernel_regularizer.l2) == pytest.approx(l2)
@@ -87,6 +104,8 @@ def test_ensemble_averages_its_members(trained_ensemble, splits_and_stats):
     test = splits_and_stats[0]["test"]
     each = [model_lib.predict_log_return(m, test) for m in members]
     assert np.abs(each[0] - each[1]).max() > 0, "members should differ"
-    np.testing.assert_allclose(model_lib.predict_log_return(ensemble, test), np.mean(each, axis=0), atol=1e-8)
+    np.testing.assert_allclose(
+        model_lib.predict_log_return(ensemble, test), np.mean(each, axis=0), atol=1e-8
+    )
     assert sorted(t.name for t in ensemble.inputs) == sorted(FEATURE_NAMES)
     assert model_lib.build_ensemble(members[:1]) is members[0]

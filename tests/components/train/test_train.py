@@ -24,9 +24,17 @@ def passed(synthetic_data, tmp_path_factory):
     features_dir, stats_path = synthetic_data
     (out / "best_params.json").write_text(json.dumps(TINY_PARAMS))
     result = train(
-        features_dir, stats_path, out / "best_params.json", model_path=out / "model",
-        epochs=4, seed=0, max_mae_ratio=100.0, model_name="tiny", version="7",
-        report_path=out / "report.html", ensemble_size=2,
+        features_dir,
+        stats_path,
+        out / "best_params.json",
+        model_path=out / "model",
+        epochs=4,
+        seed=0,
+        max_mae_ratio=100.0,
+        model_name="tiny",
+        version="7",
+        report_path=out / "report.html",
+        ensemble_size=2,
     )
     return out, result
 
@@ -39,11 +47,22 @@ def test_outputs_and_metrics(passed, splits_and_stats):
     # train still reads them and falls back to the default l2
     assert "l2" not in TINY_PARAMS
     assert result.hparams == {**TINY_PARAMS, "l2": DEFAULT_HPARAMS["l2"]}
-    for key in ("model_mae", "baseline_mae", "model_rmse", "model_mape", "model_directional_accuracy",
-                "mae_ratio", "eval_mae_ratio", "mean_epochs_run", "mean_best_epoch"):
+    for key in (
+        "model_mae",
+        "baseline_mae",
+        "model_rmse",
+        "model_mape",
+        "model_directional_accuracy",
+        "mae_ratio",
+        "eval_mae_ratio",
+        "mean_epochs_run",
+        "mean_best_epoch",
+    ):
         assert math.isfinite(result.metrics()[key]), key
     assert result.metrics()["ensemble_size"] == 2 and len(result.histories) == 2
-    assert result.metrics()["mae_ratio"] == pytest.approx(result.metrics()["model_mae"] / result.metrics()["baseline_mae"])
+    assert result.metrics()["mae_ratio"] == pytest.approx(
+        result.metrics()["model_mae"] / result.metrics()["baseline_mae"]
+    )
     assert result.metrics()["test_rows"] == len(splits_and_stats[0]["test"])
     assert 1 <= result.metrics()["mean_best_epoch"] <= result.metrics()["mean_epochs_run"] <= 4
 
@@ -65,8 +84,15 @@ def test_gate_passes_when_ratio_is_within_the_threshold(passed):
 
 def test_gate_fails_when_the_threshold_is_tiny(synthetic_data, tmp_path):
     result = train(
-        *synthetic_data, TINY_PARAMS, model_path=tmp_path / "model", epochs=2, seed=0,
-        max_mae_ratio=1e-6, version="1", report_path=tmp_path / "report.html", ensemble_size=1,
+        *synthetic_data,
+        TINY_PARAMS,
+        model_path=tmp_path / "model",
+        epochs=2,
+        seed=0,
+        max_mae_ratio=1e-6,
+        version="1",
+        report_path=tmp_path / "report.html",
+        ensemble_size=1,
     )
     assert result.passed_gate is False and result.mae_ratio > 1e-6
     assert result.export_path.is_dir(), "the model is exported either way; deploy reads the gate"
@@ -85,35 +111,87 @@ def test_report_embeds_plots_and_the_decision(passed):
 
 def test_best_params_with_l2_are_used(synthetic_data, tmp_path):
     (tmp_path / "bp.json").write_text(json.dumps({**TINY_PARAMS, "l2": 0.05}))
-    result = train(*synthetic_data, tmp_path / "bp.json", model_path=tmp_path / "m", epochs=1, seed=0,
-                   version="1", report_path=tmp_path / "r.html", ensemble_size=1)
+    result = train(
+        *synthetic_data,
+        tmp_path / "bp.json",
+        model_path=tmp_path / "m",
+        epochs=1,
+        seed=0,
+        version="1",
+        report_path=tmp_path / "r.html",
+        ensemble_size=1,
+    )
     assert result.hparams["l2"] == 0.05
     assert "0.05" in result.report_path.read_text()
 
 
 def test_bad_inputs_fail_clearly(synthetic_data, tmp_path):
     with pytest.raises(ValueError, match="unknown hyper-parameter"):
-        train(*synthetic_data, {"lr": 0.1}, model_path=tmp_path / "m", epochs=1, seed=0, report_path=tmp_path / "r.html")
+        train(
+            *synthetic_data,
+            {"lr": 0.1},
+            model_path=tmp_path / "m",
+            epochs=1,
+            seed=0,
+            report_path=tmp_path / "r.html",
+        )
     with pytest.raises(FileNotFoundError, match="best_params file not found"):
-        train(*synthetic_data, tmp_path / "nope.json", model_path=tmp_path / "m", epochs=1, seed=0, report_path=tmp_path / "r.html")
+        train(
+            *synthetic_data,
+            tmp_path / "nope.json",
+            model_path=tmp_path / "m",
+            epochs=1,
+            seed=0,
+            report_path=tmp_path / "r.html",
+        )
     with pytest.raises(ValueError, match="folder name"):
-        train(*synthetic_data, {}, model_path=tmp_path / "m", epochs=1, seed=0, model_name="a/b", report_path=tmp_path / "r.html")
+        train(
+            *synthetic_data,
+            {},
+            model_path=tmp_path / "m",
+            epochs=1,
+            seed=0,
+            model_name="a/b",
+            report_path=tmp_path / "r.html",
+        )
     with pytest.raises(ValueError, match="l2=-0.1"):
-        train(*synthetic_data, {"l2": -0.1}, model_path=tmp_path / "m", epochs=1, seed=0, report_path=tmp_path / "r.html")
+        train(
+            *synthetic_data,
+            {"l2": -0.1},
+            model_path=tmp_path / "m",
+            epochs=1,
+            seed=0,
+            report_path=tmp_path / "r.html",
+        )
     with pytest.raises(ValueError, match="ensemble_size"):
-        train(*synthetic_data, {}, model_path=tmp_path / "m", epochs=1, seed=0, ensemble_size=0, report_path=tmp_path / "r.html")
+        train(
+            *synthetic_data,
+            {},
+            model_path=tmp_path / "m",
+            epochs=1,
+            seed=0,
+            ensemble_size=0,
+            report_path=tmp_path / "r.html",
+        )
 
 
 def _cli(*args):
     return subprocess.run(
         [sys.executable, "-m", "components.train", *map(str, args)],
-        cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=300,
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
 
 
 def test_cli_help_and_bad_input(tmp_path):
     help_run = _cli("--help")
-    assert help_run.returncode == 0 and "--max-mae-ratio" in help_run.stdout and "persistence" in help_run.stdout
+    assert (
+        help_run.returncode == 0
+        and "--max-mae-ratio" in help_run.stdout
+        and "persistence" in help_run.stdout
+    )
     missing = _cli(tmp_path / "nowhere", "--output-dir", tmp_path / "out")
     assert missing.returncode == 1  # the step ran and its input is not there
     assert "error: stats file not found" in missing.stderr
@@ -125,9 +203,25 @@ def test_cli_trains_and_requires_the_gate(synthetic_data, tmp_path):
     features_dir, stats_path = synthetic_data
     params = tmp_path / "p.json"
     params.write_text(json.dumps(TINY_PARAMS))
-    run = _cli(features_dir, "--stats", stats_path, "--best-params", params, "--output-dir", tmp_path,
-               "--epochs", "2", "--max-mae-ratio", "1e-9", "--version", "3", "--ensemble-size", "1",
-               "--require-gate", "-q")
+    run = _cli(
+        features_dir,
+        "--stats",
+        stats_path,
+        "--best-params",
+        params,
+        "--output-dir",
+        tmp_path,
+        "--epochs",
+        "2",
+        "--max-mae-ratio",
+        "1e-9",
+        "--version",
+        "3",
+        "--ensemble-size",
+        "1",
+        "--require-gate",
+        "-q",
+    )
     assert run.returncode == 1, run.stderr
     assert "gate FAILED" in run.stdout
     metrics = json.loads((tmp_path / "metrics.json").read_text())

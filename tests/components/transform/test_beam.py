@@ -11,9 +11,9 @@ from apache_beam.runners.portability.fn_api_runner import FnApiRunner
 from apache_beam.testing import test_pipeline
 from apache_beam.testing.util import assert_that, equal_to
 
+from components.common.contracts import SPLITS, shard_names
 from components.transform import beam_ops
 from components.transform.parse import RowParser
-from components.common.contracts import SPLITS, shard_names
 from components.transform.stats import Moments
 from tests.components.transform.synthetic import HEADER, MONDAY, line, series, walk
 
@@ -32,13 +32,23 @@ def test_parse_lines_routes_accepted_rejected_and_blank() -> None:
         (6, "bitcoin,BTC,Bitcoin,2021-01-05"),
     ]
     with _pipeline() as p:
-        out = (p | beam.Create(lines)
-                 | beam.ParDo(beam_ops.ParseLines(RowParser.from_header(HEADER))).with_outputs(
-                     "rejected", "blank", main="accepted"))
-        assert_that(out.accepted | "A" >> beam.Map(lambda r: (r.line, r.coin, r.bar.date)),
-                    equal_to([(2, "bitcoin", MONDAY), (5, "ethereum", MONDAY)]), label="accepted")
-        assert_that(out.rejected | "R" >> beam.Map(lambda r: (r.line, r.code)),
-                    equal_to([(4, "high_below_low"), (6, "missing_field")]), label="rejected")
+        out = (
+            p
+            | beam.Create(lines)
+            | beam.ParDo(beam_ops.ParseLines(RowParser.from_header(HEADER))).with_outputs(
+                "rejected", "blank", main="accepted"
+            )
+        )
+        assert_that(
+            out.accepted | "A" >> beam.Map(lambda r: (r.line, r.coin, r.bar.date)),
+            equal_to([(2, "bitcoin", MONDAY), (5, "ethereum", MONDAY)]),
+            label="accepted",
+        )
+        assert_that(
+            out.rejected | "R" >> beam.Map(lambda r: (r.line, r.code)),
+            equal_to([(4, "high_below_low"), (6, "missing_field")]),
+            label="rejected",
+        )
         assert_that(out.blank, equal_to([3]), label="blank")
 
 
@@ -64,15 +74,22 @@ def test_coin_examples_are_split_in_time_order_per_coin() -> None:
         assert {c: sum(map(len, d.values())) for c, d in by_coin.items()} == {"aaa": 27, "bbb": 12}
 
     with _pipeline() as p:
-        out = (p | beam.Create(rows[::-1])
-                 | beam.Map(lambda r: (r.coin, r))
-                 | beam.GroupByKey()
-                 | beam.ParDo(beam_ops.BuildCoinExamples((0.7, 0.15, 0.15))).with_outputs(
-                     "info", main="examples"))
+        out = (
+            p
+            | beam.Create(rows[::-1])
+            | beam.Map(lambda r: (r.coin, r))
+            | beam.GroupByKey()
+            | beam.ParDo(beam_ops.BuildCoinExamples((0.7, 0.15, 0.15))).with_outputs(
+                "info", main="examples"
+            )
+        )
         assert_that(out.examples, date_order_holds, label="order")
         assert_that(
-            out.info | beam.Map(lambda i: (i["coin"], i["bars"], i["duplicates"], i["counts"]["train"])),
-            equal_to([("aaa", 60, 1, 19), ("bbb", 45, 0, 8)]), label="info")
+            out.info
+            | beam.Map(lambda i: (i["coin"], i["bars"], i["duplicates"], i["counts"]["train"])),
+            equal_to([("aaa", 60, 1, 19), ("bbb", 45, 0, 8)]),
+            label="info",
+        )
 
 
 def test_train_moments_combine_equals_numpy() -> None:
@@ -84,8 +101,12 @@ def test_train_moments_combine_equals_numpy() -> None:
     def check(outputs):
         (moments,) = outputs
         assert moments.n == 300
-        np.testing.assert_allclose([moments.mean[n] for n in names], matrix.mean(axis=0), rtol=1e-10)
-        np.testing.assert_allclose([moments.std()[n] for n in names], matrix.std(axis=0), rtol=1e-10)
+        np.testing.assert_allclose(
+            [moments.mean[n] for n in names], matrix.mean(axis=0), rtol=1e-10
+        )
+        np.testing.assert_allclose(
+            [moments.std()[n] for n in names], matrix.std(axis=0), rtol=1e-10
+        )
 
     with _pipeline() as p:
         assert_that(p | beam.Create(rows) | beam.CombineGlobally(beam_ops.MomentsFn()), check)
@@ -93,13 +114,21 @@ def test_train_moments_combine_equals_numpy() -> None:
 
 def test_write_sorted_csv_writes_every_shard_even_empty(tmp_path) -> None:
     names = shard_names("train", 3)
-    items = [(2, ((("b", "2021-01-02")), ["b", "2"])), (2, (("a", "2021-01-03"), ["a", "3"])),
-             (0, (("c", "2021-01-01"), ["c", "1"]))]
+    items = [
+        (2, ((("b", "2021-01-02")), ["b", "2"])),
+        (2, (("a", "2021-01-03"), ["a", "3"])),
+        (0, (("c", "2021-01-01"), ["c", "1"])),
+    ]
     with _pipeline() as p:
-        written = p | beam.Create(items) | beam_ops.WriteSortedCsv(
-            [str(tmp_path / n) for n in names], ["k", "v"])
-        assert_that(written | beam.Map(lambda pw: (pw[0].rsplit("/", 1)[-1], pw[1])),
-                    equal_to([(names[0], 1), (names[1], 0), (names[2], 2)]))
+        written = (
+            p
+            | beam.Create(items)
+            | beam_ops.WriteSortedCsv([str(tmp_path / n) for n in names], ["k", "v"])
+        )
+        assert_that(
+            written | beam.Map(lambda pw: (pw[0].rsplit("/", 1)[-1], pw[1])),
+            equal_to([(names[0], 1), (names[1], 0), (names[2], 2)]),
+        )
     assert (tmp_path / names[1]).read_text() == "k,v\n"
     assert (tmp_path / names[2]).read_text() == "k,v\na,3\nb,2\n"
 
@@ -107,5 +136,6 @@ def test_write_sorted_csv_writes_every_shard_even_empty(tmp_path) -> None:
 @pytest.mark.parametrize("num_shards", [1, 4])
 def test_shard_of_is_stable(num_shards: int) -> None:
     assert {beam_ops.shard_of("bitcoin", num_shards) for _ in range(3)} == {
-        beam_ops.shard_of("bitcoin", num_shards)}
+        beam_ops.shard_of("bitcoin", num_shards)
+    }
     assert 0 <= beam_ops.shard_of("bitcoin", num_shards) < num_shards

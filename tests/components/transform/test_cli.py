@@ -12,17 +12,37 @@ from tests.conftest import PROJECT_ROOT
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "components.transform", *args], cwd=PROJECT_ROOT,
-                          capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "components.transform", *args],
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def test_help_lists_the_options() -> None:
     done = run_cli("--help")
     assert done.returncode == 0
-    for option in ("--output-dir", "--coins", "--split", "--max-rejected-fraction",
-                   "--column-mapping", "--runner", "--project", "--region", "--temp-location",
-                   "--staging-location", "--service-account-email", "--sdk-container-image",
-                   "--max-num-workers", "--subnetwork", "--public-ips", "--job-name", "--label"):
+    for option in (
+        "--output-dir",
+        "--coins",
+        "--split",
+        "--max-rejected-fraction",
+        "--column-mapping",
+        "--runner",
+        "--project",
+        "--region",
+        "--temp-location",
+        "--staging-location",
+        "--service-account-email",
+        "--sdk-container-image",
+        "--max-num-workers",
+        "--subnetwork",
+        "--public-ips",
+        "--job-name",
+        "--label",
+    ):
         assert option in done.stdout, option
 
 

@@ -24,8 +24,17 @@ GOOD = {
 def test_options_carry_every_parameter() -> None:
     options = dataflow_options(**GOOD).get_all_options()
     assert options["runner"] == "DataflowRunner"
-    for key in ("project", "region", "temp_location", "staging_location", "service_account_email",
-                "sdk_container_image", "max_num_workers", "subnetwork", "job_name"):
+    for key in (
+        "project",
+        "region",
+        "temp_location",
+        "staging_location",
+        "service_account_email",
+        "sdk_container_image",
+        "max_num_workers",
+        "subnetwork",
+        "job_name",
+    ):
         assert options[key] == GOOD[key], key
     assert options["use_public_ips"] is False  # private workers by default
     assert sorted(options["labels"]) == ["app=crypto-kfp", "step=transform"]
@@ -42,23 +51,32 @@ def test_default_job_name_is_valid_and_unique_per_second() -> None:
     assert name.startswith("crypto-transform-")
 
 
-@pytest.mark.parametrize(("change", "message"), [
-    ({"project": ""}, "project is required"),
-    ({"project": "My_Project"}, "project must be a GCP project id"),
-    ({"region": "europe west"}, "region must be a GCP region"),
-    ({"temp_location": "/tmp/x"}, "temp_location must be a gs://bucket/path URI"),
-    ({"staging_location": None}, "staging_location is required"),
-    ({"service_account_email": ""}, "service_account_email is required"),
-    ({"service_account_email": "someone@gmail.com"}, "service_account_email must be"),
-    ({"sdk_container_image": ""}, "sdk_container_image is required"),
-    ({"sdk_container_image": "localhost/crypto-kfp/transform:0.1.0"}, "Dataflow workers need a registry image"),
-    ({"max_num_workers": 0}, "max_num_workers must be an integer >= 1"),
-    ({"subnetwork": None}, "subnetwork is required when workers have no public IPs"),
-    ({"subnetwork": "pipelines"}, "subnetwork must be regions/REGION/subnetworks/NAME"),
-    ({"subnetwork": "regions/us-central1/subnetworks/pipelines"}, "subnetwork is in region us-central1"),
-    ({"job_name": "Bad_Name"}, "job_name must be lower-case"),
-    ({"labels": {"Team": "x"}}, "label Team=x is not a valid GCP label"),
-])
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"project": ""}, "project is required"),
+        ({"project": "My_Project"}, "project must be a GCP project id"),
+        ({"region": "europe west"}, "region must be a GCP region"),
+        ({"temp_location": "/tmp/x"}, "temp_location must be a gs://bucket/path URI"),
+        ({"staging_location": None}, "staging_location is required"),
+        ({"service_account_email": ""}, "service_account_email is required"),
+        ({"service_account_email": "someone@gmail.com"}, "service_account_email must be"),
+        ({"sdk_container_image": ""}, "sdk_container_image is required"),
+        (
+            {"sdk_container_image": "localhost/crypto-kfp/transform:0.1.0"},
+            "Dataflow workers need a registry image",
+        ),
+        ({"max_num_workers": 0}, "max_num_workers must be an integer >= 1"),
+        ({"subnetwork": None}, "subnetwork is required when workers have no public IPs"),
+        ({"subnetwork": "pipelines"}, "subnetwork must be regions/REGION/subnetworks/NAME"),
+        (
+            {"subnetwork": "regions/us-central1/subnetworks/pipelines"},
+            "subnetwork is in region us-central1",
+        ),
+        ({"job_name": "Bad_Name"}, "job_name must be lower-case"),
+        ({"labels": {"Team": "x"}}, "label Team=x is not a valid GCP label"),
+    ],
+)
 def test_each_invalid_value_is_named(change: dict, message: str) -> None:
     with pytest.raises(DataflowOptionsError, match="invalid Dataflow options") as caught:
         dataflow_options(**{**GOOD, **change})
@@ -72,16 +90,23 @@ def test_all_problems_are_listed_at_once() -> None:
 
 
 def test_full_subnetwork_url_is_accepted() -> None:
-    url = ("https://www.googleapis.com/compute/v1/projects/crypto-dev-123/regions/europe-west1/"
-           "subnetworks/pipelines")
+    url = (
+        "https://www.googleapis.com/compute/v1/projects/crypto-dev-123/regions/europe-west1/"
+        "subnetworks/pipelines"
+    )
     assert dataflow_options(**{**GOOD, "subnetwork": url}).get_all_options()["subnetwork"] == url
 
 
 def test_run_transform_validates_dataflow_options_before_submitting(monkeypatch) -> None:
     # Inputs on gs:// are not read: the options fail first and no job is built.
     monkeypatch.setattr("components.transform.transform.read_header", lambda path: "x")
-    monkeypatch.setattr("components.transform.transform.RowParser.from_header",
-                        lambda *a, **k: None)
+    monkeypatch.setattr(
+        "components.transform.transform.RowParser.from_header", lambda *a, **k: None
+    )
     with pytest.raises(DataflowOptionsError, match="project is required"):
-        run_transform("gs://raw/in.csv", "gs://out/features", runner="dataflow",
-                      pipeline_options={**GOOD, "project": ""})
+        run_transform(
+            "gs://raw/in.csv",
+            "gs://out/features",
+            runner="dataflow",
+            pipeline_options={**GOOD, "project": ""},
+        )

@@ -26,7 +26,12 @@ def test_day_first_date_from_the_spreadsheet_file(parser: RowParser) -> None:
     assert row.coin == "bitcoin"
     assert row.bar.date == dt.date(2013, 4, 28)
     assert (row.bar.open, row.bar.high, row.bar.low, row.bar.close, row.bar.volume) == (
-        135.3, 135.98, 132.1, 134.21, 0.0)
+        135.3,
+        135.98,
+        132.1,
+        134.21,
+        0.0,
+    )
 
 
 def test_iso_date(parser: RowParser) -> None:
@@ -34,13 +39,16 @@ def test_iso_date(parser: RowParser) -> None:
     assert row.bar.date == dt.date(2013, 4, 28)
 
 
-@pytest.mark.parametrize(("text", "expected"), [
-    ("2018-03-25", dt.date(2018, 3, 25)),
-    ("2018-3-5", dt.date(2018, 3, 5)),
-    ("25/3/2018", dt.date(2018, 3, 25)),
-    ("05/03/2018", dt.date(2018, 3, 5)),  # day first: 5 March, not 3 May
-    (" 1/12/2017 ", dt.date(2017, 12, 1)),
-])
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("2018-03-25", dt.date(2018, 3, 25)),
+        ("2018-3-5", dt.date(2018, 3, 5)),
+        ("25/3/2018", dt.date(2018, 3, 25)),
+        ("05/03/2018", dt.date(2018, 3, 5)),  # day first: 5 March, not 3 May
+        (" 1/12/2017 ", dt.date(2017, 12, 1)),
+    ],
+)
 def test_parse_date_forms(text: str, expected: dt.date) -> None:
     assert parse_date(text) == expected
 
@@ -101,23 +109,33 @@ def _mutate(**changes: str) -> str:
     return ",".join(fields.values())
 
 
-@pytest.mark.parametrize(("raw", "code", "detail"), [
-    (_mutate(close=""), parse.MISSING_FIELD, "empty close"),
-    (",".join(GOOD.split(",")[:8]), parse.MISSING_FIELD, "got 8"),
-    (GOOD + ",extra", parse.EXTRA_FIELDS, "got 14"),
-    (_mutate(high="n/a"), parse.BAD_NUMBER, "high"),
-    (_mutate(volume="NaN"), parse.BAD_NUMBER, "volume"),
-    (_mutate(date="2013-02-30"), parse.BAD_DATE, "2013-02-30"),
-    (_mutate(date="Apr 28 2013"), parse.BAD_DATE, "Apr 28 2013"),
-    (_mutate(low="0"), parse.NON_POSITIVE_PRICE, "low=0.0"),
-    (_mutate(open="-1"), parse.NON_POSITIVE_PRICE, "open=-1.0"),
-    (_mutate(high="130", low="132.1", open="131", close="131"), parse.HIGH_BELOW_LOW, "high=130.0"),
-    (_mutate(close="140"), parse.CLOSE_OUTSIDE_RANGE, "close=140.0"),
-    (_mutate(open="120"), parse.OPEN_OUTSIDE_RANGE, "open=120.0"),
-    (_mutate(volume="-5"), parse.NEGATIVE_VOLUME, "volume=-5.0"),
-    ('bitcoin,BTC,"Bitcoin,28/4/2013,1,135.3,135.98,132.1,134.21,0,1,0.5,3.88',
-     parse.MALFORMED_CSV, ""),
-])
+@pytest.mark.parametrize(
+    ("raw", "code", "detail"),
+    [
+        (_mutate(close=""), parse.MISSING_FIELD, "empty close"),
+        (",".join(GOOD.split(",")[:8]), parse.MISSING_FIELD, "got 8"),
+        (GOOD + ",extra", parse.EXTRA_FIELDS, "got 14"),
+        (_mutate(high="n/a"), parse.BAD_NUMBER, "high"),
+        (_mutate(volume="NaN"), parse.BAD_NUMBER, "volume"),
+        (_mutate(date="2013-02-30"), parse.BAD_DATE, "2013-02-30"),
+        (_mutate(date="Apr 28 2013"), parse.BAD_DATE, "Apr 28 2013"),
+        (_mutate(low="0"), parse.NON_POSITIVE_PRICE, "low=0.0"),
+        (_mutate(open="-1"), parse.NON_POSITIVE_PRICE, "open=-1.0"),
+        (
+            _mutate(high="130", low="132.1", open="131", close="131"),
+            parse.HIGH_BELOW_LOW,
+            "high=130.0",
+        ),
+        (_mutate(close="140"), parse.CLOSE_OUTSIDE_RANGE, "close=140.0"),
+        (_mutate(open="120"), parse.OPEN_OUTSIDE_RANGE, "open=120.0"),
+        (_mutate(volume="-5"), parse.NEGATIVE_VOLUME, "volume=-5.0"),
+        (
+            'bitcoin,BTC,"Bitcoin,28/4/2013,1,135.3,135.98,132.1,134.21,0,1,0.5,3.88',
+            parse.MALFORMED_CSV,
+            "",
+        ),
+    ],
+)
 def test_each_rejection_reason(parser: RowParser, raw: str, code: str, detail: str) -> None:
     result = parser.parse(42, raw)
     assert isinstance(result, Rejection), result
@@ -134,7 +152,9 @@ def test_price_tolerance_is_relative_and_a_parameter() -> None:
     strict = RowParser.from_header(HEADER, price_tolerance=0.005).parse(2, raw)
     assert isinstance(strict, Rejection) and strict.code == parse.CLOSE_OUTSIDE_RANGE
     assert "0.5% tolerance" in strict.reason
-    below = RowParser.from_header(HEADER).parse(2, _mutate(high="100", low="90", open="95", close="89.2"))
+    below = RowParser.from_header(HEADER).parse(
+        2, _mutate(high="100", low="90", open="95", close="89.2")
+    )
     assert isinstance(below, ParsedRow)  # 89.2 >= 90 * 0.99
 
 

@@ -33,9 +33,15 @@ def test_dedupe_sorts_and_keeps_the_first_line_of_a_date() -> None:
     assert dropped == [(9, 3), (7, 5)]
 
 
-@pytest.mark.parametrize(("n", "expected"), [
-    (1762, (1233, 264, 265)), (100, (70, 15, 15)), (2, (1, 0, 1)), (0, (0, 0, 0)),
-])
+@pytest.mark.parametrize(
+    ("n", "expected"),
+    [
+        (1762, (1233, 264, 265)),
+        (100, (70, 15, 15)),
+        (2, (1, 0, 1)),
+        (0, (0, 0, 0)),
+    ],
+)
 def test_split_sizes(n: int, expected: tuple[int, int, int]) -> None:
     assert split_sizes(n, (0.7, 0.15, 0.15)) == expected
 
@@ -63,28 +69,34 @@ def test_process_coin_splits_by_date_without_overlap() -> None:
     assert result.counts() == {"train": 47, "eval": 9, "test": 11}
     ranges = result.date_ranges()
     assert ranges["train"][1] < ranges["eval"][0] <= ranges["eval"][1] < ranges["test"][0]
-    assert ranges == {"train": (_day(30), _day(76)), "eval": (_day(78), _day(86)),
-                      "test": (_day(88), _day(98))}
+    assert ranges == {
+        "train": (_day(30), _day(76)),
+        "eval": (_day(78), _day(86)),
+        "test": (_day(88), _day(98)),
+    }
 
 
 def _split_dates(result) -> dict[str, list[dt.date]]:
     return {s: [ex["date"] for split, ex in result.examples if split == s] for s in SPLITS}
 
 
-@pytest.mark.parametrize(("days", "fractions"), [
-    (range(100), (0.7, 0.15, 0.15)),
-    (range(40), (0.7, 0.15, 0.15)),           # a one-row eval split, purged to nothing
-    (range(80), (0.6, 0.2, 0.2)),
-    (range(80), (0.5, 0.5, 0.0)),             # no test split
-    (range(80), (0.5, 0.0, 0.5)),             # no eval split: train borders test
-    ([*range(40), *range(43, 83)], (0.7, 0.15, 0.15)),  # a calendar gap
-])
+@pytest.mark.parametrize(
+    ("days", "fractions"),
+    [
+        (range(100), (0.7, 0.15, 0.15)),
+        (range(40), (0.7, 0.15, 0.15)),  # a one-row eval split, purged to nothing
+        (range(80), (0.6, 0.2, 0.2)),
+        (range(80), (0.5, 0.5, 0.0)),  # no test split
+        (range(80), (0.5, 0.0, 0.5)),  # no eval split: train borders test
+        ([*range(40), *range(43, 83)], (0.7, 0.15, 0.15)),  # a calendar gap
+    ],
+)
 def test_no_target_day_falls_in_a_later_split(days, fractions) -> None:
     result = process_coin("x", [_row(d + 2, d, 10.0 + d % 3) for d in days], fractions)
     dates = _split_dates(result)
     boundaries = 0
     for i, split in enumerate(SPLITS):
-        later = [d for s in SPLITS[i + 1:] for d in dates[s]]
+        later = [d for s in SPLITS[i + 1 :] for d in dates[s]]
         if not later or not dates[split]:
             continue
         boundaries += 1
@@ -93,15 +105,18 @@ def test_no_target_day_falls_in_a_later_split(days, fractions) -> None:
     assert boundaries >= 1
 
 
-@pytest.mark.parametrize(("days", "fractions", "counts", "purged"), [
-    # 69 examples (days 30..98) unless noted; sizes from split_sizes, then the purge.
-    (100, (0.7, 0.15, 0.15), (47, 9, 11), {77, 87}),    # sized 48 / 10 / 11
-    (100, (0.6, 0.2, 0.2), (40, 13, 14), {70, 84}),     # sized 41 / 14 / 14
-    (100, (0.5, 0.5, 0.0), (33, 35, 0), {63}),          # sized 34 / 35 / 0: one boundary
-    (100, (0.5, 0.0, 0.5), (33, 0, 35), {63}),          # sized 34 / 0 / 35: one boundary
-    (100, (1.0, 0.0, 0.0), (69, 0, 0), set()),          # no boundary: nothing purged
-    (40, (0.7, 0.15, 0.15), (5, 0, 2), {35, 36}),       # 9 examples (30..38) sized 6 / 1 / 2
-])
+@pytest.mark.parametrize(
+    ("days", "fractions", "counts", "purged"),
+    [
+        # 69 examples (days 30..98) unless noted; sizes from split_sizes, then the purge.
+        (100, (0.7, 0.15, 0.15), (47, 9, 11), {77, 87}),  # sized 48 / 10 / 11
+        (100, (0.6, 0.2, 0.2), (40, 13, 14), {70, 84}),  # sized 41 / 14 / 14
+        (100, (0.5, 0.5, 0.0), (33, 35, 0), {63}),  # sized 34 / 35 / 0: one boundary
+        (100, (0.5, 0.0, 0.5), (33, 0, 35), {63}),  # sized 34 / 0 / 35: one boundary
+        (100, (1.0, 0.0, 0.0), (69, 0, 0), set()),  # no boundary: nothing purged
+        (40, (0.7, 0.15, 0.15), (5, 0, 2), {35, 36}),  # 9 examples (30..38) sized 6 / 1 / 2
+    ],
+)
 def test_exactly_one_row_is_purged_per_boundary(days: int, fractions, counts, purged) -> None:
     result = process_coin("x", [_row(d + 2, d, 10.0 + d % 3) for d in range(days)], fractions)
     # One purged row per boundary between the non-empty splits, as sized before the purge.
@@ -111,16 +126,22 @@ def test_exactly_one_row_is_purged_per_boundary(days: int, fractions, counts, pu
     assert sum(counts) == days - 31 - len(purged)
     kept = {ex["date"] for _, ex in result.examples}
     assert kept == {D0 + dt.timedelta(days=d) for d in range(30, days - 1)} - {
-        D0 + dt.timedelta(days=d) for d in purged}
+        D0 + dt.timedelta(days=d) for d in purged
+    }
     assert result.info()["counts"] == dict(zip(SPLITS, counts, strict=True))
 
 
-@pytest.mark.parametrize(("days", "counts"), [
-    (0, (0, 0, 0)), (18, (0, 0, 0)), (31, (0, 0, 0)),   # no example at all
-    (32, (0, 0, 1)),                                      # 1 example: test only, no boundary
-    (33, (0, 0, 1)),                                      # sized 1 / 0 / 1: train purged away
-    (34, (1, 0, 1)),                                      # sized 2 / 0 / 1
-])
+@pytest.mark.parametrize(
+    ("days", "counts"),
+    [
+        (0, (0, 0, 0)),
+        (18, (0, 0, 0)),
+        (31, (0, 0, 0)),  # no example at all
+        (32, (0, 0, 1)),  # 1 example: test only, no boundary
+        (33, (0, 0, 1)),  # sized 1 / 0 / 1: train purged away
+        (34, (1, 0, 1)),  # sized 2 / 0 / 1
+    ],
+)
 def test_a_coin_too_short_for_the_splits_does_not_crash(days: int, counts) -> None:
     result = process_coin("x", [_row(d + 2, d) for d in range(days)], (0.7, 0.15, 0.15))
     assert tuple(result.counts().values()) == counts

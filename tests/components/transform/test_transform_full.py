@@ -11,8 +11,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from components.transform.__main__ import main
 from components.common.features import FEATURE_NAMES, TARGET_NAME
+from components.transform.__main__ import main
 from tests.components.transform.outputs import run_transform
 
 pytestmark = pytest.mark.slow
@@ -27,10 +27,16 @@ def full_run(crypto_csv: Path, tmp_path_factory) -> dict:
     with contextlib.redirect_stdout(printed):
         code = main([str(crypto_csv), "--output-dir", str(out), "--coins", "all", "-q"])
     assert code == 0
-    shards = {split: pd.read_csv(out / f"{split}-00000-of-00001.csv", dtype={"date": str})
-              for split in ("train", "eval", "test")}
-    return {"out": out, "stdout": printed.getvalue(), "shards": shards,
-            "stats": json.loads((out / "stats.json").read_text())}
+    shards = {
+        split: pd.read_csv(out / f"{split}-00000-of-00001.csv", dtype={"date": str})
+        for split in ("train", "eval", "test")
+    }
+    return {
+        "out": out,
+        "stdout": printed.getvalue(),
+        "shards": shards,
+        "stats": json.loads((out / "stats.json").read_text()),
+    }
 
 
 @pytest.fixture(scope="module")
@@ -60,17 +66,27 @@ def test_cli_reports_counts_for_all_44_coins(full_run: dict, raw: pd.DataFrame) 
     table = full_run["stdout"].splitlines()
     for coin, counts in stats["coins"].items():
         row = next(r for r in table if r.split()[0] == coin)
-        assert row.split()[1:] == [str(counts[k]) for k in ("bars", "train", "eval", "test",
-                                                              "duplicates", "gaps")]
+        assert row.split()[1:] == [
+            str(counts[k]) for k in ("bars", "train", "eval", "test", "duplicates", "gaps")
+        ]
     assert "total (44 coins)" in full_run["stdout"]
     # A coin too short for one example (ontology, 18 days) is reported with zero rows.
-    assert stats["coins"]["ontology"] == {"train": 0, "eval": 0, "test": 0, "duplicates": 0,
-                                          "gaps": 0, "bars": 18, "duplicate_lines": []}
+    assert stats["coins"]["ontology"] == {
+        "train": 0,
+        "eval": 0,
+        "test": 0,
+        "duplicates": 0,
+        "gaps": 0,
+        "bars": 18,
+        "duplicate_lines": [],
+    }
 
 
 def test_gaps_match_an_independent_count(full_run: dict, raw: pd.DataFrame) -> None:
-    expected = {slug: int((g["day"].sort_values().diff().dt.days > 1).sum())
-                for slug, g in raw.groupby("slug")}
+    expected = {
+        slug: int((g["day"].sort_values().diff().dt.days > 1).sum())
+        for slug, g in raw.groupby("slug")
+    }
     assert {c: v["gaps"] for c, v in full_run["stats"]["coins"].items()} == expected
     assert sum(expected.values()) == 10
 
@@ -81,7 +97,8 @@ def test_shards_follow_the_contract(full_run: dict) -> None:
         assert frame[STAT_COLUMNS].notna().all().all(), split
         assert frame["date"].str.fullmatch(r"\d{4}-\d{2}-\d{2}").all()
         assert list(frame.itertuples(index=False, name=None)) == sorted(
-            frame.itertuples(index=False, name=None), key=lambda r: (r[0], r[1]))
+            frame.itertuples(index=False, name=None), key=lambda r: (r[0], r[1])
+        )
         assert len(frame) == full_run["stats"]["splits"][split]["rows"]
 
 
@@ -89,7 +106,9 @@ def test_no_split_leaks_future_dates(full_run: dict) -> None:
     shards = full_run["shards"]
     checked = 0
     for coin in full_run["stats"]["coins"]:
-        spans = [shards[s].loc[shards[s]["coin"] == coin, "date"] for s in ("train", "eval", "test")]
+        spans = [
+            shards[s].loc[shards[s]["coin"] == coin, "date"] for s in ("train", "eval", "test")
+        ]
         spans = [d for d in spans if len(d)]
         for earlier, later in zip(spans, spans[1:], strict=False):
             # Not even the target day (date + 1) of an earlier split reaches the later one.
@@ -102,8 +121,12 @@ def test_no_split_leaks_future_dates(full_run: dict) -> None:
 def test_statistics_come_from_the_train_shard_only(full_run: dict) -> None:
     stats, shards = full_run["stats"], full_run["shards"]
     train = shards["train"][STAT_COLUMNS]
-    np.testing.assert_allclose([stats["mean"][c] for c in STAT_COLUMNS], train.mean(), rtol=1e-9, atol=1e-15)
-    np.testing.assert_allclose([stats["std"][c] for c in STAT_COLUMNS], train.std(ddof=0), rtol=1e-9)
+    np.testing.assert_allclose(
+        [stats["mean"][c] for c in STAT_COLUMNS], train.mean(), rtol=1e-9, atol=1e-15
+    )
+    np.testing.assert_allclose(
+        [stats["std"][c] for c in STAT_COLUMNS], train.std(ddof=0), rtol=1e-9
+    )
     everything = pd.concat(shards.values())[STAT_COLUMNS]
     assert len(everything) > len(train)
     # Fitting on all rows would give different numbers: the test is not vacuous.
@@ -112,7 +135,9 @@ def test_statistics_come_from_the_train_shard_only(full_run: dict) -> None:
     assert not np.isclose(everything[TARGET_NAME].std(ddof=0), stats["std"][TARGET_NAME], rtol=1e-3)
 
 
-def test_bitcoin_features_equal_an_independent_pandas_computation(full_run: dict, raw: pd.DataFrame) -> None:
+def test_bitcoin_features_equal_an_independent_pandas_computation(
+    full_run: dict, raw: pd.DataFrame
+) -> None:
     btc = raw[raw["slug"] == "bitcoin"].sort_values("day").reset_index(drop=True)
     ret = np.log(btc["close"]).diff()
     expected = pd.DataFrame({"date": btc["day"].dt.strftime("%Y-%m-%d"), "close": btc["close"]})
@@ -138,7 +163,9 @@ def test_bitcoin_features_equal_an_independent_pandas_computation(full_run: dict
     got = got[got["coin"] == "bitcoin"].sort_values("date").reset_index(drop=True)
     assert list(got["date"]) == list(expected["date"])
     for column in ["close", *STAT_COLUMNS]:
-        np.testing.assert_allclose(got[column], expected[column], rtol=1e-7, atol=1e-12, err_msg=column)
+        np.testing.assert_allclose(
+            got[column], expected[column], rtol=1e-7, atol=1e-12, err_msg=column
+        )
 
 
 BAD_LINES = {
@@ -155,7 +182,9 @@ BAD_LINES = {
 }
 
 
-def test_injected_bad_rows_are_rejected_and_nothing_is_lost(crypto_csv: Path, tmp_path: Path) -> None:
+def test_injected_bad_rows_are_rejected_and_nothing_is_lost(
+    crypto_csv: Path, tmp_path: Path
+) -> None:
     lines = crypto_csv.read_text().splitlines()
     expected: dict[int, str] = {}
     for offset, (code, bad) in enumerate(BAD_LINES.items()):
@@ -178,7 +207,10 @@ def test_injected_bad_rows_are_rejected_and_nothing_is_lost(crypto_csv: Path, tm
     assert summary.accepted_rows == 29_999 + 1
     assert summary.blank_lines == 2
     rejected = pd.read_csv(tmp_path / "out" / "rejected.csv", keep_default_na=False)
-    assert dict(zip(rejected["line"], rejected["reason"].str.split(":").str[0], strict=True)) == expected
+    assert (
+        dict(zip(rejected["line"], rejected["reason"].str.split(":").str[0], strict=True))
+        == expected
+    )
     for _, row in rejected.iterrows():
         assert lines[row["line"] - 1] == row["raw"]
     assert summary.rejected_reasons == dict.fromkeys(BAD_LINES, 1)

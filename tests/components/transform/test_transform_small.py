@@ -40,35 +40,52 @@ def test_features_match_a_hand_computed_sample(tmp_path: Path) -> None:
     rows = {r["date"]: r for r in read_rows(tmp_path / "out")}
     day30, day31 = (MONDAY + 30 * DAY).isoformat(), (MONDAY + 31 * DAY).isoformat()
     day34 = (MONDAY + 34 * DAY).isoformat()
-    assert {d: r["split"] for d, r in rows.items()} == {day30: "train", day31: "train", day34: "test"}
+    assert {d: r["split"] for d, r in rows.items()} == {
+        day30: "train",
+        day31: "train",
+        day34: "test",
+    }
     assert (MONDAY + 30 * DAY).weekday() == 2  # a Wednesday
 
     expected = {
         day30: {
-            "close": 110.0, "ret_lag_1": LN11, **{f"ret_lag_{k}": 0.0 for k in range(2, 8)},
+            "close": 110.0,
+            "ret_lag_1": LN11,
+            **{f"ret_lag_{k}": 0.0 for k in range(2, 8)},
             # six zero returns and one ln 1.1: mean ln1.1/7, variance ln²1.1·(1/7 − 1/49)
-            "ret_mean_7": LN11 / 7, "ret_std_7": LN11 * math.sqrt(6) / 7,
-            "ret_mean_30": LN11 / 30, "ret_std_30": LN11 * math.sqrt(29) / 30,
+            "ret_mean_7": LN11 / 7,
+            "ret_std_7": LN11 * math.sqrt(6) / 7,
+            "ret_mean_30": LN11 / 30,
+            "ret_std_30": LN11 * math.sqrt(29) / 30,
             "log_hl_range": math.log(1.02 / 0.98),
             "log_volume_change": math.log(31001 / 30001),
-            "dow_sin": math.sin(4 * math.pi / 7), "dow_cos": math.cos(4 * math.pi / 7),
+            "dow_sin": math.sin(4 * math.pi / 7),
+            "dow_cos": math.cos(4 * math.pi / 7),
             "target": LN11,
         },
         day31: {
-            "close": 121.0, "ret_lag_1": LN11, "ret_lag_2": LN11,
+            "close": 121.0,
+            "ret_lag_1": LN11,
+            "ret_lag_2": LN11,
             **{f"ret_lag_{k}": 0.0 for k in range(3, 8)},
-            "ret_mean_7": 2 * LN11 / 7, "ret_std_7": LN11 * math.sqrt(10) / 7,
-            "ret_mean_30": LN11 / 15, "ret_std_30": LN11 * math.sqrt(56) / 30,
+            "ret_mean_7": 2 * LN11 / 7,
+            "ret_std_7": LN11 * math.sqrt(10) / 7,
+            "ret_mean_30": LN11 / 15,
+            "ret_std_30": LN11 * math.sqrt(56) / 30,
             "log_hl_range": math.log(1.02 / 0.98),
             "log_volume_change": math.log(32001 / 31001),
-            "dow_sin": math.sin(6 * math.pi / 7), "dow_cos": math.cos(6 * math.pi / 7),
+            "dow_sin": math.sin(6 * math.pi / 7),
+            "dow_cos": math.cos(6 * math.pi / 7),
             "target": 0.0,
         },
     }
     for date, values in expected.items():
         assert rows[date]["coin"] == "handmade"
         for name, value in values.items():
-            assert float(rows[date][name]) == pytest.approx(value, rel=1e-12, abs=1e-15), (date, name)
+            assert float(rows[date][name]) == pytest.approx(value, rel=1e-12, abs=1e-15), (
+                date,
+                name,
+            )
 
 
 def test_a_gap_restarts_the_warm_up(tmp_path: Path) -> None:
@@ -95,8 +112,8 @@ def test_duplicate_dates_are_dropped_counted_and_the_first_line_kept(tmp_path: P
     lines = series("dupes", walk(40))
     original_32 = float(lines[32].split(",")[8])
     lines.insert(0, line("dupes", MONDAY + 34 * DAY, 555.0))  # first in the file: kept
-    lines.append(line("dupes", MONDAY + 32 * DAY, 777.0))     # after the original: dropped
-    lines.append(line("dupes", MONDAY + 34 * DAY, 666.0))     # dropped
+    lines.append(line("dupes", MONDAY + 32 * DAY, 777.0))  # after the original: dropped
+    lines.append(line("dupes", MONDAY + 34 * DAY, 666.0))  # dropped
     src = write_csv(tmp_path / "in.csv", lines)
     summary = run_transform(str(src), str(tmp_path / "out"), coins="dupes", max_rejected_fraction=0)
     closes = {r["date"]: float(r["close"]) for r in read_rows(tmp_path / "out")}
@@ -138,7 +155,10 @@ def test_over_threshold_fails_clearly_and_the_rejected_rows_are_written(tmp_path
     assert (stats["accepted_rows"], stats["rejected_rows"], stats["input_rows"]) == (40, 5, 45)
     assert len(read_rows(out, "train")) > 0
     # The same data passes with a looser threshold.
-    assert run_transform(str(src), str(out), coins="coin", max_rejected_fraction=0.2).rejected_rows == 5
+    assert (
+        run_transform(str(src), str(out), coins="coin", max_rejected_fraction=0.2).rejected_rows
+        == 5
+    )
 
 
 def test_coins_filter_is_case_insensitive_and_all_keeps_every_coin(tmp_path: Path) -> None:
@@ -163,7 +183,9 @@ def test_shards_partition_the_rows_by_coin(tmp_path: Path) -> None:
         shards = sorted((tmp_path / "four").glob(f"{split}-*.csv"))
         assert [s.name for s in shards] == [f"{split}-{i:05d}-of-00004.csv" for i in range(4)]
     key = lambda r: (r["split"], r["coin"], r["date"])  # noqa: E731
-    assert sorted(read_rows(tmp_path / "four"), key=key) == sorted(read_rows(tmp_path / "one"), key=key)
+    assert sorted(read_rows(tmp_path / "four"), key=key) == sorted(
+        read_rows(tmp_path / "one"), key=key
+    )
 
 
 def test_outputs_of_an_earlier_run_are_replaced_and_other_files_kept(tmp_path: Path) -> None:
@@ -173,32 +195,46 @@ def test_outputs_of_an_earlier_run_are_replaced_and_other_files_kept(tmp_path: P
     (out / "notes.txt").write_text("mine")
     run_transform(str(src), str(out), coins="x")
     assert sorted(p.name for p in out.iterdir()) == [
-        "eval-00000-of-00001.csv", "notes.txt", "rejected.csv", "stats.json",
-        "test-00000-of-00001.csv", "train-00000-of-00001.csv"]
+        "eval-00000-of-00001.csv",
+        "notes.txt",
+        "rejected.csv",
+        "stats.json",
+        "test-00000-of-00001.csv",
+        "train-00000-of-00001.csv",
+    ]
 
 
 def test_column_mapping_for_a_differently_named_file(tmp_path: Path) -> None:
     header = "Date,Open,High,Low,Close,Volume,Name,Symbol"
-    lines = [f"{(MONDAY + i * DAY).isoformat()},{c},{c * 1.01},{c * 0.99},{c},5E+3,Foo,FOO"
-             for i, c in enumerate(walk(40))]
+    lines = [
+        f"{(MONDAY + i * DAY).isoformat()},{c},{c * 1.01},{c * 0.99},{c},5E+3,Foo,FOO"
+        for i, c in enumerate(walk(40))
+    ]
     src = write_csv(tmp_path / "in.csv", lines, header=header)
-    summary = run_transform(str(src), str(tmp_path / "out"), coins="foo",
-                            column_mapping='{"date": "Date", "slug": "Name"}')
+    summary = run_transform(
+        str(src),
+        str(tmp_path / "out"),
+        coins="foo",
+        column_mapping='{"date": "Date", "slug": "Name"}',
+    )
     assert summary.coins["foo"]["bars"] == 40
     with pytest.raises(SchemaError, match="missing columns: slug"):
         run_transform(str(src), str(tmp_path / "out2"), coins="foo")
 
 
-@pytest.mark.parametrize(("kwargs", "match"), [
-    ({"split": "0.7,0.2"}, "three fractions"),
-    ({"split": (0.5, 0.3, 0.3)}, "sum to 1"),
-    ({"coins": " , "}, "coins must be"),
-    ({"max_rejected_fraction": 1.5}, "max_rejected_fraction"),
-    ({"num_shards": 0}, "num_shards"),
-    ({"runner": "prism"}, "unknown runner 'prism'"),
-    ({"runner": "dataflow"}, "gs:// only"),
-    ({"price_tolerance": -0.1}, "price_tolerance"),
-])
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"split": "0.7,0.2"}, "three fractions"),
+        ({"split": (0.5, 0.3, 0.3)}, "sum to 1"),
+        ({"coins": " , "}, "coins must be"),
+        ({"max_rejected_fraction": 1.5}, "max_rejected_fraction"),
+        ({"num_shards": 0}, "num_shards"),
+        ({"runner": "prism"}, "unknown runner 'prism'"),
+        ({"runner": "dataflow"}, "gs:// only"),
+        ({"price_tolerance": -0.1}, "price_tolerance"),
+    ],
+)
 def test_bad_parameters_fail_before_running(tmp_path: Path, kwargs: dict, match: str) -> None:
     src = write_csv(tmp_path / "in.csv", series("x", walk(40)))
     with pytest.raises(TransformError, match=match):
@@ -206,15 +242,22 @@ def test_bad_parameters_fail_before_running(tmp_path: Path, kwargs: dict, match:
     assert not (tmp_path / "out").exists()
 
 
-@pytest.mark.parametrize(("content", "coins", "match"), [
-    (None, "x", "input not found"),
-    ("", "x", "is empty"),
-    (HEADER + "\n", "x", "no data rows"),
-    (HEADER + "\n" + "\n".join(series("x", walk(40))), "y,x", "coins not in the input: y. Available: x"),
-    (HEADER + "\n" + "\n".join(series("x", walk(31))), "x", "no training rows"),
-    # 2 examples split 1 / 0 / 1: the only train row is purged at the train/test boundary.
-    (HEADER + "\n" + "\n".join(series("x", walk(33))), "x", "no training rows"),
-])
+@pytest.mark.parametrize(
+    ("content", "coins", "match"),
+    [
+        (None, "x", "input not found"),
+        ("", "x", "is empty"),
+        (HEADER + "\n", "x", "no data rows"),
+        (
+            HEADER + "\n" + "\n".join(series("x", walk(40))),
+            "y,x",
+            "coins not in the input: y. Available: x",
+        ),
+        (HEADER + "\n" + "\n".join(series("x", walk(31))), "x", "no training rows"),
+        # 2 examples split 1 / 0 / 1: the only train row is purged at the train/test boundary.
+        (HEADER + "\n" + "\n".join(series("x", walk(33))), "x", "no training rows"),
+    ],
+)
 def test_unusable_input_is_a_clear_error(tmp_path: Path, content, coins: str, match: str) -> None:
     src = tmp_path / "in.csv"
     if content is not None:
@@ -228,8 +271,9 @@ def test_no_training_rows_message_names_the_split_the_purge_and_the_days(tmp_pat
     with pytest.raises(TransformError) as caught:
         run_transform(str(src), str(tmp_path / "out"), coins="all")
     message = str(caught.value)
-    assert message.startswith("no training rows with split 0.7,0.15,0.15: a coin needs at least "
-                              "32 consecutive days")
+    assert message.startswith(
+        "no training rows with split 0.7,0.15,0.15: a coin needs at least 32 consecutive days"
+    )
     assert "the last train day is purged" in message
     assert message.endswith("per-coin days: {'x': 33, 'y': 20}")
     # With every day in train there is no boundary, and the same coin trains.
@@ -237,15 +281,20 @@ def test_no_training_rows_message_names_the_split_the_purge_and_the_days(tmp_pat
     assert summary.splits["train"]["rows"] == 2
 
 
-@pytest.mark.parametrize(("split", "counts"), [
-    # aaa: 100 days → 69 examples (days 30..98) sized 48 / 10 / 11, purged days 77 and 87.
-    # bbb: 45 days from day 5 → 14 examples (its days 30..43) sized 9 / 2 / 3, purged 38, 40.
-    ("0.7,0.15,0.15", {"aaa": (47, 9, 11), "bbb": (8, 1, 3)}),
-    ("1,0,0", {"aaa": (69, 0, 0), "bbb": (14, 0, 0)}),  # one split: nothing purged
-])
+@pytest.mark.parametrize(
+    ("split", "counts"),
+    [
+        # aaa: 100 days → 69 examples (days 30..98) sized 48 / 10 / 11, purged days 77 and 87.
+        # bbb: 45 days from day 5 → 14 examples (its days 30..43) sized 9 / 2 / 3, purged 38, 40.
+        ("0.7,0.15,0.15", {"aaa": (47, 9, 11), "bbb": (8, 1, 3)}),
+        ("1,0,0", {"aaa": (69, 0, 0), "bbb": (14, 0, 0)}),  # one split: nothing purged
+    ],
+)
 def test_stats_and_summary_count_the_purged_rows(tmp_path: Path, split: str, counts: dict) -> None:
     bbb_start = MONDAY + 5 * DAY
-    src = write_csv(tmp_path / "in.csv", series("aaa", walk(100)) + series("bbb", walk(45), bbb_start))
+    src = write_csv(
+        tmp_path / "in.csv", series("aaa", walk(100)) + series("bbb", walk(45), bbb_start)
+    )
     out = tmp_path / "out"
     summary = run_transform(str(src), str(out), coins="all", split=split)
     stats = json.loads((out / "stats.json").read_text())
@@ -254,12 +303,17 @@ def test_stats_and_summary_count_the_purged_rows(tmp_path: Path, split: str, cou
         got = stats["coins"][coin]
         assert (got["train"], got["eval"], got["test"]) == expected, coin
         assert summary.coins[coin] == got
-        in_shards = tuple(sum(1 for r in rows if r["coin"] == coin and r["split"] == s)
-                          for s in ("train", "eval", "test"))
+        in_shards = tuple(
+            sum(1 for r in rows if r["coin"] == coin and r["split"] == s)
+            for s in ("train", "eval", "test")
+        )
         assert in_shards == expected, coin
     for i, s in enumerate(("train", "eval", "test")):
-        assert stats["splits"][s]["rows"] == summary.splits[s]["rows"] == sum(
-            c[i] for c in counts.values())
+        assert (
+            stats["splits"][s]["rows"]
+            == summary.splits[s]["rows"]
+            == sum(c[i] for c in counts.values())
+        )
     assert stats["mean"] and stats["std"]
     if split == "1,0,0":
         return

@@ -20,8 +20,13 @@ def _fake_transform(features: Output[Dataset], stats: Output[Artifact]):
 def _pipeline(n_trials: int = 3):
     upstream = _fake_transform()
     tune_op(
-        features=upstream.outputs["features"], stats=upstream.outputs["stats"],
-        n_trials=n_trials, timeout_s=60, max_epochs=2, seed=0, backend="optuna",
+        features=upstream.outputs["features"],
+        stats=upstream.outputs["stats"],
+        n_trials=n_trials,
+        timeout_s=60,
+        max_epochs=2,
+        seed=0,
+        backend="optuna",
     )
 
 
@@ -32,7 +37,9 @@ def test_tune_op_compiles(tmp_path):
     executors = spec["deploymentSpec"]["executors"]
     tune_exec = next(e for name, e in executors.items() if "tune" in name)
     assert tune_exec["container"]["image"] == IMAGE
-    assert "pip install" not in " ".join(tune_exec["container"]["command"])  # install_kfp_package=False
+    assert "pip install" not in " ".join(
+        tune_exec["container"]["command"]
+    )  # install_kfp_package=False
     outputs = spec["components"]["comp-tune-op"]["outputDefinitions"]["artifacts"]
     assert {k: v["artifactType"]["schemaTitle"] for k, v in outputs.items()} == {
         "best_params": "system.Artifact",

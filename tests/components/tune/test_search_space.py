@@ -13,15 +13,21 @@ from components.tune.search_space import (
     validate,
 )
 
-
 PARAM_NAMES = tuple(p.name for p in SEARCH_SPACE)
 
 
 def test_space_covers_exactly_the_model_hyper_parameters():
     assert PARAM_NAMES == HPARAM_NAMES
     # the original six keys stay; l2 is tuned too
-    assert set(PARAM_NAMES) == {"learning_rate", "num_layers", "first_layer_units", "layer_scale",
-                                "dropout", "batch_size", "l2"}
+    assert set(PARAM_NAMES) == {
+        "learning_rate",
+        "num_layers",
+        "first_layer_units",
+        "layer_scale",
+        "dropout",
+        "batch_size",
+        "l2",
+    }
     validate(DEFAULT_HPARAMS)  # the default (first trial) lies inside the space
 
 
@@ -32,7 +38,9 @@ def test_l2_is_a_log_scale_range():
     assert DEFAULT_HPARAMS["l2"] == pytest.approx((l2.low * l2.high) ** 0.5)
 
 
-@pytest.mark.parametrize("sampler", [optuna.samplers.RandomSampler(seed=0), optuna.samplers.TPESampler(seed=0)])
+@pytest.mark.parametrize(
+    "sampler", [optuna.samplers.RandomSampler(seed=0), optuna.samplers.TPESampler(seed=0)]
+)
 def test_sampled_params_respect_the_bounds(sampler):
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study(sampler=sampler)
@@ -42,7 +50,9 @@ def test_sampled_params_respect_the_bounds(sampler):
         params = suggest(trial)
         validate(params)
         validate_hparams(params)  # and the model accepts them
-        assert isinstance(params["num_layers"], int) and isinstance(params["first_layer_units"], int)
+        assert isinstance(params["num_layers"], int) and isinstance(
+            params["first_layer_units"], int
+        )
         for name, value in params.items():
             seen[name].add(value)
         study.tell(trial, float(i % 7))
@@ -57,7 +67,12 @@ def test_sampled_params_respect_the_bounds(sampler):
 
 def test_validate_names_the_problem():
     with pytest.raises(ValueError, match=r"batch_size missing; learning_rate=0\.5 outside"):
-        validate({**{k: v for k, v in DEFAULT_HPARAMS.items() if k != "batch_size"}, "learning_rate": 0.5})
+        validate(
+            {
+                **{k: v for k, v in DEFAULT_HPARAMS.items() if k != "batch_size"},
+                "learning_rate": 0.5,
+            }
+        )
 
 
 def test_vertex_parameter_specs():

@@ -29,9 +29,14 @@ def outputs_dir(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def first(tune_data, outputs_dir):
-    return tune(*tune_data, seed=3, best_params_path=outputs_dir / "bp.json",
-                trials_table_path=outputs_dir / "t.md", metrics_path=outputs_dir / "m.json",
-                **SMALL)
+    return tune(
+        *tune_data,
+        seed=3,
+        best_params_path=outputs_dir / "bp.json",
+        trials_table_path=outputs_dir / "t.md",
+        metrics_path=outputs_dir / "m.json",
+        **SMALL,
+    )
 
 
 def test_same_seed_same_result(first, tune_data):
@@ -39,7 +44,9 @@ def test_same_seed_same_result(first, tune_data):
     assert again.best_params == first.best_params
     assert again.best_value == first.best_value
     assert [t["params"] for t in again.trials] == [t["params"] for t in first.trials]
-    assert [t["eval_price_mae"] for t in again.trials] == [t["eval_price_mae"] for t in first.trials]
+    assert [t["eval_price_mae"] for t in again.trials] == [
+        t["eval_price_mae"] for t in first.trials
+    ]
     assert [t["params"]["l2"] for t in again.trials] == [t["params"]["l2"] for t in first.trials]
     assert (again.best_trial, again.lowest_trial) == (first.best_trial, first.lowest_trial)
 
@@ -54,7 +61,9 @@ def test_result_is_well_formed(first):
     assert first.lowest_value == min(t["eval_price_mae"] for t in complete)
     assert first.trials[first.lowest_trial]["eval_price_mae"] == first.lowest_value
     selected = first.trials[first.best_trial]
-    assert first.best_value == selected["eval_price_mae"] and first.best_params == selected["params"]
+    assert (
+        first.best_value == selected["eval_price_mae"] and first.best_params == selected["params"]
+    )
     assert first.selection == DEFAULT_SELECTION == "one_se"
     # the one-SE rule: the selected trial is within one SE of the lowest, and no trial
     # within it has a larger l2
@@ -64,14 +73,18 @@ def test_result_is_well_formed(first):
     assert all(t["within_one_se"] is None for t in first.trials if t["state"] != "complete")
     metrics = first.metrics()
     assert all(math.isfinite(v) for v in metrics.values())
-    assert metrics["best_eval_mae_ratio"] == pytest.approx(first.best_value / first.baseline_eval_mae)
+    assert metrics["best_eval_mae_ratio"] == pytest.approx(
+        first.best_value / first.baseline_eval_mae
+    )
     assert metrics["lowest_eval_price_mae"] == first.lowest_value <= first.best_value
 
 
 def test_min_selection_takes_the_lowest_trial(first, tune_data):
     lowest = tune(*tune_data, seed=3, selection="min", **SMALL)
     # the same study (seeded); only the choice differs
-    assert [t["eval_price_mae"] for t in lowest.trials] == [t["eval_price_mae"] for t in first.trials]
+    assert [t["eval_price_mae"] for t in lowest.trials] == [
+        t["eval_price_mae"] for t in first.trials
+    ]
     assert lowest.best_trial == lowest.lowest_trial == first.lowest_trial
     assert lowest.best_value == first.lowest_value
     assert lowest.best_params == first.trials[first.lowest_trial]["params"]
@@ -129,8 +142,14 @@ def test_tune_never_reads_the_test_split(tune_data, tmp_path):
 
 def test_pruner_prunes_hopeless_trials(tune_data):
     result = tune(
-        *tune_data, n_trials=8, timeout_s=300, max_epochs=5, seed=0, patience=5,
-        pruner_startup_trials=2, pruner_warmup_epochs=1,
+        *tune_data,
+        n_trials=8,
+        timeout_s=300,
+        max_epochs=5,
+        seed=0,
+        patience=5,
+        pruner_startup_trials=2,
+        pruner_warmup_epochs=1,
     )
     pruned = [t for t in result.trials if t["state"] == "pruned"]
     assert result.trials_pruned == len(pruned) >= 1
@@ -166,20 +185,37 @@ def test_bad_budgets(tune_data):
 
 
 def _cli(*args):
-    return subprocess.run([sys.executable, "-m", "components.tune", *map(str, args)],
-                          cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "components.tune", *map(str, args)],
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 def test_cli(tune_data, tmp_path):
     assert "--n-trials" in _cli("--help").stdout
     features_dir, stats_path = tune_data
-    run = _cli(features_dir, "--stats", stats_path, "--output-dir", tmp_path, "--n-trials", "2",
-               "--max-epochs", "2", "-q")
+    run = _cli(
+        features_dir,
+        "--stats",
+        stats_path,
+        "--output-dir",
+        tmp_path,
+        "--n-trials",
+        "2",
+        "--max-epochs",
+        "2",
+        "-q",
+    )
     assert run.returncode == 0, run.stderr
     assert set(json.loads((tmp_path / "best_params.json").read_text())) == set(HPARAM_NAMES)
     assert "selected trial" in run.stdout and "(one_se)" in run.stdout
     assert (tmp_path / "trials.md").is_file() and (tmp_path / "metrics.json").is_file()
-    vertex = _cli(features_dir, "--stats", stats_path, "--output-dir", tmp_path, "--backend", "vertex")
+    vertex = _cli(
+        features_dir, "--stats", stats_path, "--output-dir", tmp_path, "--backend", "vertex"
+    )
     assert vertex.returncode == 1 and "not implemented yet" in vertex.stderr
     bad = _cli(features_dir, "--output-dir", tmp_path, "--n-trials", "0")
     assert bad.returncode == 2 and "--n-trials" in bad.stderr
