@@ -22,21 +22,24 @@ DEFAULT_DATA = Path(os.environ.get("CRYPTO_DATA_DIR", PROJECT_ROOT.parent / "sha
 
 def run_direct(source: str, work: Path, budget: dict) -> dict[str, float]:
     """The five step functions called in this process; returns seconds per step."""
-    from components.deploy.deploy import deploy
-    from components.ingest.ingest import ingest
-    from components.train.train import train
-    from components.transform.transform import run_transform
-    from components.tune.tune import tune
+    from components import deploy, ingest, train, transform, tune
 
     times = {}
     t = time.perf_counter()
-    ingest(source, str(work / "lake"), output_path=str(work / "raw.csv"))
+    ingest.run(source, str(work / "lake"), raw_path=str(work / "raw.csv"))
     times["ingest"] = time.perf_counter() - t
     t = time.perf_counter()
-    run_transform(str(work / "raw.csv"), str(work / "features"), coins="bitcoin")
+    features = work / "features"
+    transform.run(
+        str(work / "raw.csv"),
+        features_path=str(features),
+        stats_path=str(features / "stats.json"),
+        rejected_path=str(work / "rejected.csv"),
+        coins="bitcoin",
+    )
     times["transform"] = time.perf_counter() - t
     t = time.perf_counter()
-    tuned = tune(
+    tuned = tune.run(
         work / "features",
         work / "features" / "stats.json",
         n_trials=budget["n_trials"],
@@ -46,11 +49,11 @@ def run_direct(source: str, work: Path, budget: dict) -> dict[str, float]:
     )
     times["tune"] = time.perf_counter() - t
     t = time.perf_counter()
-    result = train(
+    result = train.run(
         work / "features",
         work / "features" / "stats.json",
         tuned.best_params,
-        work / "model",
+        model_path=work / "model",
         epochs=budget["epochs"],
         seed=42,
         max_mae_ratio=1e6,
@@ -59,11 +62,11 @@ def run_direct(source: str, work: Path, budget: dict) -> dict[str, float]:
     )
     times["train"] = time.perf_counter() - t
     t = time.perf_counter()
-    deploy(
+    deploy.run(
         str(work / "model"),
         model_repository=str(work / "models"),
         model_name="bench",
-        metrics=result.metrics,
+        metrics=result.metrics(),
         version=result.version,
     )
     times["deploy"] = time.perf_counter() - t

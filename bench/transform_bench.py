@@ -47,9 +47,15 @@ def child(input_path: str, output_dir: str, runner: str) -> None:
 
     logging.disable(logging.INFO)
     if runner == "local":
-        from components.transform.transform import run_transform
+        from components import transform
 
-        summary = run_transform(input_path, output_dir, coins="all")
+        summary = transform.run(
+            input_path,
+            features_path=output_dir,
+            stats_path=os.path.join(output_dir, "stats.json"),
+            rejected_path=os.path.join(output_dir, "rejected.csv"),
+            coins="all",
+        )
         print(
             json.dumps(
                 {
@@ -71,17 +77,20 @@ def child(input_path: str, output_dir: str, runner: str) -> None:
     started = time.monotonic()
     pipeline = beam.Pipeline(runner=BundleBasedDirectRunner(), options=PipelineOptions(flags=[]))
     os.makedirs(output_dir, exist_ok=True)
+    stats_path = os.path.join(output_dir, "stats.json")
     t.build_pipeline(
         pipeline,
         input_path,
-        output_dir,
-        RowParser.from_header(t.read_header(input_path)),
-        None,
-        (0.7, 0.15, 0.15),
-        1,
+        features_path=output_dir,
+        stats_path=stats_path,
+        rejected_path=os.path.join(output_dir, "rejected.csv"),
+        parser=RowParser.from_header(t.read_header(input_path)),
+        wanted=None,
+        fractions=(0.7, 0.15, 0.15),
+        num_shards=1,
     )
     pipeline.run().wait_until_finish()
-    stats = json.loads((Path(output_dir) / t.STATS_FILE).read_text())
+    stats = json.loads(Path(stats_path).read_text())
     print(
         json.dumps(
             {

@@ -7,7 +7,14 @@ import os
 import sys
 from pathlib import Path
 
-from components.images import DEFAULT_REGISTRY, DEFAULT_TAG, ImagesError, image_refs, load_images
+from components.images import (
+    DEFAULT_REGISTRY,
+    DEFAULT_TAG,
+    ImagesError,
+    image_refs,
+    is_pinned,
+    load_images,
+)
 
 DEFAULT_ROOT = Path(".local")
 DEFAULT_YAML = Path("out/crypto_pipeline.yaml")
@@ -99,7 +106,7 @@ def _cmd_run_local(args) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
 
-    pipeline_yaml = compile_pipeline(root / "crypto_pipeline.yaml")
+    pipeline_yaml = compile_pipeline(root / "crypto_pipeline.yaml", retries=False)
     print(f"Compiled {pipeline_yaml}; running it with kfp.local (SubprocessRunner)")
     result = run_compiled_locally(
         pipeline_yaml, arguments, root / "pipeline_root", cache=args.cache
@@ -128,6 +135,13 @@ def _cmd_submit(args) -> int:
         registry = str(outputs["registry_url"]).rstrip("/")
         images = _images(args, registry)
         check_registry(images, registry)
+        unpinned = sorted(step for step, ref in images.items() if not is_pinned(ref))
+        if unpinned and not args.allow_unpinned:
+            raise SubmitError(
+                f"image(s) of {', '.join(unpinned)} are not pinned to a digest, so the run "
+                "could execute other code than was built and tested: pass --images "
+                "build/images.json from `make images`, or --allow-unpinned to accept tags."
+            )
     except (StackOutputsError, ImagesError, SubmitError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -160,6 +174,7 @@ def _cmd_submit(args) -> int:
             namespace=args.namespace,
             pipeline_root=str(outputs["pipeline_root"]),
             kfp_namespace=str(outputs.get("kfp_namespace") or "kubeflow"),
+            enable_caching=False if args.no_cache else None,
         )
     except SubmitError as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -255,6 +270,16 @@ def build_parser() -> argparse.ArgumentParser:
         "--dry-run",
         action="store_true",
         help="compile and print the images and arguments; submit nothing",
+    )
+    cloud.add_argument(
+        "--allow-unpinned",
+        action="store_true",
+        help="accept images named by tag, not digest (default: refuse them)",
+    )
+    cloud.add_argument(
+        "--no-cache",
+        action="store_true",
+        help="run every step afresh, ignoring KFP's cache of earlier runs",
     )
     _add_images_options(cloud, "image registry (default: the stack's registry_url)")
     _add_pipeline_options(

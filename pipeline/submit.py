@@ -102,12 +102,14 @@ def submit(
     namespace: str | None,
     pipeline_root: str | None = None,
     kfp_namespace: str = "kubeflow",
+    enable_caching: bool | None = None,
     client=None,
 ) -> str:
     """Create a run of the compiled ``pipeline_yaml`` in ``experiment`` (created if new)
     and return its run id. ``namespace`` is the user namespace of a multi-user KFP
     install (None for the standalone install); ``pipeline_root`` overrides the cluster's
-    default artifact location; ``client`` replaces ``kfp.Client`` (tests)."""
+    default artifact location; ``enable_caching=False`` runs every step afresh (None: each
+    task's own setting); ``client`` replaces ``kfp.Client`` (tests)."""
     hint = PORT_FORWARD_HINT.format(namespace=kfp_namespace)
     if client is None:
         health = check_kfp_reachable(host, kfp_namespace=kfp_namespace)
@@ -137,6 +139,7 @@ def submit(
                 experiment_name=experiment,
                 namespace=namespace,
                 pipeline_root=pipeline_root,
+                enable_caching=enable_caching,
             )
     except urllib3.exceptions.HTTPError as exc:
         raise KfpUnreachableError(

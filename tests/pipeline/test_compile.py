@@ -169,3 +169,47 @@ def test_module_cli_refuses_a_broken_images_file(tmp_path):
     assert done.returncode == 2
     assert "no image for step(s): transform, tune, train, deploy" in done.stderr
     assert not (tmp_path / "x.yaml").exists()
+
+
+def _executor_tasks(spec: dict) -> dict[str, dict]:
+    return {name: t for name, t in _all_tasks(spec).items() if name.endswith("-op")}
+
+
+def test_every_step_asks_for_cpu_and_memory(compiled):
+    from pipeline.crypto_pipeline import RESOURCES
+
+    executors = compiled["deploymentSpec"]["executors"]
+    for step in STEPS:
+        resources = executors[f"exec-{step}-op"]["container"]["resources"]
+        cpu_request, cpu_limit, memory_request, memory_limit = RESOURCES[step]
+        assert (resources["resourceCpuRequest"], resources["resourceCpuLimit"]) == (
+            cpu_request,
+            cpu_limit,
+        ), step
+        assert (resources["resourceMemoryRequest"], resources["resourceMemoryLimit"]) == (
+            memory_request,
+            memory_limit,
+        ), step
+        assert float(resources["cpuRequest"]) <= float(resources["cpuLimit"]), step
+
+
+def test_every_task_retries_with_backoff_for_preempted_spot_nodes(compiled):
+    for name, task in _executor_tasks(compiled).items():
+        policy = task["retryPolicy"]
+        assert policy["maxRetryCount"] == 2, name
+        assert policy["backoffDuration"] == "60s" and policy["backoffFactor"] == 2.0, name
+
+
+def test_deploy_is_never_cached(compiled):
+    caching = {
+        n: t.get("cachingOptions", {}).get("enableCache", False)
+        for n, t in _executor_tasks(compiled).items()
+    }
+    assert caching.pop("deploy-op") is False
+    assert set(caching.values()) == {True}
+
+
+def test_a_local_compile_has_no_retries(tmp_path):
+    """kfp.local honours retry policies; a local failure is not a preemption."""
+    local = _documents(compile_pipeline(tmp_path / "local.yaml", IMAGES, retries=False))[0]
+    assert all("retryPolicy" not in t for t in _executor_tasks(local).values())

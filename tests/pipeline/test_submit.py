@@ -274,6 +274,7 @@ def test_cli_dry_run_shows_registry_images_and_submits_nothing(kfp_stub, outputs
         "4",
         "--tag",
         TAG,
+        "--allow-unpinned",
     )
     assert proc.returncode == 0, proc.stderr
     for step in STEPS:
@@ -325,8 +326,63 @@ def test_cli_submits_and_prints_the_run_url(kfp_stub, outputs_file, tmp_path):
     assert sent == set(images.values())
 
 
+def test_cli_refuses_unpinned_images_and_names_them(kfp_stub, outputs_file, tmp_path):
+    proc = _cli(
+        "--dry-run",
+        "--stack-outputs",
+        str(outputs_file),
+        "--host",
+        kfp_stub.url,
+        "--output",
+        str(tmp_path / "p.yaml"),
+        "--tag",
+        TAG,
+    )
+    assert proc.returncode == 2
+    assert (
+        "deploy, ingest, train, transform, transform-worker, tune are not pinned to a digest"
+        in proc.stderr
+    )
+    assert "--allow-unpinned" in proc.stderr
+    assert not (tmp_path / "p.yaml").exists() and kfp_stub.requests == []
+
+
+def _task_caching(pipeline_spec: dict) -> dict[str, bool]:
+    tasks = dict(pipeline_spec["root"]["dag"]["tasks"])
+    for component in pipeline_spec["components"].values():
+        tasks.update(component.get("dag", {}).get("tasks", {}))
+    return {
+        name: t.get("cachingOptions", {}).get("enableCache", False)
+        for name, t in tasks.items()
+        if name.endswith("-op")
+    }
+
+
+def test_deploy_is_never_cached_and_no_cache_turns_every_cache_off(kfp_stub, gcp_yaml):
+    compiled = _task_caching(_documents(gcp_yaml)[0])
+    assert compiled == {
+        "ingest-op": True,
+        "transform-op": True,
+        "tune-op": True,
+        "train-op": True,
+        "deploy-op": False,
+    }
+    submit(
+        kfp_stub.url,
+        gcp_yaml,
+        {},
+        experiment="x",
+        run_name=None,
+        namespace=None,
+        enable_caching=False,
+    )
+    [run] = kfp_stub.bodies("POST", f"{API}/runs")
+    assert set(_task_caching(run["pipeline_spec"]["pipeline_spec"]).values()) == {False}
+
+
 def test_cli_unreachable_host_exits_2_with_the_hint(outputs_file, tmp_path):
     proc = _cli(
+        "--allow-unpinned",
         "--stack-outputs",
         str(outputs_file),
         "--output",
