@@ -23,6 +23,8 @@ DATAFLOW_WORKER = "transform-worker"
 #: Registry of images that are only named, never pushed (local runs, tests).
 DEFAULT_REGISTRY = "localhost/crypto-kfp"
 DEFAULT_TAG = "dev"
+#: The user every step image runs as (``USER`` in components/Dockerfile.base).
+IMAGE_USER_UID = 1000
 
 _REFERENCE = re.compile(r"[a-z0-9][a-z0-9._/:@-]*[a-z0-9]", re.IGNORECASE)
 _DIGEST = re.compile(r"@sha256:[0-9a-f]{64}$")

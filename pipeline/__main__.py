@@ -21,6 +21,8 @@ DEFAULT_YAML = Path("out/crypto_pipeline.yaml")
 DEFAULT_GCP_YAML = Path("out/crypto_pipeline.gcp.yaml")
 DEFAULT_HOST = "http://localhost:8080"
 DEFAULT_EXPERIMENT = "crypto-forecast"
+#: What `make images` writes.
+DEFAULT_IMAGES = Path("build/images.json")
 
 
 def _given_arguments(args: argparse.Namespace) -> dict:
@@ -106,13 +108,40 @@ def _cmd_run_local(args) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
 
-    pipeline_yaml = compile_pipeline(root / "crypto_pipeline.yaml", retries=False)
-    print(f"Compiled {pipeline_yaml}; running it with kfp.local (SubprocessRunner)")
+    runner = None
+    if args.runner == "docker":
+        try:
+            images = load_images(args.images or DEFAULT_IMAGES)
+        except ImagesError as exc:
+            print(f"error: {exc}; `make images PUSH=0` builds them locally", file=sys.stderr)
+            return 2
+        runner = _docker_runner(root, arguments)
+    else:
+        images = None  # SubprocessRunner runs every step in this virtual environment
+    pipeline_yaml = compile_pipeline(root / "crypto_pipeline.yaml", images, retries=False)
+    how = "in the step images (DockerRunner)" if runner else "in this venv (SubprocessRunner)"
+    print(f"Compiled {pipeline_yaml}; running it with kfp.local {how}")
     result = run_compiled_locally(
-        pipeline_yaml, arguments, root / "pipeline_root", cache=args.cache
+        pipeline_yaml, arguments, root / "pipeline_root", cache=args.cache, runner=runner
     )
     print(format_summary(result))
     return 0 if result.succeeded else 1
+
+
+def _docker_runner(root: Path, arguments: dict):
+    """DockerRunner with the run's folders mounted; a local source is mounted read-only."""
+    from components.common.uris import is_local, local_path
+    from pipeline.local import docker_runner, prepare_for_image_user
+
+    writable = [
+        root / "pipeline_root",
+        Path(arguments["lake"]),
+        Path(arguments["model_repository"]),
+    ]
+    prepare_for_image_user(writable)
+    source = arguments.get("source", "")
+    read_only = [local_path(source).resolve()] if source and is_local(source) else []
+    return docker_runner(writable[1:], read_only)
 
 
 def _cmd_submit(args) -> int:
@@ -212,6 +241,19 @@ def build_parser() -> argparse.ArgumentParser:
         "--root",
         default=os.environ.get("CRYPTO_KFP_LOCAL_ROOT", str(DEFAULT_ROOT)),
         help="where local outputs go (default: %(default)s)",
+    )
+    run.add_argument(
+        "--runner",
+        choices=("subprocess", "docker"),
+        default="subprocess",
+        help="subprocess: every step in this virtual environment (default); docker: every "
+        "step in its image, with kfp.local's DockerRunner (needs Docker and the images of "
+        "`make images PUSH=0`)",
+    )
+    run.add_argument(
+        "--images",
+        metavar="IMAGES.json",
+        help=f"images for --runner docker (default: {DEFAULT_IMAGES})",
     )
     run.add_argument(
         "--cache",

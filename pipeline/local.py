@@ -102,6 +102,36 @@ def check_source_reachable(source: str, timeout: float = 5.0) -> None:
         ) from exc
 
 
+def docker_runner(writable: list[Path], read_only: list[Path]):
+    """kfp.local's DockerRunner with the run's local folders bind-mounted at the same paths
+    (kfp.local mounts only the pipeline root): ``writable`` (the data lake, the model
+    repository) and ``read_only`` (a local source file). The folders are made writable for
+    the image's user first (``prepare_for_image_user``)."""
+    from docker.types import Mount
+    from kfp import local
+
+    mounts = [Mount(str(p), str(p), type="bind", read_only=False) for p in writable]
+    mounts += [Mount(str(p), str(p), type="bind", read_only=True) for p in read_only]
+    return local.DockerRunner(mounts=mounts)
+
+
+def prepare_for_image_user(folders: list[Path]) -> None:
+    """Create ``folders`` and let the image's user (uid ``IMAGE_USER_UID``) write in them:
+    as root, by giving them to that user; as another user, by opening them to every local
+    user (sticky, like /tmp), since a container cannot write as someone else."""
+    import os
+
+    from components.images import IMAGE_USER_UID
+
+    for folder in folders:
+        folder.mkdir(parents=True, exist_ok=True)
+        if os.geteuid() == 0:
+            for path in (folder, *folder.rglob("*")):
+                os.chown(path, IMAGE_USER_UID, IMAGE_USER_UID, follow_symlinks=False)
+        elif os.geteuid() != IMAGE_USER_UID:
+            folder.chmod(0o1777)
+
+
 def task_of_step(step: str) -> str:
     """The task name of a step in the compiled pipeline (KFP derives it from the wrapper)."""
     from pipeline.crypto_pipeline import STEP_FUNCTIONS
