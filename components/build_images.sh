@@ -43,6 +43,7 @@ registry="${REGISTRY:-$("$PYTHON3" -c 'import sys; sys.path.insert(0, "component
 refs="$("$PYTHON3" components/images.py --registry "$registry" --tag "$TAG" |
   "$PYTHON3" -c 'import json, sys; [print(k, v) for k, v in json.load(sys.stdin).items()]')"
 ref_of() { awk -v k="$1" '$1 == k { print $2 }' <<<"$refs"; }
+deps="${registry%/}/deps:${TAG}"
 base="${registry%/}/base:${TAG}"
 
 write_images() {  # stdin: "name ref" lines -> $OUT, validated by components/images.py
@@ -91,7 +92,9 @@ build() {  # build <what> <docker build args...>
   docker build --quiet "${labels[@]}" "$@" . >/dev/null
   log "built $what in $(( $(date +%s) - t0 )) s"
 }
+build deps --file components/Dockerfile.base --target deps --tag "$deps"
 build base --file components/Dockerfile.base --target base --tag "$base"
+bases=(--build-arg "DEPS_IMAGE=$deps" --build-arg "BASE_IMAGE=$base")
 
 out_lines=()
 record() {  # record <name> <ref>: push or tag uniquely, then remember the runnable reference
@@ -110,13 +113,12 @@ record() {  # record <name> <ref>: push or tag uniquely, then remember the runna
 }
 for step in "${steps[@]}"; do
   ref="$(ref_of "$step")"; [ -n "$ref" ] || die "unknown step $step (steps: ${all_steps[*]})"
-  build "$step" --file "components/$step/Dockerfile" --target "$step" \
-    --build-arg "BASE_IMAGE=$base" --tag "$ref"
+  build "$step" --file "components/$step/Dockerfile" --target "$step" "${bases[@]}" --tag "$ref"
   record "$step" "$ref"
   if [ "$step" = transform ]; then
     worker="$(ref_of transform-worker)"
     build transform-worker --file components/transform/Dockerfile --target transform-worker \
-      --build-arg "BASE_IMAGE=$base" --tag "$worker"
+      "${bases[@]}" --tag "$worker"
     record transform-worker "$worker"
   fi
 done

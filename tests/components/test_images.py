@@ -130,13 +130,18 @@ def test_base_installs_the_lock_and_the_project_as_a_wheel():
     assert "uv export --frozen --no-dev --no-emit-project" in builder
     assert "--no-hashes" not in builder
     assert "--require-hashes -r /requirements/base.txt" in builder
-    assert "uv build --wheel" in builder and "--no-deps /wheels/" in builder
+    assert "uv build --wheel" in builder
+    assert "--no-deps --target /opt/crypto-kfp/project /wheels/" in builder
     # `pip install .` in the source tree is what left build/ and *.egg-info in images.
     commands = [c.strip() for line in _run_stage(path, "builder") for c in line.split("&&")]
     assert not [c for c in commands if re.search(r"pip install\b.*\s\.$", c)]
-    base = " ".join(_run_stage(path, "base"))
-    assert "COPY --from=builder /opt/venv /opt/venv" in base
-    assert "uv" not in re.sub(r"COPY --from=builder \S+", "", base).split()
+    deps = _run_stage(path, "deps")
+    assert "COPY --from=builder /opt/venv /opt/venv" in deps
+    base = _run_stage(path, "base")
+    assert base[0] == "FROM deps AS base"
+    assert "COPY --from=builder /opt/crypto-kfp/project /opt/crypto-kfp/project" in base
+    for stage in (deps, base):  # the locker stays in the builder
+        assert not [line for line in stage if "uv" in line.split() or "/opt/uv" in line]
 
 
 @pytest.mark.parametrize("step", STEPS)
@@ -148,8 +153,14 @@ def test_each_step_stage_adds_only_its_extra_and_runs_as_uid_1000(step):
     extra = EXTRA_OF_STEP[step]
     assert installs == ([extra] if extra else []), (step, installs)
     if extra:
+        # The extra on the locked dependencies, then the project code, last.
         assert "--require-hashes" in text and "--no-deps" in text
-    assert stage[0].startswith("FROM ${BASE_IMAGE}")
+        assert stage[0] == f"FROM ${{DEPS_IMAGE}} AS {step}"
+        assert _run_stage(path, "project")[0] == "FROM ${BASE_IMAGE} AS project"
+        copy = "COPY --from=project /opt/crypto-kfp/project /opt/crypto-kfp/project"
+        assert stage.index(copy) > max(i for i, line in enumerate(stage) if "pip install" in line)
+    else:
+        assert stage[0] == f"FROM ${{BASE_IMAGE}} AS {step}"
     users = [line.split()[1] for line in stage if line.startswith("USER ")]
     assert users and users[-1] == "1000", (step, users)
     assert "org.opencontainers.image.source=" in text
@@ -162,11 +173,14 @@ def test_extras_named_in_the_dockerfiles_exist_and_base_has_its_labels():
     extras = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["project"][
         "optional-dependencies"])
     assert {"beam", "ml"} <= extras and "cloud" not in extras
-    base = "\n".join(_run_stage(ROOT / "components/Dockerfile.base", "base"))
+    deps = "\n".join(_run_stage(ROOT / "components/Dockerfile.base", "deps"))
     for label in ("org.opencontainers.image.source", "org.opencontainers.image.revision"):
-        assert f"{label}=" in base
-    assert re.search(r"^USER 1000$", base, re.MULTILINE)
-    assert "useradd --create-home --uid 1000" in base
+        assert f"{label}=" in deps
+    assert "useradd --create-home --uid 1000" in deps
+    for stage in ("deps", "base"):
+        users = [line for line in _run_stage(ROOT / "components/Dockerfile.base", stage)
+                 if line.startswith("USER ")]
+        assert users[-1] == "USER 1000", stage
 
 
 def test_the_worker_target_is_the_transform_stage_plus_beams_boot():
@@ -201,7 +215,7 @@ def _flag(args: list[str], name: str) -> str | None:
 def test_cloudbuild_builds_every_image_like_the_build_script():
     config = yaml.safe_load((ROOT / "cloudbuild.yaml").read_text())
     steps = {step["id"]: step for step in config["steps"]}
-    assert set(steps) == {"base", *STEPS, DATAFLOW_WORKER}
+    assert set(steps) == {"deps", "base", *STEPS, DATAFLOW_WORKER}
     built = {}
     for name, step in steps.items():
         args = step["args"]
@@ -211,26 +225,31 @@ def test_cloudbuild_builds_every_image_like_the_build_script():
         target = _flag(args, "--target")
         assert (ROOT / dockerfile).is_file(), name
         assert target in _stages(ROOT / dockerfile), (name, target)
-        if name != "base":
+        if name not in ("deps", "base"):
             assert "BASE_IMAGE=${_REGISTRY}/base:${_TAG}" in args
+            assert "DEPS_IMAGE=${_REGISTRY}/deps:${_TAG}" in args
             assert step["waitFor"] == (["transform"] if name == DATAFLOW_WORKER else ["base"])
         assert "REVISION=${_REVISION}" in args and "SOURCE_URL=${_SOURCE_URL}" in args
         built[name] = (dockerfile, target, _flag(args, "--tag"))
+    assert built["deps"] == ("components/Dockerfile.base", "deps", "${_REGISTRY}/deps:${_TAG}")
     assert built["base"] == ("components/Dockerfile.base", "base", "${_REGISTRY}/base:${_TAG}")
+    assert steps["base"]["waitFor"] == ["deps"]
     for step in STEPS:
         tag = f"${{_REGISTRY}}/{step}:${{_TAG}}"
         assert built[step] == (f"components/{step}/Dockerfile", step, tag)
     assert built[DATAFLOW_WORKER] == ("components/transform/Dockerfile", DATAFLOW_WORKER,
                                       "${_REGISTRY}/transform-worker:${_TAG}")
-    # Everything but the base is pushed, and so has a digest in the build's results.
+    # Everything but deps and base is pushed, and so has a digest in the build's results.
     assert sorted(config["images"]) == sorted(built[name][2] for name in (*STEPS, DATAFLOW_WORKER))
     assert set(config["substitutions"]) == {"_REGISTRY", "_TAG", "_REVISION", "_SOURCE_URL"}
 
 
 def test_the_build_script_and_cloudbuild_use_the_same_targets():
     script = (ROOT / "components/build_images.sh").read_text()
+    assert "--file components/Dockerfile.base --target deps" in script
     assert "--file components/Dockerfile.base --target base" in script
-    assert '--file "components/$step/Dockerfile" --target "$step"' in script
+    assert 'bases=(--build-arg "DEPS_IMAGE=$deps" --build-arg "BASE_IMAGE=$base")' in script
+    assert '--file "components/$step/Dockerfile" --target "$step" "${bases[@]}"' in script
     assert "--file components/transform/Dockerfile --target transform-worker" in script
 
 
