@@ -22,7 +22,7 @@ UV_VERSION := 0.13.9
 UV := $(VENV)/bin/uv
 # uv uses the venv's Python, never one it downloads, and the system's CA certificates.
 export UV_PYTHON_DOWNLOADS := never
-export UV_NATIVE_TLS := 1
+export UV_SYSTEM_CERTS := 1
 # `make images`: BUILDER=docker|cloudbuild, PUSH=1|0, REGISTRY=<registry_url>, TAG=<tag>.
 BUILDER ?= docker
 PUSH ?= 1
