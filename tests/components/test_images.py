@@ -174,8 +174,11 @@ def test_extras_named_in_the_dockerfiles_exist_and_base_has_its_labels():
         "optional-dependencies"])
     assert {"beam", "ml"} <= extras and "cloud" not in extras
     deps = "\n".join(_run_stage(ROOT / "components/Dockerfile.base", "deps"))
+    base = "\n".join(_run_stage(ROOT / "components/Dockerfile.base", "base"))
     for label in ("org.opencontainers.image.source", "org.opencontainers.image.revision"):
-        assert f"{label}=" in deps
+        assert f"{label}=" in base
+    # The commit in a label of deps would rebuild every step's extra layer at each commit.
+    assert "REVISION" not in deps and "LABEL" not in deps
     assert "useradd --create-home --uid 1000" in deps
     for stage in ("deps", "base"):
         users = [line for line in _run_stage(ROOT / "components/Dockerfile.base", stage)
