@@ -10,6 +10,7 @@
 #   REGISTRY=           where to push: the Pulumi stack output `registry_url`
 #   TAG=                image tag (default: the commit, `git describe --always --dirty`)
 #   SOURCE_URL=         org.opencontainers.image.source label (default: git remote origin)
+#   REVISION=           org.opencontainers.image.revision label (default: git rev-parse HEAD)
 #   OUT=build/images.json
 #
 # build/images.json maps each step (and `transform-worker`, the Dataflow SDK image) to
@@ -25,7 +26,7 @@ REGISTRY="${REGISTRY:-}"
 TAG="${TAG:-$(git describe --always --dirty --abbrev=12 2>/dev/null || echo dev)}"
 OUT="${OUT:-build/images.json}"
 PYTHON3="${PYTHON3:-python3}"
-REVISION="$(git rev-parse HEAD 2>/dev/null || echo unknown)"
+REVISION="${REVISION:-$(git rev-parse HEAD 2>/dev/null || echo unknown)}"
 SOURCE_URL="${SOURCE_URL:-$(git config --get remote.origin.url 2>/dev/null || true)}"
 all_steps=(ingest transform tune train deploy)
 steps=("$@")
