@@ -16,22 +16,40 @@ PULUMI_STACK = $(if $(STACK),--stack $(STACK))
 # KFP API endpoint for `make pipeline` (kubectl -n kubeflow port-forward svc/ml-pipeline-ui 8080:80).
 HOST ?= http://localhost:8080
 SKIP_IMAGES ?=
-# Image tag of a cloud build: the commit (and -dirty for uncommitted changes), so every
-# build gets new tags and a compiled pipeline names exactly the images built with it.
-IMAGE_TAG ?= $(shell git describe --always --dirty --abbrev=12 2>/dev/null || echo dev)
+# The locker: the venv and every image install exactly uv.lock. Same version as the `uv`
+# pin in pyproject's dev extra (uv sync keeps it in the venv).
+UV_VERSION := 0.13.9
+UV := $(VENV)/bin/uv
+# uv uses the venv's Python, never one it downloads, and the system's CA certificates.
+export UV_PYTHON_DOWNLOADS := never
+export UV_SYSTEM_CERTS := 1
+# `make images`: BUILDER=docker|cloudbuild, PUSH=1|0, REGISTRY=<registry_url>, TAG=<tag>.
+BUILDER ?= docker
+PUSH ?= 1
+REGISTRY ?=
+# Image tag: the commit (and -dirty for uncommitted changes), so every build gets new tags
+# and a compiled pipeline names exactly the images built with it.
+TAG ?= $(shell git describe --always --dirty --abbrev=12 2>/dev/null || echo dev)
+IMAGE_TAG ?= $(TAG)
 
-.PHONY: help setup test test-infra lint local compile images bench clean preview up destroy keys kubeconfig pipeline
+.PHONY: help setup test test-infra test-images lint lock lock-check local compile images bench clean preview up destroy keys kubeconfig pipeline
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml uv.lock
 	$(PYTHON) -m venv $(VENV)
-	$(VENV)/bin/pip install --quiet --upgrade pip
-	$(VENV)/bin/pip install --quiet -e '.[beam,ml,infra,cloud,dev]'
+	$(VENV)/bin/pip install --quiet uv==$(UV_VERSION)
+	$(UV) sync --quiet --frozen --all-extras --python $(PY)
 	touch $(STAMP)
 
-setup: $(STAMP) ## Create .venv and install the project with all extras
+setup: $(STAMP) ## Create .venv with exactly uv.lock: all extras, the project editable
+
+lock: $(STAMP) ## Refresh uv.lock after a change of pyproject.toml's dependencies
+	$(UV) lock
+
+lock-check: $(STAMP) ## Fail when uv.lock and pyproject.toml disagree
+	@$(UV) lock --check || { echo "uv.lock is out of date with pyproject.toml: run 'make lock'" >&2; exit 1; }
 
 test: $(STAMP) ## Run the whole test suite offline (exit 5, no tests, is a failure)
 	@$(PY) -m pytest; rc=$$?; if [ $$rc -eq 5 ]; then echo "no tests collected" >&2; exit 1; fi; exit $$rc
@@ -42,6 +60,8 @@ test-infra: $(STAMP) ## Run only the Pulumi program tests (mocked providers)
 lint: $(STAMP) ## Check formatting and lint: ruff format --check, ruff check (lines <= 100)
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/ruff check .
+	$(MAKE) --no-print-directory lock-check
+	$(VENV)/bin/hadolint components/Dockerfile.base components/*/Dockerfile
 
 local: $(STAMP) ## Run the whole pipeline on this machine (SOURCE=path|https|gs:// overrides the data; ARGS=... more options)
 	$(PY) -m pipeline run-local $(if $(SOURCE),--source "$(SOURCE)") $(ARGS)
@@ -49,9 +69,12 @@ local: $(STAMP) ## Run the whole pipeline on this machine (SOURCE=path|https|gs:
 compile: $(STAMP) ## Compile the pipeline to out/crypto_pipeline.yaml (PIPELINE_YAML=...)
 	$(PY) -m pipeline compile --output $(PIPELINE_YAML)
 
-images: $(STAMP) ## Build and push the five step images, tagged with the commit (needs Docker; CRYPTO_KFP_REGISTRY=<registry_url>)
-	for step in ingest transform tune train deploy; do \
-	  CRYPTO_KFP_IMAGE_TAG=$(IMAGE_TAG) components/$$step/build.sh || exit 1; done
+images: ## Build (and with PUSH=1, the default, push) every image; writes build/images.json (BUILDER=docker|cloudbuild, REGISTRY=, TAG=)
+	BUILDER="$(BUILDER)" PUSH="$(PUSH)" REGISTRY="$(REGISTRY)" TAG="$(TAG)" components/build_images.sh
+
+test-images: $(STAMP) ## Build every image locally (PUSH=0) and check them with the Docker engine
+	$(MAKE) --no-print-directory images PUSH=0
+	@$(PY) -m pytest -m images tests/images; rc=$$?; if [ $$rc -eq 5 ]; then echo "no image tests collected" >&2; exit 1; fi; exit $$rc
 
 bench: $(STAMP) ## Run the benchmarks and print their figures
 	$(PY) bench/transform_bench.py
@@ -77,9 +100,9 @@ kubeconfig: $(STAMP) ## Write the cluster kubeconfig to .local/kubeconfig (token
 pipeline: $(STAMP) ## Build+push the step images (SKIP_IMAGES=1 skips), compile for the cluster, submit a run (HOST=, STACK=, ARGS=)
 	set -euo pipefail; \
 	if [ -z "$(SKIP_IMAGES)" ]; then \
-	  CRYPTO_KFP_REGISTRY="$$(pulumi stack output registry_url $(PULUMI_STACK))" $(MAKE) --no-print-directory images; \
+	  $(MAKE) --no-print-directory images REGISTRY="$$(pulumi stack output registry_url $(PULUMI_STACK))"; \
 	fi; \
 	CRYPTO_KFP_IMAGE_TAG=$(IMAGE_TAG) $(PY) -m pipeline submit --host "$(HOST)" $(PULUMI_STACK) $(ARGS)
 
-clean: ## Remove local run outputs (keeps .venv)
-	rm -rf .local out
+clean: ## Remove local run outputs and build/images.json (keeps .venv)
+	rm -rf .local out build

@@ -1,3 +1,4 @@
 #!/usr/bin/env bash
-# Build and push the transform image (components/build_image.sh documents the settings).
-exec "$(dirname "$0")/../build_image.sh" transform "$@"
+# Build (and with PUSH=1, push) the transform image only; components/build_images.sh documents
+# the settings (PUSH, REGISTRY, TAG). build/images.json is written by a build of every step.
+exec "$(dirname "$0")/../build_images.sh" transform

@@ -1,3 +1,4 @@
 #!/usr/bin/env bash
-# Build and push the tune image (components/build_image.sh documents the settings).
-exec "$(dirname "$0")/../build_image.sh" tune "$@"
+# Build (and with PUSH=1, push) the tune image only; components/build_images.sh documents
+# the settings (PUSH, REGISTRY, TAG). build/images.json is written by a build of every step.
+exec "$(dirname "$0")/../build_images.sh" tune
