@@ -110,8 +110,11 @@ def test_the_cli_needs_only_the_standard_library():
     out = subprocess.run([sys.executable, "-I", "-c", code], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout) == image_refs("r.example/p", "t1")
-    bad = subprocess.run([sys.executable, str(ROOT / "components/images.py"), "--tag", ""],
-                         capture_output=True, text=True)
+    bad = subprocess.run(
+        [sys.executable, str(ROOT / "components/images.py"), "--tag", ""],
+        capture_output=True,
+        text=True,
+    )
     assert bad.returncode == 2 and "non-empty" in bad.stderr
 
 
@@ -170,8 +173,9 @@ def test_each_step_stage_adds_only_its_extra_and_runs_as_uid_1000(step):
 
 
 def test_extras_named_in_the_dockerfiles_exist_and_base_has_its_labels():
-    extras = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["project"][
-        "optional-dependencies"])
+    extras = set(
+        tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    )
     assert {"beam", "ml"} <= extras and "cloud" not in extras
     deps = "\n".join(_run_stage(ROOT / "components/Dockerfile.base", "deps"))
     base = "\n".join(_run_stage(ROOT / "components/Dockerfile.base", "base"))
@@ -181,8 +185,11 @@ def test_extras_named_in_the_dockerfiles_exist_and_base_has_its_labels():
     assert "REVISION" not in deps and "LABEL" not in deps
     assert "useradd --create-home --uid 1000" in deps
     for stage in ("deps", "base"):
-        users = [line for line in _run_stage(ROOT / "components/Dockerfile.base", stage)
-                 if line.startswith("USER ")]
+        users = [
+            line
+            for line in _run_stage(ROOT / "components/Dockerfile.base", stage)
+            if line.startswith("USER ")
+        ]
         assert users[-1] == "USER 1000", stage
 
 
@@ -203,8 +210,9 @@ def test_ignore_files_keep_credentials_out():
     for name in (".dockerignore", ".gitignore"):
         lines = (ROOT / name).read_text().splitlines()
         for pattern in (".env", "*.pem", "*key*.json", "Pulumi.*.yaml"):
-            assert any(line.lstrip("*/") == pattern.lstrip("*/") or line == pattern
-                       for line in lines), (name, pattern)
+            assert any(
+                line.lstrip("*/") == pattern.lstrip("*/") or line == pattern for line in lines
+            ), (name, pattern)
     assert "!Pulumi.yaml" in (ROOT / ".gitignore").read_text().splitlines()
 
 
@@ -240,8 +248,11 @@ def test_cloudbuild_builds_every_image_like_the_build_script():
     for step in STEPS:
         tag = f"${{_REGISTRY}}/{step}:${{_TAG}}"
         assert built[step] == (f"components/{step}/Dockerfile", step, tag)
-    assert built[DATAFLOW_WORKER] == ("components/transform/Dockerfile", DATAFLOW_WORKER,
-                                      "${_REGISTRY}/transform-worker:${_TAG}")
+    assert built[DATAFLOW_WORKER] == (
+        "components/transform/Dockerfile",
+        DATAFLOW_WORKER,
+        "${_REGISTRY}/transform-worker:${_TAG}",
+    )
     # Everything but deps and base is pushed, and so has a digest in the build's results.
     assert sorted(config["images"]) == sorted(built[name][2] for name in (*STEPS, DATAFLOW_WORKER))
     assert set(config["substitutions"]) == {"_REGISTRY", "_TAG", "_REVISION", "_SOURCE_URL"}
@@ -261,8 +272,14 @@ def test_the_build_script_and_cloudbuild_use_the_same_targets():
 
 def _build(tmp_path, **env) -> subprocess.CompletedProcess:
     full_env = {**os.environ, "OUT": str(tmp_path / "images.json"), **env}
-    return subprocess.run(["bash", str(ROOT / "components/build_images.sh")], cwd=ROOT,
-                          env=full_env, capture_output=True, text=True, timeout=60)
+    return subprocess.run(
+        ["bash", str(ROOT / "components/build_images.sh")],
+        cwd=ROOT,
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
 
 
 def test_pushing_without_a_registry_fails_at_once_naming_what_to_set(tmp_path):
@@ -272,11 +289,14 @@ def test_pushing_without_a_registry_fails_at_once_naming_what_to_set(tmp_path):
     assert not (tmp_path / "images.json").exists()
 
 
-@pytest.mark.parametrize(("env", "message"), [
-    ({"BUILDER": "kaniko"}, "BUILDER=kaniko"),
-    ({"PUSH": "maybe"}, "PUSH=maybe"),
-    ({"BUILDER": "cloudbuild", "PUSH": "0"}, "always pushes"),
-])
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"BUILDER": "kaniko"}, "BUILDER=kaniko"),
+        ({"PUSH": "maybe"}, "PUSH=maybe"),
+        ({"BUILDER": "cloudbuild", "PUSH": "0"}, "always pushes"),
+    ],
+)
 def test_the_build_script_rejects_bad_settings(tmp_path, env, message):
     out = _build(tmp_path, **{"REGISTRY": "r.example/p", "PUSH": "1", **env})
     assert out.returncode == 2 and message in out.stderr, out.stderr

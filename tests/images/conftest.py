@@ -46,5 +46,6 @@ def images() -> dict[str, str]:
 @pytest.fixture(scope="session")
 def inspect(images):
     """``{name: docker inspect output}`` of every image in build/images.json."""
-    return {name: json.loads(docker("image", "inspect", ref).stdout)[0]
-            for name, ref in images.items()}
+    return {
+        name: json.loads(docker("image", "inspect", ref).stdout)[0] for name, ref in images.items()
+    }

@@ -34,8 +34,18 @@ def _norm(name: str) -> str:
 def _pip_list(image: str, *, worker: bool = False) -> dict[str, str]:
     """``pip list`` in the image (the worker's entrypoint is boot: run pip in its place)."""
     if worker:
-        out = docker("run", "--rm", "--network", "none", "--entrypoint", "pip", image,
-                     "list", "--format", "json")
+        out = docker(
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            "--entrypoint",
+            "pip",
+            image,
+            "list",
+            "--format",
+            "json",
+        )
     else:
         out = run(image, "pip", "list", "--format", "json")
     return {_norm(p["name"]): p["version"] for p in json.loads(out.stdout)}
@@ -99,7 +109,8 @@ def test_images_carry_the_oci_labels(inspect, name):
 # Files a credential could hide in, anywhere the image's Python or user reads from. CA
 # bundles (certifi's cacert.pem) are certificates and are allowed; private keys are not.
 _FIND_SECRETS = r"""
-find /opt /home /root /tmp /srv -xdev \( -name '*key*.json' -o -name '.env' -o -name '*.p12' \) -print 2>/dev/null
+find /opt /home /root /tmp /srv -xdev \
+  \( -name '*key*.json' -o -name '.env' -o -name '*.p12' \) -print 2>/dev/null
 find /opt /home /root /tmp /srv -xdev -name '*.pem' -print 2>/dev/null | while read -r f; do
   if grep -q 'PRIVATE KEY' "$f"; then echo "$f"; fi
 done
@@ -110,8 +121,9 @@ true
 @pytest.mark.parametrize("step", STEPS)
 def test_no_credentials_in_the_images(images, step):
     # As root, so that no directory is unreadable to the search.
-    found = docker("run", "--rm", "--network", "none", "--user", "0", images[step],
-                   "sh", "-c", _FIND_SECRETS).stdout.split()
+    found = docker(
+        "run", "--rm", "--network", "none", "--user", "0", images[step], "sh", "-c", _FIND_SECRETS
+    ).stdout.split()
     assert found == [], found
 
 
@@ -119,7 +131,8 @@ def test_no_credentials_in_the_images(images, step):
 # cache, downloaded wheels) or of uv, where this project puts files: /opt (the venv, the
 # project, the requirements) and the homes. The base Python image's own files are not ours.
 _FIND_LEFTOVERS = r"""
-find /opt /home /root /tmp -xdev \( -name '*.egg-info' -o -name '.cache' -o -name '*.whl' -o -name 'uv' \) -print 2>/dev/null
+find /opt /home /root /tmp -xdev \
+  \( -name '*.egg-info' -o -name '.cache' -o -name '*.whl' -o -name 'uv' \) -print 2>/dev/null
 find /opt /opt/venv/lib/*/site-packages /home /root -maxdepth 3 -name build -print 2>/dev/null
 ls /opt
 true
@@ -128,12 +141,17 @@ true
 
 @pytest.mark.parametrize("step", STEPS)
 def test_no_build_leftovers(images, step):
-    out = docker("run", "--rm", "--network", "none", "--user", "0", images[step],
-                 "sh", "-c", _FIND_LEFTOVERS).stdout.split()
+    out = docker(
+        "run", "--rm", "--network", "none", "--user", "0", images[step], "sh", "-c", _FIND_LEFTOVERS
+    ).stdout.split()
     assert set(out) <= {"crypto-kfp", "venv"}, out  # /opt holds the venv and the requirements
-    meta = run(images[step], "python", "-c",
-               "from importlib.metadata import distribution as d; "
-               "print(d('crypto-kfp').read_text('direct_url.json') or '')").stdout
+    meta = run(
+        images[step],
+        "python",
+        "-c",
+        "from importlib.metadata import distribution as d; "
+        "print(d('crypto-kfp').read_text('direct_url.json') or '')",
+    ).stdout
     assert '"editable": true' not in meta
 
 
@@ -141,8 +159,11 @@ def test_no_build_leftovers(images, step):
 def test_installed_versions_equal_the_lock(images, locked, step):
     installed = _pip_list(images[step])
     assert "crypto-kfp" in installed
-    differ = {name: (version, locked.get(name)) for name, version in installed.items()
-              if name not in NOT_LOCKED and version not in locked.get(name, ())}
+    differ = {
+        name: (version, locked.get(name))
+        for name, version in installed.items()
+        if name not in NOT_LOCKED and version not in locked.get(name, ())
+    }
     assert differ == {}, f"{step}: installed (image, uv.lock) differ: {differ}"
 
 
