@@ -30,7 +30,13 @@ REGISTRY ?=
 # Image tag: the commit (and -dirty for uncommitted changes), so every build gets new tags
 # and a compiled pipeline names exactly the images built with it.
 TAG ?= $(shell git describe --always --dirty --abbrev=12 2>/dev/null || echo dev)
-IMAGE_TAG ?= $(TAG)
+# What `make images` writes and `make pipeline` / `make local RUNNER=docker` read.
+IMAGES_JSON := build/images.json
+# Registry `make test-images` pushes to: a local one (`.ci/local-registry.sh`, or
+# `docker run -d -p 5000:5000 registry:2`), so the pipeline runs pinned to real digests.
+TEST_REGISTRY ?= localhost:5000/crypto-kfp
+# `make local RUNNER=docker` runs every step in its image (kfp.local's DockerRunner).
+RUNNER ?= subprocess
 
 .PHONY: help setup test test-infra test-images lint lock lock-check local compile images bench clean preview up destroy keys kubeconfig pipeline
 
@@ -63,17 +69,17 @@ lint: $(STAMP) ## Check formatting and lint: ruff format --check, ruff check (li
 	$(MAKE) --no-print-directory lock-check
 	$(VENV)/bin/hadolint components/Dockerfile.base components/*/Dockerfile
 
-local: $(STAMP) ## Run the whole pipeline on this machine (SOURCE=path|https|gs:// overrides the data; ARGS=... more options)
-	$(PY) -m pipeline run-local $(if $(SOURCE),--source "$(SOURCE)") $(ARGS)
+local: $(STAMP) ## Run the whole pipeline on this machine (SOURCE=path|https|gs://, RUNNER=docker: in the images of `make images`, ARGS=...)
+	$(PY) -m pipeline run-local --local-runner $(RUNNER) $(if $(SOURCE),--source "$(SOURCE)") $(ARGS)
 
-compile: $(STAMP) ## Compile the pipeline to out/crypto_pipeline.yaml (PIPELINE_YAML=...)
-	$(PY) -m pipeline compile --output $(PIPELINE_YAML)
+compile: $(STAMP) ## Compile the pipeline to out/crypto_pipeline.yaml with the images of build/images.json if there (PIPELINE_YAML=...)
+	$(PY) -m pipeline compile --output $(PIPELINE_YAML) $(if $(wildcard $(IMAGES_JSON)),--images $(IMAGES_JSON))
 
 images: ## Build (and with PUSH=1, the default, push) every image; writes build/images.json (BUILDER=docker|cloudbuild, REGISTRY=, TAG=)
 	BUILDER="$(BUILDER)" PUSH="$(PUSH)" REGISTRY="$(REGISTRY)" TAG="$(TAG)" components/build_images.sh
 
-test-images: $(STAMP) ## Build every image locally (PUSH=0) and check them with the Docker engine
-	$(MAKE) --no-print-directory images PUSH=0
+test-images: $(STAMP) ## Build every image, push it to TEST_REGISTRY, check the images and run the pipeline in them (needs Docker and a registry)
+	$(MAKE) --no-print-directory images PUSH=1 REGISTRY=$(TEST_REGISTRY)
 	@$(PY) -m pytest -m images tests/images; rc=$$?; if [ $$rc -eq 5 ]; then echo "no image tests collected" >&2; exit 1; fi; exit $$rc
 
 bench: $(STAMP) ## Run the benchmarks and print their figures
@@ -97,12 +103,12 @@ kubeconfig: $(STAMP) ## Write the cluster kubeconfig to .local/kubeconfig (token
 	@umask 077; pulumi stack output kubeconfig --show-secrets $(PULUMI_STACK) > .local/kubeconfig
 	@echo "export KUBECONFIG=$$PWD/.local/kubeconfig"
 
-pipeline: $(STAMP) ## Build+push the step images (SKIP_IMAGES=1 skips), compile for the cluster, submit a run (HOST=, STACK=, ARGS=)
+pipeline: $(STAMP) ## Build+push the images (SKIP_IMAGES=1 reuses build/images.json), compile pinned to their digests, submit a run (HOST=, STACK=, ARGS=)
 	set -euo pipefail; \
 	if [ -z "$(SKIP_IMAGES)" ]; then \
 	  $(MAKE) --no-print-directory images REGISTRY="$$(pulumi stack output registry_url $(PULUMI_STACK))"; \
 	fi; \
-	CRYPTO_KFP_IMAGE_TAG=$(IMAGE_TAG) $(PY) -m pipeline submit --host "$(HOST)" $(PULUMI_STACK) $(ARGS)
+	$(PY) -m pipeline submit --images $(IMAGES_JSON) --host "$(HOST)" $(PULUMI_STACK) $(ARGS)
 
 clean: ## Remove local run outputs and build/images.json (keeps .venv)
 	rm -rf .local out build

@@ -109,7 +109,7 @@ def _cmd_run_local(args) -> int:
         return 2
 
     runner = None
-    if args.runner == "docker":
+    if args.local_runner == "docker":
         try:
             images = load_images(args.images or DEFAULT_IMAGES)
         except ImagesError as exc:
@@ -242,8 +242,9 @@ def build_parser() -> argparse.ArgumentParser:
         default=os.environ.get("CRYPTO_KFP_LOCAL_ROOT", str(DEFAULT_ROOT)),
         help="where local outputs go (default: %(default)s)",
     )
+    # Not --runner: that is the pipeline's Beam runner parameter (local or dataflow).
     run.add_argument(
-        "--runner",
+        "--local-runner",
         choices=("subprocess", "docker"),
         default="subprocess",
         help="subprocess: every step in this virtual environment (default); docker: every "
@@ -253,7 +254,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--images",
         metavar="IMAGES.json",
-        help=f"images for --runner docker (default: {DEFAULT_IMAGES})",
+        help=f"images for --local-runner docker (default: {DEFAULT_IMAGES})",
     )
     run.add_argument(
         "--cache",
