@@ -1,8 +1,8 @@
 """Checks of the built images with a real Docker engine (``make test-images``).
 
 The tests build nothing: ``make test-images`` runs ``make images`` first (pushing to a
-local registry), which writes build/images.json; they read it and run the images with the docker CLI. A missing
-file or engine is a failure, not a skip. Every test here carries the ``images`` marker,
+local registry), which writes build/images.json; they read it and run the images with the
+docker CLI. A missing file or engine is a failure, not a skip. Every test here carries the ``images`` marker,
 which the default run (``make test``) deselects.
 """
 
