@@ -2,8 +2,8 @@
 
 The tests build nothing: ``make test-images`` runs ``make images`` first (pushing to a
 local registry), which writes build/images.json; they read it and run the images with the
-docker CLI. A missing file or engine is a failure, not a skip. Every test here carries the ``images`` marker,
-which the default run (``make test``) deselects.
+docker CLI. A missing file or engine is a failure, not a skip. Every test here carries the
+``images`` marker, which the default run (``make test``) deselects.
 """
 
 from __future__ import annotations
