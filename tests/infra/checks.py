@@ -26,6 +26,7 @@ SERVICE_ACCOUNT_PATCH = "kubernetes:core/v1:ServiceAccountPatch"
 K8S_SECRET = "kubernetes:core/v1:Secret"
 K8S_PROVIDER = "pulumi:providers:kubernetes"
 SERVICE = "gcp:projects/service:Service"
+BUDGET = "gcp:billing/budget:Budget"
 
 PRIMITIVE_ROLES = {"roles/owner", "roles/editor", "roles/viewer"}
 KFP_MANIFESTS = "github.com/kubeflow/pipelines/manifests/kustomize"
