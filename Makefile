@@ -13,6 +13,10 @@ PIPELINE_YAML ?= out/crypto_pipeline.yaml
 # Cloud stack (Pulumi). STACK=<name> picks a stack; empty uses the selected one.
 STACK ?=
 PULUMI_STACK = $(if $(STACK),--stack $(STACK))
+# The policy pack every preview and update runs, with its config written from the stack's
+# settings (only serviceAccountKeys and controlPlaneOpenToAnyAddress relax a policy).
+POLICY_CONFIG := .local/policy-config.json
+POLICY = --policy-pack infra/policy --policy-pack-config $(POLICY_CONFIG)
 # KFP API endpoint for `make pipeline` (kubectl -n kubeflow port-forward svc/ml-pipeline-ui 8080:80).
 HOST ?= http://localhost:8080
 SKIP_IMAGES ?=
@@ -38,7 +42,7 @@ TEST_REGISTRY ?= localhost:5000/crypto-kfp
 # `make local RUNNER=docker` runs every step in its image (kfp.local's DockerRunner).
 RUNNER ?= subprocess
 
-.PHONY: help setup test test-infra test-images lint lock lock-check local compile images bench clean preview up destroy keys kubeconfig pipeline
+.PHONY: help setup test test-infra test-images lint lock lock-check local compile images bench clean preview up pause resume policy-config destroy keys kubeconfig pipeline
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -63,11 +67,12 @@ test: $(STAMP) ## Run the whole test suite offline (exit 5, no tests, is a failu
 test-infra: $(STAMP) ## Run only the Pulumi program tests (mocked providers)
 	$(PY) -m pytest tests/infra
 
-lint: $(STAMP) ## Check formatting and lint: ruff format --check, ruff check (lines <= 100)
+lint: $(STAMP) ## Check formatting and lint: ruff (lines <= 100), uv.lock, hadolint, actionlint
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/ruff check .
 	$(MAKE) --no-print-directory lock-check
 	$(VENV)/bin/hadolint components/Dockerfile.base components/*/Dockerfile
+	$(VENV)/bin/actionlint .github/workflows/*.yml
 
 local: $(STAMP) ## Run the whole pipeline on this machine (SOURCE=path|https|gs://, RUNNER=docker: in the images of `make images`, ARGS=...)
 	$(PY) -m pipeline run-local --local-runner $(RUNNER) $(if $(SOURCE),--source "$(SOURCE)") $(ARGS)
@@ -86,11 +91,23 @@ bench: $(STAMP) ## Run the benchmarks and print their figures
 	$(PY) bench/transform_bench.py
 	$(PY) bench/pipeline_bench.py
 
-preview: $(STAMP) ## Show what `make up` would change in the cloud stack (needs the Pulumi CLI)
-	pulumi preview $(PULUMI_STACK)
+policy-config: $(STAMP) ## Write the policy pack's config for the stack to .local/policy-config.json
+	@mkdir -p .local
+	@set -o pipefail; pulumi config --json $(PULUMI_STACK) | $(PY) -m infra.policy.stack_config > $(POLICY_CONFIG)
 
-up: $(STAMP) ## Create/update the cloud stack: GKE, Kubeflow Pipelines, buckets, registry, service accounts
-	pulumi up $(PULUMI_STACK)
+preview: policy-config ## Show what `make up` would change in the cloud stack, checked by the policy pack (needs the Pulumi CLI)
+	pulumi preview $(PULUMI_STACK) $(POLICY)
+
+up: policy-config ## Create/update the cloud stack (GKE, KFP, buckets, registry, IAM), checked by the policy pack
+	pulumi up $(PULUMI_STACK) $(POLICY)
+
+pause: $(STAMP) ## Take the system pool to zero nodes (KFP stops, its volumes stay): paused=true + make up
+	pulumi config set paused true $(PULUMI_STACK)
+	$(MAKE) --no-print-directory up
+
+resume: $(STAMP) ## Bring the system pool back and KFP with it: paused=false + make up
+	pulumi config set paused false $(PULUMI_STACK)
+	$(MAKE) --no-print-directory up
 
 destroy: $(STAMP) ## Delete everything the cloud stack created (a protect=true stack refuses: set protect=false and pulumi up first)
 	pulumi destroy $(PULUMI_STACK)
@@ -98,7 +115,7 @@ destroy: $(STAMP) ## Delete everything the cloud stack created (a protect=true s
 keys: $(STAMP) ## Write requested service-account keys to service_accounts/ (mode 600)
 	set -o pipefail; pulumi stack output --json --show-secrets $(PULUMI_STACK) | $(PY) -m infra.write_keys -
 
-kubeconfig: $(STAMP) ## Write the cluster kubeconfig to .local/kubeconfig (tokens from gke-gcloud-auth-plugin)
+kubeconfig: $(STAMP) ## Write the cluster kubeconfig to .local/kubeconfig (DNS endpoint, tokens from gke-gcloud-auth-plugin)
 	@mkdir -p .local
 	@umask 077; pulumi stack output kubeconfig --show-secrets $(PULUMI_STACK) > .local/kubeconfig
 	@echo "export KUBECONFIG=$$PWD/.local/kubeconfig"

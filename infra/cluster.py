@@ -11,7 +11,19 @@ Security defaults, each with its reason (in the manner of the safer-cluster modu
 - no legacy ABAC, no client certificate, no basic auth: only IAM/RBAC authenticate;
 - Dataplane V2: Kubernetes NetworkPolicy is enforced if a workload defines one;
 - release channel with auto-upgrade and auto-repair: security patches arrive unattended;
-- default node pool removed: every node belongs to a pool defined here.
+- default node pool removed: every node belongs to a pool defined here;
+- closed control plane: no IP range reaches the API server unless the stack names it.
+  kubectl and Pulumi use the DNS-based endpoint, where Google's front end checks IAM
+  (``container.clusters.connect``) before a request reaches the API server, from any
+  workstation or CI runner without knowing its address. The IP endpoint stays private
+  (nodes use it) unless masterAuthorizedNetworks names ranges, or
+  controlPlaneOpenToAnyAddress opens it to everyone on purpose.
+
+``paused`` takes the system pool to zero nodes: autoscaling is switched off (the
+autoscaler alone never removes a node running kube-system pods) and the pool is resized to
+0. KFP's pods stop; its persistent volumes stay and reattach when ``paused`` is false again
+and autoscaling brings the node back. The initial node count never changes (it would
+replace the pool).
 """
 
 from __future__ import annotations
@@ -89,7 +101,8 @@ class GkeCluster(pulumi.ComponentResource):
         # removed the pools, the KFP install and the IAM grants.
         protected = child_options(self, opts, protect=settings.protect)
         authorized = settings.master_authorized_networks
-        if not authorized:
+        open_to_any = settings.control_plane_open_to_any_address
+        if open_to_any:
             pulumi.log.warn(open_endpoint_warning(), resource=self)
 
         self.cluster = gcp.container.Cluster(
@@ -108,24 +121,32 @@ class GkeCluster(pulumi.ComponentResource):
             ),
             private_cluster_config=gcp.container.ClusterPrivateClusterConfigArgs(
                 enable_private_nodes=True,
-                # The endpoint stays reachable so `pulumi up` and `make pipeline` work from a
-                # workstation; masterAuthorizedNetworks narrows who may try.
-                enable_private_endpoint=False,
+                # No public IP endpoint unless the stack names who may use it (or opens it
+                # to everyone on purpose); the nodes use the private one.
+                enable_private_endpoint=not (authorized or open_to_any),
                 master_ipv4_cidr_block=settings.master_cidr,
             ),
-            # Without authorised networks the public endpoint accepts any source address
-            # (every request still needs IAM credentials): the program itself must reach
-            # it from wherever `pulumi up` runs. Set masterAuthorizedNetworks to restrict.
-            master_authorized_networks_config=gcp.container.ClusterMasterAuthorizedNetworksConfigArgs(
+            # How workstations, CI and the program's Kubernetes provider reach the API
+            # server: a DNS name whose requests Google authorises with IAM first.
+            control_plane_endpoints_config=gcp.container.ClusterControlPlaneEndpointsConfigArgs(
+                dns_endpoint_config=gcp.container.ClusterControlPlaneEndpointsConfigDnsEndpointConfigArgs(
+                    allow_external_traffic=True
+                ),
+            ),
+            # Authorised networks on, with only the named ranges (none by default), and not
+            # every Google Cloud address either. Only controlPlaneOpenToAnyAddress turns the
+            # list off, which lets any address reach the public endpoint.
+            master_authorized_networks_config=None
+            if open_to_any
+            else gcp.container.ClusterMasterAuthorizedNetworksConfigArgs(
                 cidr_blocks=[
                     gcp.container.ClusterMasterAuthorizedNetworksConfigCidrBlockArgs(
                         cidr_block=cidr, display_name=f"authorised-{i}"
                     )
                     for i, cidr in enumerate(authorized)
-                ]
-            )
-            if authorized
-            else None,
+                ],
+                gcp_public_cidrs_access_enabled=False,
+            ),
             # Pods get Google credentials per Kubernetes service account, never the node's.
             workload_identity_config=gcp.container.ClusterWorkloadIdentityConfigArgs(
                 workload_pool=f"{settings.project}.svc.id.goog"
@@ -178,10 +199,15 @@ class GkeCluster(pulumi.ComponentResource):
             cluster=self.cluster.id,
             location=self.cluster.location,
             initial_node_count=settings.system_min_nodes,
-            autoscaling=gcp.container.NodePoolAutoscalingArgs(
+            # Paused: no autoscaling and zero nodes. Resumed: node_count is left to the
+            # autoscaler, which scales up for KFP's pending pods.
+            autoscaling=None
+            if settings.paused
+            else gcp.container.NodePoolAutoscalingArgs(
                 total_min_node_count=settings.system_min_nodes,
                 total_max_node_count=settings.system_max_nodes,
             ),
+            node_count=0 if settings.paused else None,
             management=management,
             node_config=_pool_node_config(
                 settings,
@@ -222,25 +248,29 @@ class GkeCluster(pulumi.ComponentResource):
         self.kubeconfig = pulumi.Output.secret(
             pulumi.Output.all(
                 self.cluster.name,
-                self.cluster.endpoint,
-                self.cluster.master_auth.cluster_ca_certificate,
+                self.cluster.control_plane_endpoints_config.dns_endpoint_config.endpoint,
             ).apply(lambda args: kubeconfig(settings.project, settings.cluster_location, *args))
         )
         self.register_outputs({"name": self.cluster.name, "kubeconfig": self.kubeconfig})
 
 
 def open_endpoint_warning() -> str:
-    """The warning shown while the control-plane endpoint accepts any source address."""
+    """The warning shown while the control-plane IP endpoint accepts any source address."""
     return (
-        "masterAuthorizedNetworks is empty: the GKE control-plane endpoint accepts connections "
-        "from any address (every request still needs Google credentials). Restrict it to your "
-        "address with: pulumi config set --path 'masterAuthorizedNetworks[0]' <your-ip>/32"
+        "controlPlaneOpenToAnyAddress is true: the GKE control-plane IP endpoint accepts "
+        "connections from any address (every request still needs Google credentials). Close "
+        "it with: pulumi config set controlPlaneOpenToAnyAddress false (kubectl keeps working "
+        "through the DNS endpoint), or restrict it to your address with: pulumi config set "
+        "--path 'masterAuthorizedNetworks[0]' <your-ip>/32"
     )
 
 
-def kubeconfig(project: str, location: str, name: str, endpoint: str, ca_certificate: str) -> str:
-    """A kubeconfig that holds no credential: gke-gcloud-auth-plugin fetches a short-lived
-    token from the caller's gcloud login each time."""
+def kubeconfig(project: str, location: str, name: str, dns_endpoint: str) -> str:
+    """A kubeconfig for the DNS-based endpoint that holds no credential:
+    gke-gcloud-auth-plugin fetches a short-lived token from the caller's gcloud login each
+    time. The DNS endpoint is served by Google's front end with a publicly trusted
+    certificate, so the file carries no cluster CA (as ``gcloud container clusters
+    get-credentials --dns-endpoint`` writes it)."""
     context = f"gke_{project}_{location}_{name}"
     return json.dumps(
         {
@@ -249,10 +279,7 @@ def kubeconfig(project: str, location: str, name: str, endpoint: str, ca_certifi
             "clusters": [
                 {
                     "name": context,
-                    "cluster": {
-                        "server": f"https://{endpoint}",
-                        "certificate-authority-data": ca_certificate,
-                    },
+                    "cluster": {"server": f"https://{dns_endpoint}"},
                 }
             ],
             "contexts": [{"name": context, "context": {"cluster": context, "user": context}}],

@@ -85,8 +85,15 @@ SCHEMA: dict[str, Setting] = {
     "masterAuthorizedNetworks": Setting(
         "array",
         [],
-        "CIDR ranges allowed to reach the control plane; empty means any address "
-        "(credentials still required) and preview warns.",
+        "CIDR ranges allowed to reach the control plane's public IP endpoint; empty keeps "
+        "the IP endpoint private (kubectl and Pulumi use the IAM-authorised DNS endpoint).",
+    ),
+    "controlPlaneOpenToAnyAddress": Setting(
+        "boolean",
+        False,
+        "Open the control plane's public IP endpoint to every address on the internet: "
+        "anyone can reach the Kubernetes API server (each request still needs Google "
+        "credentials). The policy pack then allows it; a warning shows at every preview.",
     ),
     "kfpVersion": Setting(
         "string",
@@ -117,6 +124,23 @@ SCHEMA: dict[str, Setting] = {
         "Create service-account keys (secret outputs + Kubernetes Secret); Workload "
         "Identity needs none.",
     ),
+    "paused": Setting(
+        "boolean",
+        False,
+        "Take the system pool to zero nodes (KFP stops; its volumes and data stay). "
+        "make pause / make resume set it and run pulumi up.",
+    ),
+    "billingAccount": Setting(
+        "string",
+        "",
+        "Billing account id (XXXXXX-XXXXXX-XXXXXX) of the project; with monthlyBudget, "
+        "creates a budget alerting at 50, 90 and 100%. Empty: no budget.",
+    ),
+    "monthlyBudget": Setting(
+        "integer",
+        0,
+        "Monthly budget in the billing account's currency (whole units); 0: no budget.",
+    ),
 }
 
 RELEASE_CHANNELS = ("RAPID", "REGULAR", "STABLE", "EXTENDED")
@@ -128,6 +152,7 @@ _REGION = re.compile(r"^[a-z]+-[a-z]+[0-9]+$")
 # The KFP manifests are installed from a git tag; only 2.x has the layout this program uses
 # (cluster-scoped-resources + env/platform-agnostic).
 _KFP_VERSION = re.compile(r"^2\.\d+\.\d+(-rc\.\d+)?$")
+_BILLING_ACCOUNT = re.compile(r"^[0-9A-F]{6}-[0-9A-F]{6}-[0-9A-F]{6}$")
 # Bucket names are "<project>-<prefix>-<suffix>": 30 + 1 + 20 + 1 + len("df-staging") = 62,
 # inside GCS's 63-character limit, so the two patterns above keep every name valid.
 
@@ -159,6 +184,10 @@ class Settings:
     registry_keep_versions: int
     protect: bool
     service_account_keys: bool
+    control_plane_open_to_any_address: bool = False
+    paused: bool = False
+    billing_account: str = ""
+    monthly_budget: int = 0
 
     @property
     def cluster_location(self) -> str:
@@ -172,6 +201,11 @@ class Settings:
     def bucket_name(self, suffix: str) -> str:
         """A globally unique bucket name: the project id makes it unique."""
         return f"{self.project}-{self.resource_prefix}-{suffix}"
+
+    @property
+    def budget_requested(self) -> bool:
+        """A billing budget is created only when both of its settings are given."""
+        return bool(self.billing_account and self.monthly_budget)
 
     @property
     def labels(self) -> dict[str, str]:
@@ -356,6 +390,30 @@ def load_settings() -> Settings:
                 _SET_AUTHORIZED_NETWORK,
             )
 
+    open_to_any = r.boolean("controlPlaneOpenToAnyAddress")
+    if open_to_any and authorized:
+        r.fail(
+            "controlPlaneOpenToAnyAddress",
+            "true contradicts masterAuthorizedNetworks, which restricts the endpoint",
+            "false",
+        )
+
+    billing_account = r.string("billingAccount").upper()
+    if billing_account and not _BILLING_ACCOUNT.match(billing_account):
+        r.fail(
+            "billingAccount",
+            f"{billing_account!r} is not a billing account id like 012345-6789AB-CDEF01",
+            "012345-6789AB-CDEF01",
+        )
+    monthly_budget = r.integer("monthlyBudget", 0, 10_000_000)
+    if bool(billing_account) != bool(monthly_budget):
+        missing = "monthlyBudget" if billing_account else "billingAccount"
+        r.fail(
+            missing,
+            "a budget needs both billingAccount and monthlyBudget; only one is set",
+            "100" if missing == "monthlyBudget" else "012345-6789AB-CDEF01",
+        )
+
     settings = Settings(
         project=project,
         stack=pulumi.get_stack(),
@@ -382,6 +440,10 @@ def load_settings() -> Settings:
         registry_keep_versions=r.integer("registryKeepVersions", 1, 1000),
         protect=r.boolean("protect"),
         service_account_keys=r.boolean("serviceAccountKeys"),
+        control_plane_open_to_any_address=open_to_any,
+        paused=r.boolean("paused"),
+        billing_account=billing_account,
+        monthly_budget=monthly_budget,
     )
     if r.errors:
         raise ConfigError("Invalid stack configuration:\n  - " + "\n  - ".join(r.errors))

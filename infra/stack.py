@@ -8,6 +8,7 @@ import pulumi
 
 from components.common.placement import PIPELINES_LABEL, PIPELINES_TOLERATION
 from infra.apis import ProjectApis
+from infra.budget import ProjectBudget
 from infra.cluster import GkeCluster
 from infra.config import Settings
 from infra.identity import ServiceAccounts, WorkloadIdentityBindings
@@ -80,6 +81,9 @@ def build_stack(settings: Settings) -> dict[str, Any]:
     }
     outputs.update({BUCKET_OUTPUTS[key]: uri for key, uri in storage.uris.items()})
     outputs.update({ACCOUNT_OUTPUTS[key]: email for key, email in identity.emails.items()})
+
+    if settings.budget_requested:
+        ProjectBudget("budget", settings, opts=after_apis)
 
     if settings.service_account_keys:
         keys = ServiceAccountKeys(

@@ -26,6 +26,7 @@ SERVICE_ACCOUNT_PATCH = "kubernetes:core/v1:ServiceAccountPatch"
 K8S_SECRET = "kubernetes:core/v1:Secret"
 K8S_PROVIDER = "pulumi:providers:kubernetes"
 SERVICE = "gcp:projects/service:Service"
+BUDGET = "gcp:billing/budget:Budget"
 
 PRIMITIVE_ROLES = {"roles/owner", "roles/editor", "roles/viewer"}
 KFP_MANIFESTS = "github.com/kubeflow/pipelines/manifests/kustomize"
@@ -288,11 +289,32 @@ def check_pulumi_protect(run: ProgramRun, protect: bool) -> None:
 
 
 def check_open_endpoint_warning(run: ProgramRun) -> None:
-    """Exactly one warning for an endpoint open to any address, naming the key and the fix."""
-    found = [w for w in run.warnings if "masterAuthorizedNetworks" in w]
+    """Exactly one warning for an IP endpoint open to any address, naming the setting and
+    both ways to close it."""
+    found = [w for w in run.warnings if "controlPlaneOpenToAnyAddress" in w]
     assert len(found) == 1, (
-        f"expected one warning about masterAuthorizedNetworks, got {run.warnings}"
+        f"expected one warning about controlPlaneOpenToAnyAddress, got {run.warnings}"
     )
-    assert "pulumi config set --path 'masterAuthorizedNetworks[0]' <your-ip>/32" in found[0], found[
-        0
-    ]
+    for fix in (
+        "pulumi config set controlPlaneOpenToAnyAddress false",
+        "pulumi config set --path 'masterAuthorizedNetworks[0]' <your-ip>/32",
+    ):
+        assert fix in found[0], found[0]
+
+
+def check_closed_control_plane(run: ProgramRun) -> None:
+    """No IP range reaches the control plane: the public IP endpoint is off, authorised
+    networks are on with no range (and not every Google Cloud address), and the
+    IAM-authorised DNS endpoint takes external traffic."""
+    cluster = run.one(CLUSTER)
+    assert dig(cluster.inputs, "privateClusterConfig", "enablePrivateEndpoint") is True, (
+        f"{cluster.urn}: the public IP endpoint is on"
+    )
+    networks = dig(cluster.inputs, "masterAuthorizedNetworksConfig")
+    assert networks is not None, f"{cluster.urn}: authorised networks off (any address)"
+    assert not networks.get("cidrBlocks"), f"{cluster.urn}: ranges {networks.get('cidrBlocks')}"
+    assert networks.get("gcpPublicCidrsAccessEnabled") is False, (
+        f"{cluster.urn}: every Google Cloud address may reach the control plane"
+    )
+    dns = dig(cluster.inputs, "controlPlaneEndpointsConfig", "dnsEndpointConfig", default={})
+    assert dns.get("allowExternalTraffic") is True, f"{cluster.urn}: no DNS endpoint: {dns}"

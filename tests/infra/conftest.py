@@ -38,5 +38,10 @@ def keys_run() -> ProgramRun:
 
 
 @pytest.fixture(scope="session")
+def open_endpoint_run() -> ProgramRun:
+    return run_program(stack_config(controlPlaneOpenToAnyAddress=True))
+
+
+@pytest.fixture(scope="session")
 def custom_run() -> ProgramRun:
     return run_program(stack_config(**CUSTOM))

@@ -29,7 +29,11 @@ INFRA_DIR = PROJECT_ROOT / "infra"
 PULUMI_PROJECT = "crypto-kfp"
 STACK = "dev"
 GCP_PROJECT = "demo-project-123"
+GCP_PROJECT_NUMBER = "123456789012"
 FAKE_CA = base64.b64encode(b"fake-ca").decode()
+DNS_ENDPOINT = "gke-0123456789abcdef0123456789abcdef-123456789012.us-central1-a.gke.goog"
+# The one provider call the program may make: the project number for a budget's filter.
+GET_PROJECT = "gcp:organizations/getProject:getProject"
 
 
 @dataclass
@@ -61,9 +65,12 @@ class RecordingMocks(pulumi.runtime.Mocks):
             email = f"{args.inputs['accountId']}@{GCP_PROJECT}.iam.gserviceaccount.com"
             state.update(email=email, name=f"projects/{GCP_PROJECT}/serviceAccounts/{email}")
         elif args.typ == "gcp:container/cluster:Cluster":
+            endpoints = args.inputs.get("controlPlaneEndpointsConfig", {})
+            dns = {**endpoints.get("dnsEndpointConfig", {}), "endpoint": DNS_ENDPOINT}
             state.update(
                 endpoint="203.0.113.10",
                 masterAuth={**args.inputs.get("masterAuth", {}), "clusterCaCertificate": FAKE_CA},
+                controlPlaneEndpointsConfig={**endpoints, "dnsEndpointConfig": dns},
             )
             location, name = args.inputs["location"], args.inputs["name"]
             resource_id = f"projects/{GCP_PROJECT}/locations/{location}/clusters/{name}"
@@ -78,7 +85,13 @@ class RecordingMocks(pulumi.runtime.Mocks):
             state["name"] = args.inputs["repositoryId"]
         return resource_id, state
 
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, dict[str, Any]]] = []
+
     def call(self, args: pulumi.runtime.MockCallArgs):
+        self.calls.append((args.token, dict(args.args)))
+        if args.token == GET_PROJECT:
+            return {"projectId": args.args["projectId"], "number": GCP_PROJECT_NUMBER}
         raise AssertionError(f"the program made an unexpected provider call: {args.token}")
 
 
@@ -118,6 +131,8 @@ class ProgramRun:
     resources: list[Registered]
     outputs: dict[str, Any]
     warnings: list[str] = field(default_factory=list)
+    # (token, arguments) of every provider function the program called.
+    calls: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
 
     def of_type(self, type_token: str) -> list[Registered]:
         return [r for r in self.resources if r.type == type_token]
@@ -182,7 +197,10 @@ def run_program(config: dict[str, str], *, preview: bool = False) -> ProgramRun:
     stack = pulumi_settings.get_root_resource()
     _sync_await(run_pulumi_func(lambda: runpy.run_path(str(INFRA_DIR), run_name="__main__")))
     return ProgramRun(
-        resources=monitor.registered, outputs=dict(stack.outputs), warnings=recorder.messages
+        resources=monitor.registered,
+        outputs=dict(stack.outputs),
+        warnings=recorder.messages,
+        calls=mocks.calls,
     )
 
 

@@ -75,9 +75,23 @@ def test_pulumi_protected_scratch_bucket_is_caught(monkeypatch):
 
 def test_missing_endpoint_warning_is_caught(monkeypatch):
     monkeypatch.setattr(infra.cluster.pulumi.log, "warn", lambda *args, **kwargs: None)
-    run = run_program(stack_config())
+    run = run_program(stack_config(controlPlaneOpenToAnyAddress=True))
     with pytest.raises(AssertionError, match="expected one warning"):
         checks.check_open_endpoint_warning(run)
+
+
+def test_public_endpoint_in_the_default_stack_is_caught(monkeypatch):
+    real = infra.cluster.gcp.container.ClusterPrivateClusterConfigArgs
+
+    def public_endpoint(**kwargs):
+        return real(**{**kwargs, "enable_private_endpoint": False})
+
+    monkeypatch.setattr(
+        infra.cluster.gcp.container, "ClusterPrivateClusterConfigArgs", public_endpoint
+    )
+    run = run_program(stack_config())
+    with pytest.raises(AssertionError, match="the public IP endpoint is on"):
+        checks.check_closed_control_plane(run)
 
 
 def test_wrong_output_value_fails_a_pulumi_runtime_test():

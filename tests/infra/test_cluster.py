@@ -98,23 +98,39 @@ def test_node_service_account_has_only_node_roles(default_run):
     assert other == []
 
 
-def test_zonal_cluster_and_open_endpoint_by_default(default_run):
+def test_zonal_cluster_and_closed_control_plane_by_default(default_run):
     cluster = default_run.one(CLUSTER)
     assert cluster.inputs["location"] == "us-central1-a"
-    assert "masterAuthorizedNetworksConfig" not in cluster.inputs
+    checks.check_closed_control_plane(default_run)
     assert cluster.inputs["workloadIdentityConfig"]["workloadPool"] == f"{GCP_PROJECT}.svc.id.goog"
 
 
-def test_open_endpoint_warns_naming_the_key_and_the_fix(default_run):
-    checks.check_open_endpoint_warning(default_run)
+def test_no_endpoint_warning_by_default(default_run):
+    assert not any("controlPlaneOpenToAnyAddress" in w for w in default_run.warnings), (
+        default_run.warnings
+    )
+
+
+def test_open_to_any_address_only_with_the_explicit_setting(open_endpoint_run):
+    cluster = open_endpoint_run.one(CLUSTER)
+    assert dig(cluster.inputs, "privateClusterConfig", "enablePrivateEndpoint") is False
+    # No authorised-networks block: GKE lets every address reach the public endpoint.
+    assert "masterAuthorizedNetworksConfig" not in cluster.inputs
+    dns = dig(cluster.inputs, "controlPlaneEndpointsConfig", "dnsEndpointConfig")
+    assert dns["allowExternalTraffic"] is True
+
+
+def test_open_endpoint_warns_naming_the_setting_and_the_fix(open_endpoint_run):
+    checks.check_open_endpoint_warning(open_endpoint_run)
 
 
 def test_open_endpoint_warns_at_preview():
-    checks.check_open_endpoint_warning(run_program(stack_config(), preview=True))
+    run = run_program(stack_config(controlPlaneOpenToAnyAddress=True), preview=True)
+    checks.check_open_endpoint_warning(run)
 
 
 def test_no_endpoint_warning_with_authorised_networks(custom_run):
-    assert not any("masterAuthorizedNetworks" in w for w in custom_run.warnings), (
+    assert not any("controlPlaneOpenToAnyAddress" in w for w in custom_run.warnings), (
         custom_run.warnings
     )
 
@@ -124,6 +140,12 @@ def test_regional_cluster_with_authorised_networks_from_config(custom_run):
     assert cluster.inputs["location"] == "europe-west4"
     blocks = dig(cluster.inputs, "masterAuthorizedNetworksConfig", "cidrBlocks")
     assert [b["cidrBlock"] for b in blocks] == ["203.0.113.7/32", "198.51.100.0/24"]
+    # Named ranges reach the public IP endpoint, nobody else.
+    assert dig(cluster.inputs, "privateClusterConfig", "enablePrivateEndpoint") is False
+    assert (
+        dig(cluster.inputs, "masterAuthorizedNetworksConfig", "gcpPublicCidrsAccessEnabled")
+        is False
+    )
     assert dig(cluster.inputs, "releaseChannel", "channel") == "STABLE"
     for pool in checks.node_pools(custom_run):
         assert pool.inputs["location"] == "europe-west4", pool.urn

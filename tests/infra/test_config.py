@@ -86,6 +86,15 @@ def test_every_problem_is_reported_at_once():
         ),
         ({"resourcePrefix": "Crypto_KFP"}, "resourcePrefix: 'Crypto_KFP' must be 3-20 lower case"),
         ({"tempObjectTtlDays": 0}, "tempObjectTtlDays: 0 is outside 1..365"),
+        (
+            {"controlPlaneOpenToAnyAddress": True, "masterAuthorizedNetworks": ["203.0.113.7/32"]},
+            "controlPlaneOpenToAnyAddress: true contradicts masterAuthorizedNetworks",
+        ),
+        ({"paused": "maybe"}, "paused: 'maybe' is not true or false"),
+        (
+            {"billingAccount": "my-account", "monthlyBudget": 50},
+            "billingAccount: 'MY-ACCOUNT' is not a billing account id",
+        ),
     ],
 )
 def test_other_invalid_values_name_the_key(overrides, expected):
@@ -93,3 +102,16 @@ def test_other_invalid_values_name_the_key(overrides, expected):
     assert expected in message
     key = next(iter(overrides))
     assert re.search(rf"Fix it with: pulumi config set (--path ')?{key}\b", message), message
+
+
+@pytest.mark.parametrize(
+    ("overrides", "missing", "example"),
+    [
+        ({"billingAccount": "012345-6789AB-CDEF01"}, "monthlyBudget", "100"),
+        ({"monthlyBudget": 50}, "billingAccount", "012345-6789AB-CDEF01"),
+    ],
+)
+def test_a_budget_needs_both_settings(overrides, missing, example):
+    message = config_error(**overrides)
+    assert f"{missing}: a budget needs both billingAccount and monthlyBudget" in message
+    assert f"Fix it with: pulumi config set {missing} {example}" in message

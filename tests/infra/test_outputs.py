@@ -12,7 +12,7 @@ from typing import Any
 
 import pulumi
 
-from tests.infra.harness import GCP_PROJECT
+from tests.infra.harness import DNS_ENDPOINT, GCP_PROJECT
 
 EXPECTED_OUTPUTS = {
     "project",
@@ -141,7 +141,9 @@ def test_kubeconfig_is_a_secret_and_uses_the_auth_plugin(default_run):
         config = json.loads(text)
         context = f"gke_{GCP_PROJECT}_us-central1-a_crypto-kfp-gke"
         assert config["current-context"] == context
-        assert config["clusters"][0]["cluster"]["server"] == "https://203.0.113.10"
+        # The IAM-authorised DNS endpoint (publicly trusted certificate, so no cluster CA),
+        # not the IP endpoint, which is private by default.
+        assert config["clusters"][0]["cluster"] == {"server": f"https://{DNS_ENDPOINT}"}
         user = config["users"][0]["user"]
         assert user["exec"]["command"] == "gke-gcloud-auth-plugin"
         # No static credential in the file: tokens come from the plugin at use time.

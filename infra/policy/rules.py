@@ -1,0 +1,306 @@
+"""Each policy's check: a plain function of a resource's type, its inputs and the policy's
+config, returning the violations (empty: the resource complies or is not concerned).
+
+Inputs use the engine's property names (camelCase), as a policy pack and the test harness
+both see them. Nothing here imports Pulumi: the engine calls these through ``pack``, the
+tests call them directly on the recorded inputs of the real program.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from components.common.placement import PIPELINES_LABEL
+
+CLUSTER = "gcp:container/cluster:Cluster"
+NODE_POOL = "gcp:container/nodePool:NodePool"
+BUCKET = "gcp:storage/bucket:Bucket"
+KEY = "gcp:serviceaccount/key:Key"
+PRIMITIVE_ROLES = frozenset({"roles/owner", "roles/editor", "roles/viewer"})
+# IAM resources granting on a whole project, folder or organisation.
+WIDE_IAM_MODULES = ("gcp:projects/", "gcp:folder/", "gcp:organizations/")
+PIPELINES_POOL = "pipelines"
+
+Props = Mapping[str, Any]
+Config = Mapping[str, Any]
+
+# The special-signature key the engine uses to mark a secret value inside properties.
+_SECRET_SIG = "4dabf18193072939515e22adb298388d"
+
+
+def _plain(value: Any) -> Any:
+    """A value with a secret wrapper (as the mocks record it) removed."""
+    if isinstance(value, Mapping) and _SECRET_SIG in value:
+        return value.get("value")
+    return value
+
+
+def dig(props: Props, *path: str, default: Any = None) -> Any:
+    """A nested input by path; ``default`` when any step is missing."""
+    value: Any = props
+    for key in path:
+        value = _plain(value)
+        if not isinstance(value, Mapping) or key not in value:
+            return default
+        value = value[key]
+    value = _plain(value)
+    return default if value is None else value
+
+
+def _node_configs(resource_type: str, props: Props) -> list[tuple[str, Props]]:
+    """The node configurations a cluster (its short-lived default pool) or pool defines."""
+    if resource_type in (CLUSTER, NODE_POOL):
+        return [(resource_type.rsplit(":", 1)[-1], dig(props, "nodeConfig", default={}))]
+    return []
+
+
+def private_nodes(resource_type: str, props: Props, config: Config) -> list[str]:
+    if resource_type == CLUSTER:
+        if dig(props, "privateClusterConfig", "enablePrivateNodes") is not True:
+            return ["cluster nodes must be private (privateClusterConfig.enablePrivateNodes)"]
+    if resource_type == NODE_POOL:
+        if dig(props, "networkConfig", "enablePrivateNodes") is False:
+            return ["node pool turns private nodes off (networkConfig.enablePrivateNodes)"]
+    return []
+
+
+def workload_identity(resource_type: str, props: Props, config: Config) -> list[str]:
+    problems = []
+    if resource_type == CLUSTER:
+        pool = dig(props, "workloadIdentityConfig", "workloadPool", default="")
+        if not str(pool).endswith(".svc.id.goog"):
+            problems.append("Workload Identity is off (workloadIdentityConfig.workloadPool)")
+    for kind, node_config in _node_configs(resource_type, props):
+        mode = dig(node_config, "workloadMetadataConfig", "mode")
+        if mode != "GKE_METADATA":
+            problems.append(f"{kind} nodes expose the node's credentials (metadata mode {mode!r})")
+    return problems
+
+
+def shielded_nodes(resource_type: str, props: Props, config: Config) -> list[str]:
+    problems = []
+    if resource_type == CLUSTER and props.get("enableShieldedNodes") is not True:
+        problems.append("shielded nodes are off (enableShieldedNodes)")
+    for kind, node_config in _node_configs(resource_type, props):
+        shielded = dig(node_config, "shieldedInstanceConfig", default={})
+        if dig(shielded, "enableSecureBoot") is not True:
+            problems.append(f"{kind} nodes without secure boot")
+        if dig(shielded, "enableIntegrityMonitoring") is not True:
+            problems.append(f"{kind} nodes without integrity monitoring")
+    return problems
+
+
+def no_legacy_auth(resource_type: str, props: Props, config: Config) -> list[str]:
+    problems = []
+    if resource_type == CLUSTER:
+        if props.get("enableLegacyAbac") is not False:
+            problems.append("legacy ABAC must be off (enableLegacyAbac false)")
+        issue = dig(props, "masterAuth", "clientCertificateConfig", "issueClientCertificate")
+        if issue is not False:
+            problems.append("a client certificate must not be issued (issueClientCertificate)")
+    return problems
+
+
+def default_pool_removed(resource_type: str, props: Props, config: Config) -> list[str]:
+    if resource_type == CLUSTER and props.get("removeDefaultNodePool") is not True:
+        return ["the default node pool must be removed (removeDefaultNodePool)"]
+    return []
+
+
+def _is_pipelines_pool(props: Props) -> bool:
+    labels = dig(props, "nodeConfig", "labels", default={})
+    return props.get("name") == PIPELINES_POOL or all(
+        labels.get(k) == v for k, v in PIPELINES_LABEL.items()
+    )
+
+
+def pipelines_pool_spot_from_zero(resource_type: str, props: Props, config: Config) -> list[str]:
+    if resource_type != NODE_POOL or not _is_pipelines_pool(props):
+        return []
+    problems = []
+    if dig(props, "nodeConfig", "spot") is not True:
+        problems.append("the pipelines pool must run on Spot VMs (nodeConfig.spot)")
+    autoscaling = dig(props, "autoscaling", default={})
+    low = dig(autoscaling, "totalMinNodeCount", default=dig(autoscaling, "minNodeCount"))
+    if low != 0 or dig(props, "initialNodeCount", default=0) != 0:
+        problems.append("the pipelines pool must start at and scale back to zero nodes")
+    return problems
+
+
+def bucket_locked_down(resource_type: str, props: Props, config: Config) -> list[str]:
+    problems = []
+    if resource_type == BUCKET:
+        if props.get("uniformBucketLevelAccess") is not True:
+            problems.append("bucket allows object ACLs (uniformBucketLevelAccess)")
+        if props.get("publicAccessPrevention") != "enforced":
+            problems.append("bucket may be made public (publicAccessPrevention enforced)")
+    return problems
+
+
+def is_iam(resource_type: str) -> bool:
+    """IAM member, binding and policy resources of every GCP module."""
+    kind = resource_type.rsplit(":", 1)[-1].lower()
+    return resource_type.startswith("gcp:") and kind.endswith(
+        ("iammember", "iambinding", "iampolicy")
+    )
+
+
+def _roles(props: Props) -> list[str]:
+    if "role" in props:
+        return [str(dig(props, "role"))]
+    policy = dig(props, "policyData")
+    if isinstance(policy, str):
+        try:
+            return [b.get("role", "") for b in json.loads(policy).get("bindings", [])]
+        except (ValueError, AttributeError):
+            return []
+    return []
+
+
+def no_primitive_roles(resource_type: str, props: Props, config: Config) -> list[str]:
+    if not is_iam(resource_type):
+        return []
+    return [f"primitive role {role}" for role in _roles(props) if role in PRIMITIVE_ROLES]
+
+
+def no_project_storage_role(resource_type: str, props: Props, config: Config) -> list[str]:
+    if not (is_iam(resource_type) and resource_type.startswith(WIDE_IAM_MODULES)):
+        return []
+    return [
+        f"storage role {role} granted on a whole {resource_type.split('/')[0][4:]}: "
+        "grant it on the bucket"
+        for role in _roles(props)
+        if role.startswith("roles/storage.")
+    ]
+
+
+def no_service_account_key(resource_type: str, props: Props, config: Config) -> list[str]:
+    if resource_type == KEY and not config.get("allowKeys", False):
+        return [
+            "service-account key: Workload Identity needs none; a stack that needs keys sets "
+            "serviceAccountKeys true"
+        ]
+    return []
+
+
+def _any_address(cidr: str) -> bool:
+    try:
+        return ipaddress.ip_network(cidr, strict=False).prefixlen == 0
+    except ValueError:
+        return False
+
+
+def no_open_control_plane(resource_type: str, props: Props, config: Config) -> list[str]:
+    if resource_type != CLUSTER or config.get("allowOpenToAnyAddress", False):
+        return []
+    networks = dig(props, "masterAuthorizedNetworksConfig")
+    if dig(networks or {}, "gcpPublicCidrsAccessEnabled") is True:
+        return ["every Google Cloud address may reach the control plane"]
+    ip_enabled = dig(props, "controlPlaneEndpointsConfig", "ipEndpointsConfig", "enabled")
+    public = dig(props, "privateClusterConfig", "enablePrivateEndpoint") is not True
+    if ip_enabled is False or not public:
+        return []
+    if networks is None:
+        return ["the public control-plane endpoint accepts any address (no authorised networks)"]
+    blocks = dig(networks, "cidrBlocks", default=[])
+    return [
+        f"authorised network {cidr} is every address"
+        for cidr in (dig(b, "cidrBlock", default="") for b in blocks)
+        if _any_address(cidr)
+    ]
+
+
+@dataclass(frozen=True)
+class Rule:
+    name: str
+    description: str
+    check: Callable[[str, Props, Config], list[str]]
+    # Whether a resource type is one the rule examines (tests require one in the program).
+    applies_to: Callable[[str], bool]
+    # JSON schema properties of the rule's config, with their defaults.
+    config: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def __call__(self, resource_type: str, props: Props, config: Config | None = None) -> list[str]:
+        defaults = {key: spec["default"] for key, spec in self.config.items()}
+        return self.check(resource_type, props, {**defaults, **(config or {})})
+
+
+def _types(*names: str) -> Callable[[str], bool]:
+    return lambda resource_type: resource_type in names
+
+
+RULES = (
+    Rule(
+        "private-nodes",
+        "GKE nodes have no public IP address.",
+        private_nodes,
+        _types(CLUSTER, NODE_POOL),
+    ),
+    Rule(
+        "workload-identity",
+        "Workload Identity on the cluster and the GKE metadata server on every pool.",
+        workload_identity,
+        _types(CLUSTER, NODE_POOL),
+    ),
+    Rule(
+        "shielded-nodes",
+        "Shielded nodes with secure boot and integrity monitoring.",
+        shielded_nodes,
+        _types(CLUSTER, NODE_POOL),
+    ),
+    Rule(
+        "no-legacy-auth",
+        "No legacy ABAC and no client certificate: only IAM and RBAC authorise.",
+        no_legacy_auth,
+        _types(CLUSTER),
+    ),
+    Rule(
+        "default-pool-removed",
+        "The default node pool is removed; every node belongs to a declared pool.",
+        default_pool_removed,
+        _types(CLUSTER),
+    ),
+    Rule(
+        "pipelines-pool-spot-from-zero",
+        "The pipelines pool runs on Spot VMs and scales from zero.",
+        pipelines_pool_spot_from_zero,
+        _types(NODE_POOL),
+    ),
+    Rule(
+        "bucket-locked-down",
+        "Every bucket has uniform bucket-level access and enforced public access prevention.",
+        bucket_locked_down,
+        _types(BUCKET),
+    ),
+    Rule(
+        "no-primitive-roles",
+        "No owner, editor or viewer role anywhere.",
+        no_primitive_roles,
+        is_iam,
+    ),
+    Rule(
+        "no-project-storage-role",
+        "Storage roles are granted on buckets, never on a project, folder or organisation.",
+        no_project_storage_role,
+        lambda t: is_iam(t) and t.startswith(WIDE_IAM_MODULES),
+    ),
+    Rule(
+        "no-service-account-key",
+        "No service-account key unless the stack allows keys (policy config allowKeys).",
+        no_service_account_key,
+        _types(KEY),
+        config={"allowKeys": {"type": "boolean", "default": False}},
+    ),
+    Rule(
+        "no-open-control-plane",
+        "No control-plane endpoint open to any address, unless the stack opens it on purpose "
+        "(policy config allowOpenToAnyAddress).",
+        no_open_control_plane,
+        _types(CLUSTER),
+        config={"allowOpenToAnyAddress": {"type": "boolean", "default": False}},
+    ),
+)

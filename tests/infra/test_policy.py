@@ -1,0 +1,303 @@
+"""The policy pack: every policy passes on the real program and fails on exactly the property
+it guards.
+
+The program runs under the mocks (default, keys, protect and the other settings); every
+policy function runs on every recorded resource with the policy config ``make`` would
+derive from that stack's settings. Then one property of one recorded resource is broken, and
+exactly that policy, and no other, must report it.
+"""
+
+from __future__ import annotations
+
+import copy
+import runpy
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pulumi_policy
+import pytest
+import yaml
+
+from infra.policy import pack, rules
+from infra.policy.stack_config import policy_config
+from tests.infra.checks import (
+    ACCOUNT_IAM,
+    BUCKET,
+    BUCKET_IAM,
+    CLUSTER,
+    KEY,
+    NODE_POOL,
+    PROJECT_IAM,
+    REPOSITORY_IAM,
+)
+from tests.infra.harness import PROJECT_ROOT, ProgramRun, run_program, stack_config
+
+POLICY_DIR = PROJECT_ROOT / "infra" / "policy"
+RULES = {rule.name: rule for rule in rules.RULES}
+STACKS = {
+    "default": {},
+    "keys": {"serviceAccountKeys": True},
+    "protect": {"protect": True},
+    "open-endpoint": {"controlPlaneOpenToAnyAddress": True},
+    "authorised-networks": {"masterAuthorizedNetworks": ["203.0.113.7/32"]},
+    "paused": {"paused": True},
+    "budget": {"billingAccount": "012345-6789AB-CDEF01", "monthlyBudget": 50},
+}
+
+
+@pytest.fixture(scope="module")
+def runs() -> dict[str, tuple[ProgramRun, dict[str, Any]]]:
+    """Each stack's run and the policy config `make` would write for it."""
+    result = {}
+    for name, overrides in STACKS.items():
+        config = stack_config(**overrides)
+        result[name] = (run_program(config), policy_config(config))
+    return result
+
+
+def violations(resource_type: str, props: dict, config: dict) -> dict[str, list[str]]:
+    """Every policy's violations for one resource (policies without any left out)."""
+    found = {}
+    for name, rule in RULES.items():
+        messages = rule(resource_type, props, config.get(name))
+        if messages:
+            found[name] = messages
+    return found
+
+
+@pytest.mark.parametrize("stack", list(STACKS))
+def test_every_policy_passes_on_the_program(runs, stack):
+    run, config = runs[stack]
+    failing = {
+        r.urn: found for r in run.resources if (found := violations(r.type, r.inputs, config))
+    }
+    assert failing == {}
+
+
+@pytest.mark.parametrize("name", list(RULES))
+def test_every_policy_examines_something_in_the_program(runs, name):
+    # A policy matching no resource would pass vacuously.
+    run, _ = runs["keys"]
+    assert any(RULES[name].applies_to(r.type) for r in run.resources), name
+
+
+def _set(props: dict, path: tuple[str, ...], value: Any) -> None:
+    """Sets (or, for ``DELETE``, removes) one nested input."""
+    *parents, last = path
+    target = props
+    for key in parents:
+        target = target.setdefault(key, {})
+    if value is DELETE:
+        target.pop(last)
+    else:
+        target[last] = value
+
+
+DELETE = object()
+
+
+def _pipelines(r) -> bool:
+    return r.inputs.get("name") == "pipelines"
+
+
+def _system(r) -> bool:
+    return r.inputs.get("name") == "system"
+
+
+def _project_role(role: str):
+    return lambda r: r.inputs.get("role") == role
+
+
+# (policy, resource type, which resource, the property broken, its broken value)
+BROKEN = [
+    ("private-nodes", CLUSTER, None, ("privateClusterConfig", "enablePrivateNodes"), False),
+    ("private-nodes", NODE_POOL, _system, ("networkConfig", "enablePrivateNodes"), False),
+    ("workload-identity", CLUSTER, None, ("workloadIdentityConfig",), DELETE),
+    (
+        "workload-identity",
+        CLUSTER,
+        None,
+        ("nodeConfig", "workloadMetadataConfig", "mode"),
+        "GCE_METADATA",
+    ),
+    (
+        "workload-identity",
+        NODE_POOL,
+        _pipelines,
+        ("nodeConfig", "workloadMetadataConfig", "mode"),
+        "GCE_METADATA",
+    ),
+    ("shielded-nodes", CLUSTER, None, ("enableShieldedNodes",), False),
+    (
+        "shielded-nodes",
+        NODE_POOL,
+        _system,
+        ("nodeConfig", "shieldedInstanceConfig", "enableSecureBoot"),
+        False,
+    ),
+    (
+        "shielded-nodes",
+        NODE_POOL,
+        _pipelines,
+        ("nodeConfig", "shieldedInstanceConfig", "enableIntegrityMonitoring"),
+        False,
+    ),
+    ("no-legacy-auth", CLUSTER, None, ("enableLegacyAbac",), True),
+    (
+        "no-legacy-auth",
+        CLUSTER,
+        None,
+        ("masterAuth", "clientCertificateConfig", "issueClientCertificate"),
+        True,
+    ),
+    ("default-pool-removed", CLUSTER, None, ("removeDefaultNodePool",), False),
+    ("pipelines-pool-spot-from-zero", NODE_POOL, _pipelines, ("nodeConfig", "spot"), False),
+    (
+        "pipelines-pool-spot-from-zero",
+        NODE_POOL,
+        _pipelines,
+        ("autoscaling", "totalMinNodeCount"),
+        1,
+    ),
+    ("bucket-locked-down", BUCKET, None, ("uniformBucketLevelAccess",), False),
+    ("bucket-locked-down", BUCKET, None, ("publicAccessPrevention",), "inherited"),
+    ("no-primitive-roles", PROJECT_IAM, None, ("role",), "roles/editor"),
+    ("no-primitive-roles", BUCKET_IAM, None, ("role",), "roles/owner"),
+    ("no-primitive-roles", REPOSITORY_IAM, None, ("role",), "roles/viewer"),
+    ("no-primitive-roles", ACCOUNT_IAM, None, ("role",), "roles/owner"),
+    ("no-project-storage-role", PROJECT_IAM, None, ("role",), "roles/storage.objectViewer"),
+    ("no-project-storage-role", PROJECT_IAM, None, ("role",), "roles/storage.admin"),
+    (
+        "no-open-control-plane",
+        CLUSTER,
+        None,
+        ("masterAuthorizedNetworksConfig", "gcpPublicCidrsAccessEnabled"),
+        True,
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("policy", "resource_type", "select", "path", "value"),
+    BROKEN,
+    ids=[f"{b[0]}:{b[1].rsplit(':', 1)[-1]}:{'.'.join(b[3])}" for b in BROKEN],
+)
+def test_each_policy_fails_on_exactly_its_broken_property(
+    runs, policy, resource_type, select, path, value
+):
+    run, config = runs["default"]
+    candidates = [r for r in run.of_type(resource_type) if select is None or select(r)]
+    assert candidates, f"no {resource_type} in the program"
+    for resource in candidates:
+        assert violations(resource.type, resource.inputs, config) == {}, resource.urn
+        broken = copy.deepcopy(resource.inputs)
+        _set(broken, path, value)
+        found = violations(resource.type, broken, config)
+        assert set(found) == {policy}, f"{resource.urn} with {path}={value!r}: {found}"
+        assert len(found[policy]) == 1, found
+
+
+def test_an_endpoint_open_to_any_address_is_refused_unless_allowed(runs):
+    default, config = runs["default"]
+    cluster = copy.deepcopy(default.one(CLUSTER).inputs)
+    _set(cluster, ("privateClusterConfig", "enablePrivateEndpoint"), False)
+    _set(cluster, ("masterAuthorizedNetworksConfig",), DELETE)
+    assert set(violations(CLUSTER, cluster, config)) == {"no-open-control-plane"}
+
+    # The program's own open stack: refused without the setting's config, allowed with it.
+    open_run, open_config = runs["open-endpoint"]
+    props = open_run.one(CLUSTER).inputs
+    assert open_config["no-open-control-plane"] == {"allowOpenToAnyAddress": True}
+    assert set(violations(CLUSTER, props, config)) == {"no-open-control-plane"}
+    assert violations(CLUSTER, props, open_config) == {}
+
+
+def test_an_authorised_network_of_every_address_is_refused(runs):
+    run, config = runs["authorised-networks"]
+    cluster = copy.deepcopy(run.one(CLUSTER).inputs)
+    cluster["masterAuthorizedNetworksConfig"]["cidrBlocks"][0]["cidrBlock"] = "0.0.0.0/0"
+    assert set(violations(CLUSTER, cluster, config)) == {"no-open-control-plane"}
+
+
+def test_a_public_endpoint_without_authorised_networks_is_refused(runs):
+    # The default stack is closed twice over (no public IP endpoint, and authorised networks
+    # with no range), so one property cannot open it; a stack with named ranges has the
+    # public endpoint on, and dropping its network list opens it.
+    run, config = runs["authorised-networks"]
+    cluster = copy.deepcopy(run.one(CLUSTER).inputs)
+    assert violations(CLUSTER, cluster, config) == {}
+    _set(cluster, ("masterAuthorizedNetworksConfig",), DELETE)
+    assert set(violations(CLUSTER, cluster, config)) == {"no-open-control-plane"}
+
+
+def test_a_key_is_refused_unless_the_stack_allows_keys(runs):
+    keys_run, keys_config = runs["keys"]
+    _, default_config = runs["default"]
+    key = keys_run.one(KEY)
+    assert keys_config["no-service-account-key"] == {"allowKeys": True}
+    assert violations(KEY, key.inputs, keys_config) == {}
+    assert set(violations(KEY, key.inputs, default_config)) == {"no-service-account-key"}
+    # No config at all (a bare --policy-pack): refused.
+    assert RULES["no-service-account-key"](KEY, key.inputs) != []
+
+
+def test_a_primitive_role_in_an_iam_policy_document_is_refused():
+    document = '{"bindings": [{"role": "roles/owner", "members": ["user:a@example.com"]}]}'
+    found = violations("gcp:projects/iAMPolicy:IAMPolicy", {"policyData": document}, {})
+    assert set(found) == {"no-primitive-roles"}
+
+
+def test_policy_config_from_pulumi_config_json():
+    # The shape `pulumi config --json` prints.
+    printed = {
+        "crypto-kfp:serviceAccountKeys": {"value": "true", "secret": False},
+        "crypto-kfp:controlPlaneOpenToAnyAddress": {"value": "false", "secret": False},
+        "gcp:project": {"value": "demo-project-123", "secret": False},
+    }
+    assert policy_config(printed) == {
+        "no-service-account-key": {"allowKeys": True},
+        "no-open-control-plane": {"allowOpenToAnyAddress": False},
+    }
+    assert policy_config({}) == {
+        "no-service-account-key": {"allowKeys": False},
+        "no-open-control-plane": {"allowOpenToAnyAddress": False},
+    }
+
+
+def test_pack_serves_every_rule_as_a_mandatory_policy(monkeypatch):
+    served = {}
+
+    def fake_pack(**kwargs):
+        served.update(kwargs)
+
+    # The real PolicyPack starts the engine's gRPC server and never returns.
+    monkeypatch.setattr(pulumi_policy, "PolicyPack", fake_pack)
+    runpy.run_path(str(POLICY_DIR), run_name="__main__")
+    assert served["enforcement_level"] == pulumi_policy.EnforcementLevel.MANDATORY
+    policies = served["policies"]
+    assert [p.name for p in policies] == list(RULES)
+    assert all(isinstance(p, pulumi_policy.ResourceValidationPolicy) for p in policies)
+
+
+def test_a_wrapped_policy_reports_what_its_rule_finds():
+    policy = next(p for p in pack.build_policies() if p.name == "no-service-account-key")
+    assert set(policy.config_schema.properties) == {"allowKeys"}
+
+    def reported(allow: bool) -> list[str]:
+        messages: list[str] = []
+        args = SimpleNamespace(resource_type=KEY, props={}, get_config=lambda: {"allowKeys": allow})
+        policy.validate(args, lambda message, urn=None: messages.append(message))
+        return messages
+
+    assert reported(False) == RULES["no-service-account-key"](KEY, {})
+    assert reported(False) != []
+    assert reported(True) == []
+
+
+def test_policy_pack_project_file_runs_in_the_project_venv():
+    project = yaml.safe_load((POLICY_DIR / "PulumiPolicy.yaml").read_text())
+    assert project["runtime"]["name"] == "python"
+    venv = (POLICY_DIR / project["runtime"]["options"]["virtualenv"]).resolve()
+    assert venv == (PROJECT_ROOT / ".venv").resolve()
+    assert Path(POLICY_DIR / "__main__.py").is_file()
