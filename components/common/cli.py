@@ -60,6 +60,23 @@ def step_parser(prog: str, description: str, examples: str) -> argparse.Argument
     return parser
 
 
+def add_step_option(
+    parser: argparse.ArgumentParser | argparse._ArgumentGroup,
+    flag: str,
+    defaults: dict[str, Any],
+    help: str,
+    *,
+    parameter: str | None = None,
+    **kwargs: Any,
+) -> None:
+    """``flag`` with the step function's default for ``parameter`` (default: the flag's
+    name), shown in ``--help``: the default is written once, in the function."""
+    parameter = parameter or flag.lstrip("-").replace("-", "_")
+    default = defaults[parameter]
+    shown = "" if default is None else f" (default: {default})"
+    parser.add_argument(flag, default=default, help=help + shown, **kwargs)
+
+
 def add_features_arguments(parser: argparse.ArgumentParser) -> None:
     """The transform outputs a model step reads: FEATURES_DIR and --stats."""
     parser.add_argument(

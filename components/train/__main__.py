@@ -10,6 +10,7 @@ from components.common.cli import (
     EXIT_FAILED,
     EXIT_OK,
     add_features_arguments,
+    add_step_option,
     defaults_of,
     positive_float,
     positive_int,
@@ -36,49 +37,41 @@ def build_parser() -> argparse.ArgumentParser:
         "--ensemble-size 1 --require-gate",
     )
     add_features_arguments(parser)
-    parser.add_argument(
+    add_step_option(
+        parser,
         "--best-params",
+        d,
+        "best_params.json from `python -m components.tune` (default: the built-in defaults)",
         type=Path,
-        default=d["best_params"],
-        help="best_params.json from `python -m components.tune` (default: the built-in defaults)",
     )
     parser.add_argument("--output-dir", type=Path, required=True, help="where to write the outputs")
-    parser.add_argument(
-        "--epochs",
-        type=positive_int,
-        default=d["epochs"],
-        help=f"epochs at most; early stopping on eval (default: {d['epochs']})",
+    add_step_option(
+        parser, "--epochs", d, "epochs at most; early stopping on eval", type=positive_int
     )
-    parser.add_argument(
+    add_step_option(
+        parser,
         "--seed",
+        d,
+        "seed of the first net (with tune's seed that net is tune's best trial)",
         type=int,
-        default=d["seed"],
-        help=f"seed of the first net (default: {d['seed']}; with tune's seed that net is "
-        "tune's best trial)",
     )
-    parser.add_argument(
+    add_step_option(
+        parser,
         "--ensemble-size",
+        d,
+        "nets averaged into the model, seeds SEED, SEED+1, ...",
         type=positive_int,
-        default=d["ensemble_size"],
-        help="nets averaged into the model, seeds SEED, SEED+1, ... "
-        f"(default: {d['ensemble_size']})",
     )
-    parser.add_argument(
+    add_step_option(
+        parser,
         "--max-mae-ratio",
+        d,
+        "gate threshold: the model's test MAE over persistence's must be at most this",
         type=positive_float,
-        default=d["max_mae_ratio"],
-        help=f"gate threshold (default: {d['max_mae_ratio']}, the model must not lose to "
-        "persistence)",
     )
-    parser.add_argument(
-        "--model-name",
-        default=d["model_name"],
-        help=f"name in the report (default: {d['model_name']})",
-    )
-    parser.add_argument(
-        "--version",
-        default=d["version"],
-        help="model version, digits only (default: UTC time YYYYMMDDHHMMSS)",
+    add_step_option(parser, "--model-name", d, "name in the report")
+    add_step_option(
+        parser, "--version", d, "model version, digits only (default: UTC time YYYYMMDDHHMMSS)"
     )
     parser.add_argument(
         "--require-gate",

@@ -6,7 +6,7 @@ import argparse
 import os
 import sys
 
-from components.common.cli import defaults_of, run_step, step_parser
+from components.common.cli import add_step_option, defaults_of, run_step, step_parser
 from components.common.schema import SchemaError
 from components.transform.errors import TransformError, TransformParameterError
 from components.transform.transform import RUNNERS, TransformResult, run
@@ -41,46 +41,41 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--rejected", help=f"rejected rows CSV path (default: OUTPUT_DIR/{REJECTED_FILE})"
     )
-    parser.add_argument(
-        "--coins",
-        default=d["coins"],
-        help=f"'all', or comma-separated slugs (default: {d['coins']})",
-    )
-    parser.add_argument(
+    add_step_option(parser, "--coins", d, "'all', or comma-separated slugs")
+    add_step_option(
+        parser,
         "--split",
-        default=d["split"],
-        help="train,eval,test fractions of each coin's dates; the last day before each later "
-        f"split is purged (default: {d['split']})",
+        d,
+        "train,eval,test fractions of each coin's dates; the last day before each later split "
+        "is purged",
     )
-    parser.add_argument(
+    add_step_option(
+        parser,
         "--max-rejected-fraction",
+        d,
+        "fail when a larger share of rows is rejected",
         type=float,
-        default=d["max_rejected_fraction"],
-        help="fail when a larger share of rows is rejected "
-        f"(default: {d['max_rejected_fraction']})",
     )
-    parser.add_argument(
+    add_step_option(
+        parser,
         "--column-mapping",
-        default=d["column_mapping"],
-        help='JSON {canonical: source column}, e.g. \'{"date": "Date", "slug": "Name"}\'',
+        d,
+        'JSON {canonical: source column}, e.g. \'{"date": "Date", "slug": "Name"}\'',
     )
-    parser.add_argument(
+    add_step_option(
+        parser,
         "--price-tolerance",
+        d,
+        "relative slack for open/close outside [low, high]",
         type=float,
-        default=d["price_tolerance"],
-        help=f"relative slack for open/close outside [low, high] (default: {d['price_tolerance']})",
     )
-    parser.add_argument(
-        "--num-shards",
-        type=int,
-        default=d["num_shards"],
-        help=f"shards per split (default: {d['num_shards']})",
-    )
-    parser.add_argument(
+    add_step_option(parser, "--num-shards", d, "shards per split", type=int)
+    add_step_option(
+        parser,
         "--runner",
+        d,
+        "local: in-process Beam runner; dataflow: Google Cloud Dataflow",
         choices=RUNNERS,
-        default=d["runner"],
-        help="local: in-process Beam runner (default); dataflow: Google Cloud Dataflow",
     )
     flow = parser.add_argument_group("Dataflow (with --runner dataflow)")
     flow.add_argument("--project")

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from components.common.cli import (
     add_features_arguments,
+    add_step_option,
     defaults_of,
     positive_float,
     positive_int,
@@ -33,41 +34,33 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_features_arguments(parser)
     parser.add_argument("--output-dir", type=Path, required=True, help="where to write the outputs")
-    parser.add_argument(
-        "--n-trials",
-        type=positive_int,
-        default=d["n_trials"],
-        help=f"trials to run (default: {d['n_trials']})",
-    )
-    parser.add_argument(
+    add_step_option(parser, "--n-trials", d, "trials to run", type=positive_int)
+    add_step_option(
+        parser,
         "--timeout-s",
+        d,
+        "no new trial starts after this many seconds",
+        parameter="timeout_s",
         type=positive_float,
-        default=d["timeout_s"],
-        help=f"no new trial starts after this many seconds (default: {d['timeout_s']})",
     )
-    parser.add_argument(
+    add_step_option(
+        parser,
         "--max-epochs",
+        d,
+        "epochs per trial at most; early stopping usually ends sooner",
         type=positive_int,
-        default=d["max_epochs"],
-        help="epochs per trial at most; early stopping usually ends sooner "
-        f"(default: {d['max_epochs']})",
     )
-    parser.add_argument(
-        "--seed", type=int, default=d["seed"], help=f"sampler and model seed (default: {d['seed']})"
-    )
-    parser.add_argument(
+    add_step_option(parser, "--seed", d, "sampler and model seed", type=int)
+    add_step_option(
+        parser,
         "--selection",
+        d,
+        "which trial's parameters to write: one_se = the largest l2 among the trials within "
+        "one standard error of the lowest eval MAE, min = the lowest eval MAE",
         choices=SELECTIONS,
-        default=d["selection"],
-        help="which trial's parameters to write: one_se = the largest l2 among the trials "
-        "within one standard error of the lowest eval MAE, min = the lowest eval MAE "
-        f"(default: {d['selection']})",
     )
-    parser.add_argument(
-        "--backend",
-        choices=BACKENDS,
-        default=d["backend"],
-        help=f"optuna (local, default: {d['backend']}); vertex is not implemented yet",
+    add_step_option(
+        parser, "--backend", d, "optuna (local); vertex is not implemented yet", choices=BACKENDS
     )
     return parser
 
