@@ -195,26 +195,24 @@ def build_pipeline(
     num_shards: int,
 ) -> None:
     """Add the whole transform to ``p``: read ``input_path``, write the three outputs."""
-    # One worker reads the file in order (line numbers); the reshuffle lets the parsing
-    # after it spread over workers on Dataflow instead of being fused to that reader.
-    lines = (
+    # One worker reads the file in order (line numbers), in chunks of whole lines; the
+    # reshuffle lets the parsing after it spread over workers on Dataflow instead of being
+    # fused to that reader.
+    chunks = (
         p
         | "Input" >> beam.Create([input_path])
-        | "ReadLines" >> beam.ParDo(beam_ops.ReadNumberedLines())
+        | "ReadChunks" >> beam.ParDo(beam_ops.ReadLineChunks())
         | "Spread" >> beam.Reshuffle()
     )
-    parsed = lines | "Parse" >> beam.ParDo(beam_ops.ParseLines(parser)).with_outputs(
-        beam_ops.ParseLines.REJECTED, beam_ops.ParseLines.BLANK, main="accepted"
+    parsed = chunks | "Parse" >> beam.ParDo(beam_ops.ParseChunks(parser)).with_outputs(
+        beam_ops.ParseChunks.REJECTED, beam_ops.ParseChunks.COUNTS, main="accepted"
     )
-    accepted, rejected, blank = parsed.accepted, parsed.rejected, parsed.blank
-
-    chosen = accepted | "ChosenCoins" >> beam.Filter(lambda r: wanted is None or r.coin in wanted)
     per_coin = (
-        chosen
-        | "KeyByCoin" >> beam.Map(lambda r: (r.coin, r))
+        parsed.accepted
+        | "ChosenCoins" >> beam.Filter(lambda kv: wanted is None or kv[0] in wanted)
         | "GroupByCoin" >> beam.GroupByKey()
         | "Examples"
-        >> beam.ParDo(beam_ops.BuildCoinExamples(fractions)).with_outputs(
+        >> beam.ParDo(beam_ops.BuildCoinExamples(fractions, num_shards)).with_outputs(
             beam_ops.BuildCoinExamples.INFO, main="examples"
         )
     )
@@ -225,33 +223,16 @@ def build_pipeline(
         paths = [FileSystems.join(features_path, n) for n in shard_names(split, num_shards)]
         (
             examples
-            | f"{split}Items" >> beam.Map(beam_ops.example_item, num_shards)
+            | f"{split}Items" >> beam.Map(beam_ops.coin_rows_item)
             | f"Write{split}" >> beam_ops.WriteSortedCsv(paths, SHARD_COLUMNS)
         )
     (
-        rejected
+        parsed.rejected
         | "RejectedItems" >> beam.Map(beam_ops.rejected_item)
         | "WriteRejected" >> beam_ops.WriteSortedCsv([rejected_path], REJECTED_COLUMNS)
     )
-
-    def count(pcoll, label):
-        return AsSingleton(pcoll | label >> beam.combiners.Count.Globally())
-
-    def tally(pcoll, label, key):
-        return AsSingleton(
-            pcoll
-            | f"{label}Key" >> beam.Map(key)
-            | f"{label}Count" >> beam.combiners.Count.PerElement()
-            | f"{label}Dict" >> beam.combiners.ToDict()
-        )
-
     # Input rows are counted from the raw lines, independently of the parser's verdicts.
-    data_lines = lines | "DataLines" >> beam.Filter(lambda e: e[1].strip())
-    train_moments = (
-        by_split[0]
-        | "TrainExamples" >> beam.Map(lambda e: e[2])
-        | "TrainMoments" >> beam.CombineGlobally(beam_ops.MomentsFn())
-    )
+    counts = parsed.counts | "SumCounts" >> beam.CombineGlobally(beam_ops.SumCountsFn())
     coin_infos = per_coin.info | "CoinInfos" >> beam.combiners.ToList()
     (
         p
@@ -259,14 +240,8 @@ def build_pipeline(
         | "WriteStats"
         >> beam.ParDo(
             beam_ops.WriteStats(stats_path, split_fractions=list(fractions), input_path=input_path),
-            train_moments=AsSingleton(train_moments),
+            counts=AsSingleton(counts),
             coin_infos=AsSingleton(coin_infos),
-            input_rows=count(data_lines, "CountInput"),
-            accepted_rows=count(accepted, "CountAccepted"),
-            rejected_rows=count(rejected, "CountRejected"),
-            blank_lines=count(blank, "CountBlank"),
-            rejected_reasons=tally(rejected, "Reasons", lambda r: r.code),
-            coins_in_input=tally(accepted, "CoinsInInput", lambda r: r.coin),
         )
     )
 
