@@ -91,6 +91,23 @@ def _csv_field(text: str) -> str:
     return out.getvalue()
 
 
+def _repr_rows(values: np.ndarray) -> list[str]:
+    """Each row of ``values`` as its floats' ``repr`` joined by commas.
+
+    ``repr`` is the costly part, and a coin's rows share many values (a return is lag 1 one
+    day, lag 2 the next, ..., and the target the day before; seven weekdays): each distinct
+    value is formatted once. Signed zeros compare equal, so a -0.0 takes the plain way.
+    """
+    flat = values.ravel()
+    zeros = flat == 0
+    if zeros.any() and np.signbit(flat[zeros]).any():
+        texts = np.array(list(map(repr, flat.tolist())), dtype=object)
+    else:
+        distinct, inverse = np.unique(flat, return_inverse=True)
+        texts = np.array(list(map(repr, distinct.tolist())), dtype=object)[inverse]
+    return list(map(",".join, texts.reshape(values.shape).tolist()))
+
+
 @dataclass
 class CoinRows:
     """Shard rows of one coin in one split, in date order, not yet formatted."""
@@ -110,8 +127,7 @@ class CoinRows:
         ends with a newline (the csv module's output for the same fields)."""
         if not self.rows:
             return ""
-        # repr of a list of floats is the repr of each float, joined by ", ".
-        floats = repr(self.values.tolist())[2:-2].replace(", ", ",").split("],[")
+        floats = _repr_rows(self.values)
         prefix = _csv_field(self.coin) + ","
         return "".join(
             f"{prefix}{date},{rest}\n"

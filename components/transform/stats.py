@@ -22,15 +22,15 @@ class Moments:
 
     @classmethod
     def of(cls, matrix: np.ndarray, names: Sequence[str] = STAT_COLUMNS) -> Moments:
-        """Moments of the columns of ``matrix`` (one per name), each sum correctly rounded."""
+        """Moments of the columns of ``matrix`` (one per name)."""
         moments = cls(names)
         matrix = np.asarray(matrix, dtype=np.float64).reshape(-1, len(moments.names))
         moments.n = len(matrix)
         if moments.n:
-            for name, column in zip(moments.names, matrix.T, strict=True):
-                mean = math.fsum(column.tolist()) / moments.n
-                moments.mean[name] = mean
-                moments.m2[name] = math.fsum(((column - mean) ** 2).tolist())
+            mean = matrix.mean(axis=0)
+            m2 = ((matrix - mean) ** 2).sum(axis=0)
+            moments.mean = dict(zip(moments.names, mean.tolist(), strict=True))
+            moments.m2 = dict(zip(moments.names, m2.tolist(), strict=True))
         return moments
 
     def merge(self, other: Moments) -> Moments:

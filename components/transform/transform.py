@@ -16,13 +16,15 @@ import json
 import logging
 import os
 import time
+import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import PipelineOptions
-from apache_beam.pvalue import AsSingleton
+from apache_beam.pvalue import AsList
 
 from components.common.contracts import SHARD_COLUMNS, SPLITS, shard_glob, shard_names
 from components.common.features import HISTORY_DAYS
@@ -164,6 +166,22 @@ def _prepare_outputs(features_path: str, stats_path: str, rejected_path: str) ->
         FileSystems.delete(stale)
 
 
+def parts_dir_for(features_path: str) -> str:
+    """A new folder in ``features_path`` for one run's per-coin part files."""
+    return FileSystems.join(features_path, f".parts-{uuid.uuid4().hex}")
+
+
+def remove_parts(parts_dir: str) -> None:
+    """Delete a run's part files (all of them, with their folder)."""
+    try:
+        if FileSystems.get_scheme(parts_dir) == "gs":
+            FileSystems.delete([parts_dir.rstrip("/") + "/"])
+        elif FileSystems.exists(parts_dir):
+            FileSystems.delete([parts_dir])
+    except Exception as exc:  # the outputs are complete: a leftover is only untidy
+        log.warning("could not remove the part files in %s: %s", parts_dir, exc)
+
+
 def _make_pipeline(runner: str, pipeline_options: Mapping | None) -> beam.Pipeline:
     if runner == "local":
         # FnApiRunner: Beam's in-process portable runner. Plain DirectRunner would first
@@ -193,55 +211,55 @@ def build_pipeline(
     wanted: frozenset[str] | None,
     fractions: Sequence[float],
     num_shards: int,
+    parts_dir: str | None = None,
 ) -> None:
-    """Add the whole transform to ``p``: read ``input_path``, write the three outputs."""
-    # One worker reads the file in order (line numbers), in chunks of whole lines; the
-    # reshuffle lets the parsing after it spread over workers on Dataflow instead of being
-    # fused to that reader.
-    chunks = (
-        p
-        | "Input" >> beam.Create([input_path])
-        | "ReadChunks" >> beam.ParDo(beam_ops.ReadLineChunks())
-        | "Spread" >> beam.Reshuffle()
+    """Add the whole transform to ``p``: read ``input_path``, write the three outputs.
+
+    ``parts_dir``: where each coin's rows wait for the shard writer (``parts_dir_for``); the
+    caller removes it when the pipeline is done (``remove_parts``).
+    """
+    parts_dir = parts_dir or parts_dir_for(features_path)
+    # Byte ranges of the file are read and parsed in parallel (Create spreads them over
+    # workers); each range's first line number comes from the newline counts of the ranges
+    # before it.
+    ranges = p | "Ranges" >> beam.Create(beam_ops.byte_ranges(input_path))
+    newlines = ranges | "CountNewlines" >> beam.Map(beam_ops.count_newlines, input_path)
+    chunks = ranges | "ReadChunks" >> beam.ParDo(
+        beam_ops.ReadLineChunks(input_path), newlines=AsList(newlines)
     )
-    parsed = chunks | "Parse" >> beam.ParDo(beam_ops.ParseChunks(parser)).with_outputs(
-        beam_ops.ParseChunks.REJECTED, beam_ops.ParseChunks.COUNTS, main="accepted"
+    parsed = chunks | "Parse" >> beam.ParDo(beam_ops.ParseChunks(parser, wanted)).with_outputs(
+        beam_ops.ParseChunks.REJECTED, beam_ops.ParseChunks.SUMMARY, main="accepted"
     )
     per_coin = (
         parsed.accepted
-        | "ChosenCoins" >> beam.Filter(lambda kv: wanted is None or kv[0] in wanted)
         | "GroupByCoin" >> beam.GroupByKey()
         | "Examples"
-        >> beam.ParDo(beam_ops.BuildCoinExamples(fractions, num_shards)).with_outputs(
-            beam_ops.BuildCoinExamples.INFO, main="examples"
-        )
+        >> beam.ParDo(beam_ops.BuildCoinExamples(fractions, num_shards, parts_dir))
+        # (the TaggedOutput it also yields would otherwise be inferred as a main output)
+        .with_output_types(tuple[Any, Any])
+        .with_outputs(beam_ops.BuildCoinExamples.INFO, main="rows")
     )
-    by_split = per_coin.examples | "BySplit" >> beam.Partition(
-        lambda e, _: SPLITS.index(e[0]), len(SPLITS)
-    )
-    for split, examples in zip(SPLITS, by_split, strict=True):
-        paths = [FileSystems.join(features_path, n) for n in shard_names(split, num_shards)]
-        (
-            examples
-            | f"{split}Items" >> beam.Map(beam_ops.coin_rows_item)
-            | f"Write{split}" >> beam_ops.WriteSortedCsv(paths, SHARD_COLUMNS)
-        )
+    files = {
+        (split, shard): (FileSystems.join(features_path, name), SHARD_COLUMNS)
+        for split in SPLITS
+        for shard, name in enumerate(shard_names(split, num_shards))
+    }
+    files[beam_ops.REJECTED_FILE] = (rejected_path, REJECTED_COLUMNS)
+    rejected = parsed.rejected | "RejectedItems" >> beam.Map(beam_ops.rejected_item)
     (
-        parsed.rejected
-        | "RejectedItems" >> beam.Map(beam_ops.rejected_item)
-        | "WriteRejected" >> beam_ops.WriteSortedCsv([rejected_path], REJECTED_COLUMNS)
+        (per_coin.rows, rejected)
+        | "AllRows" >> beam.Flatten()
+        | "WriteCsv" >> beam_ops.WriteSortedCsv(files)
     )
     # Input rows are counted from the raw lines, independently of the parser's verdicts.
-    counts = parsed.counts | "SumCounts" >> beam.CombineGlobally(beam_ops.SumCountsFn())
-    coin_infos = per_coin.info | "CoinInfos" >> beam.combiners.ToList()
+    # Every run has at least one chunk (ReadLineChunks), so the summary always exists.
     (
-        p
-        | "StatsSeed" >> beam.Create([None])
+        (parsed.summary, per_coin.info)
+        | "SummaryParts" >> beam.Flatten()
+        | "Summary" >> beam.CombineGlobally(beam_ops.SummaryFn()).without_defaults()
         | "WriteStats"
         >> beam.ParDo(
-            beam_ops.WriteStats(stats_path, split_fractions=list(fractions), input_path=input_path),
-            counts=AsSingleton(counts),
-            coin_infos=AsSingleton(coin_infos),
+            beam_ops.WriteStats(stats_path, split_fractions=list(fractions), input_path=input_path)
         )
     )
 
@@ -311,6 +329,7 @@ def run(
         fractions,
         runner,
     )
+    parts_dir = parts_dir_for(features_path)
     build_pipeline(
         pipeline,
         raw_path,
@@ -321,8 +340,12 @@ def run(
         wanted=wanted,
         fractions=fractions,
         num_shards=num_shards,
+        parts_dir=parts_dir,
     )
-    state = pipeline.run().wait_until_finish()
+    try:
+        state = pipeline.run().wait_until_finish()
+    finally:
+        remove_parts(parts_dir)
     if state not in (None, "DONE"):
         raise TransformError(f"the Beam pipeline ended in state {state}")
 

@@ -23,18 +23,36 @@ def _pipeline() -> test_pipeline.TestPipeline:
     return test_pipeline.TestPipeline(runner=FnApiRunner())
 
 
-def test_read_line_chunks_numbers_whole_lines(tmp_path) -> None:
-    data = "h\n" + "".join(f"row{i}\n" for i in range(2, 40)) + "last-no-newline"
+@pytest.mark.parametrize("range_bytes", [1, 7, 16, 23, 50, 10_000])
+@pytest.mark.parametrize("chunk_bytes", [1, 16, 1 << 20])
+def test_byte_ranges_read_every_line_once_with_its_number(
+    tmp_path, range_bytes: int, chunk_bytes: int
+) -> None:
+    lines = ["header,h", *(f"row{i}" + "x" * (i % 7) for i in range(2, 40))]
+    lines[10] = lines[10] + "\r"  # CRLF is the parser's business
+    lines[11] = ""  # a blank line is a line
     path = tmp_path / "in.csv"
-    path.write_text(data)
-    chunks = list(beam_ops.ReadLineChunks(chunk_bytes=16).process(str(path)))
-    assert len(chunks) > 5
+    path.write_bytes(("\n".join(lines) + "\nlast-no-newline").encode())
+    ranges = beam_ops.byte_ranges(str(path), range_bytes)
+    assert ranges[0][1] == 0 and ranges[-1][2] == path.stat().st_size
+    newlines = [beam_ops.count_newlines(r, str(path)) for r in ranges]
+    read = beam_ops.ReadLineChunks(str(path), chunk_bytes)
+    chunks = [c for r in ranges for c in read.process(r, newlines)]
     numbered = [
         (first + k, text)
         for first, blob in chunks
         for k, text in enumerate(beam_ops.chunk_lines(blob))
     ]
-    assert numbered == [(i, f"row{i}") for i in range(2, 40)] + [(40, "last-no-newline")]
+    expected = [(i + 1, text) for i, text in enumerate(lines)][1:]
+    assert numbered == [*expected, (len(lines) + 1, "last-no-newline")]
+
+
+def test_a_header_only_file_still_yields_one_chunk(tmp_path) -> None:
+    path = tmp_path / "in.csv"
+    path.write_text(HEADER + "\n")
+    ranges = beam_ops.byte_ranges(str(path))
+    read = beam_ops.ReadLineChunks(str(path))
+    assert [c for r in ranges for c in read.process(r, [(0, 1)])] == [(2, b"")]
 
 
 def test_parse_chunks_routes_accepted_rejected_and_counts() -> None:
@@ -51,14 +69,15 @@ def test_parse_chunks_routes_accepted_rejected_and_counts() -> None:
         out = (
             p
             | beam.Create([(2, data)])
-            | beam.ParDo(beam_ops.ParseChunks(RowParser.from_header(HEADER))).with_outputs(
-                "rejected", "counts", main="accepted"
-            )
+            | beam.ParDo(
+                beam_ops.ParseChunks(RowParser.from_header(HEADER), frozenset({"bitcoin"}))
+            ).with_outputs("rejected", "summary", main="accepted")
         )
         assert_that(
             out.accepted
             | "A" >> beam.Map(lambda kv: (kv[0], kv[1].line.tolist(), kv[1].close.tolist())),
-            equal_to([("bitcoin", [2, 7], [100.0, 101.0]), ("ethereum", [5], [5.0])]),
+            # Only the wanted coins go on; the counts are of every line.
+            equal_to([("bitcoin", [2, 7], [100.0, 101.0])]),
             label="accepted",
         )
         assert_that(
@@ -67,10 +86,11 @@ def test_parse_chunks_routes_accepted_rejected_and_counts() -> None:
             label="rejected",
         )
         assert_that(
-            out.counts
+            out.summary
             | "C"
-            >> beam.Map(
-                lambda c: (
+            >> beam.MapTuple(
+                lambda kind, c: (
+                    kind,
                     c["input_rows"],
                     c["accepted_rows"],
                     c["rejected_rows"],
@@ -78,12 +98,13 @@ def test_parse_chunks_routes_accepted_rejected_and_counts() -> None:
                     dict(c["coins_in_input"]),
                 )
             ),
-            equal_to([(5, 3, 2, 1, {"bitcoin": 2, "ethereum": 1})]),
+            equal_to([("counts", 5, 3, 2, 1, {"bitcoin": 2, "ethereum": 1})]),
             label="counts",
         )
 
 
-def test_coin_examples_are_split_in_time_order_per_coin() -> None:
+def test_coin_examples_are_split_in_time_order_per_coin(tmp_path) -> None:
+    parts = tmp_path / "parts"
     parser = RowParser.from_header(HEADER)
     raw = series("aaa", walk(60)) + series("bbb", walk(45), start=MONDAY + dt.timedelta(days=5))
     raw.append(line("aaa", MONDAY + dt.timedelta(days=40), 1.0))  # a duplicate date, later line
@@ -97,9 +118,14 @@ def test_coin_examples_are_split_in_time_order_per_coin() -> None:
 
     def date_order_holds(elements):
         by_coin: dict[str, dict[str, list]] = {}
-        for split, shard, rows in elements:
+        for (split, shard), (coin, part) in elements:
             assert shard == 0
-            by_coin.setdefault(rows.coin, {s: [] for s in SPLITS})[split].extend(rows.days.tolist())
+            with open(part.path, "rb") as handle:
+                handle.seek(part.offset)
+                text = handle.read(part.size).decode()
+            assert text.count("\n") == part.rows
+            days = [dt.date.fromisoformat(row.split(",")[1]).toordinal() for row in text.split()]
+            by_coin.setdefault(coin, {s: [] for s in SPLITS})[split].extend(days)
         for coin, dates in by_coin.items():
             ordered = [d for s in SPLITS for d in dates[s]]
             assert ordered == sorted(ordered), f"{coin}: a later date is in an earlier split"
@@ -116,15 +142,15 @@ def test_coin_examples_are_split_in_time_order_per_coin() -> None:
             p
             | beam.Create(blocks)
             | beam.GroupByKey()
-            | beam.ParDo(beam_ops.BuildCoinExamples((0.7, 0.15, 0.15), 1)).with_outputs(
-                "info", main="examples"
-            )
+            | beam.ParDo(
+                beam_ops.BuildCoinExamples((0.7, 0.15, 0.15), 1, str(parts), part_bytes=100)
+            ).with_outputs("info", main="examples")
         )
         assert_that(out.examples, date_order_holds, label="order")
         assert_that(
             out.info
-            | beam.Map(
-                lambda i: (
+            | beam.MapTuple(
+                lambda kind, i: (
                     i["coin"],
                     i["bars"],
                     i["duplicates"],
@@ -148,18 +174,24 @@ def test_train_moments_merged_per_coin_equal_numpy() -> None:
     np.testing.assert_allclose([moments.std()[n] for n in names], matrix.std(axis=0), rtol=1e-12)
 
 
-def test_sum_counts_adds_the_chunk_tallies() -> None:
+def test_summary_adds_the_chunk_tallies_and_lists_the_coins() -> None:
     parser = RowParser.from_header(HEADER)
     first = parser.parse_chunk(2, [line("aaa", MONDAY, 1.0), "x,y"]).counts()
     second = parser.parse_chunk(4, ["", line("aaa", MONDAY, 1.0), line("bbb", MONDAY, 2.0)])
     with _pipeline() as p:
         total = (
-            p | beam.Create([first, second.counts()]) | beam.CombineGlobally(beam_ops.SumCountsFn())
+            p
+            | beam.Create(
+                [("counts", first), ("coin", {"coin": "aaa"}), ("counts", second.counts())]
+            )
+            | beam.CombineGlobally(beam_ops.SummaryFn())
         )
         assert_that(
             total
-            | beam.Map(
-                lambda c: (
+            | beam.Map(lambda summary: (summary["counts"], summary["coins"]))
+            | beam.MapTuple(
+                lambda c, coins: (
+                    coins,
                     c["input_rows"],
                     c["accepted_rows"],
                     c["rejected_rows"],
@@ -168,23 +200,22 @@ def test_sum_counts_adds_the_chunk_tallies() -> None:
                     dict(c["coins_in_input"]),
                 )
             ),
-            equal_to([(4, 3, 1, 1, {"missing_field": 1}, {"aaa": 2, "bbb": 1})]),
+            equal_to([([{"coin": "aaa"}], 4, 3, 1, 1, {"missing_field": 1}, {"aaa": 2, "bbb": 1})]),
         )
 
 
 def test_write_sorted_csv_writes_every_shard_even_empty(tmp_path) -> None:
     names = shard_names("train", 3)
+    part = tmp_path / "part.csv"
+    part.write_text("x,1\na,3\na,4\ny,2\n")
     items = [
         (2, ("b", beam_ops.CsvRows.of(["b", "2"]))),
-        (2, ("a", beam_ops.CsvRows("a,3\na,4\n", 2))),
+        (2, ("a", beam_ops.PartFile(str(part), 4, 8, 2))),
         (0, ("c", beam_ops.CsvRows.of(["c", "1,5"]))),
     ]
+    files = {i: (str(tmp_path / n), ["k", "v"]) for i, n in enumerate(names)}
     with _pipeline() as p:
-        written = (
-            p
-            | beam.Create(items)
-            | beam_ops.WriteSortedCsv([str(tmp_path / n) for n in names], ["k", "v"])
-        )
+        written = p | beam.Create(items) | beam_ops.WriteSortedCsv(files)
         assert_that(
             written | beam.Map(lambda pw: (pw[0].rsplit("/", 1)[-1], pw[1])),
             equal_to([(names[0], 1), (names[1], 0), (names[2], 3)]),

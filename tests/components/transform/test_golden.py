@@ -57,6 +57,33 @@ def test_stats_are_the_same(records: dict, case: str) -> None:
             assert abs(got[key][column] - value) <= 1e-12 * scale, (key, column)
 
 
+def test_many_ranges_chunks_and_part_files_give_the_same_outputs(
+    tmp_path, monkeypatch, crypto_csv
+) -> None:
+    """The injected file read as 11 byte ranges in 100 kB chunks, rows in 64 kB part files:
+    as parallel workers would, with line numbers across range boundaries."""
+    from components.transform import beam_ops
+
+    monkeypatch.setattr(beam_ops, "RANGE_BYTES", 250_000)
+    monkeypatch.setattr(beam_ops, "CHUNK_BYTES", 100_000)
+    monkeypatch.setattr(beam_ops, "PART_BYTES", 64_000)
+    source = golden.write_input("injected", tmp_path)
+    assert len(beam_ops.byte_ranges(str(source))) == 11
+    record = golden.run_case("injected", tmp_path)
+    assert record["rejected_text"] == GOLDEN["injected"]["rejected_text"]
+    assert {n: s["sha256"] for n, s in record["shards"].items()} == {
+        n: s["sha256"] for n, s in GOLDEN["injected"]["shards"].items()
+    }
+    assert record["stats"]["coins"] == GOLDEN["injected"]["stats"]["coins"]
+    assert sorted(p.name for p in (tmp_path / "out-injected").iterdir()) == [
+        "eval-00000-of-00001.csv",
+        "rejected.csv",
+        "stats.json",
+        "test-00000-of-00001.csv",
+        "train-00000-of-00001.csv",
+    ]
+
+
 def test_the_injected_case_covers_rejections_blanks_and_duplicates() -> None:
     stats = GOLDEN["injected"]["stats"]
     assert stats["rejected_rows"] == 14 and stats["blank_lines"] == 2
