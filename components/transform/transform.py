@@ -8,6 +8,15 @@ Outputs, each at the path it is given: ``features_path``, a directory of
 ``{train,eval,test}-NNNNN-of-NNNNN.csv`` shards (header ``coin,date,close,<FEATURE_NAMES>,target``,
 rows sorted by coin and date); ``rejected_path``, a CSV of the rejected lines (line, reason,
 raw); ``stats_path``, ``stats.json`` (components/README.md).
+
+The pipeline (``build_pipeline``): byte ranges of the input are read and parsed in bulk in
+parallel (``beam_ops.ReadLineChunks``, ``ParseChunks``: accepted rows as one column block
+per coin and chunk, rejections, tallies); blocks are grouped by coin and each coin is
+processed in one step on numpy arrays (``series.process_coin``: dedupe, gaps, features,
+target, split, purge), its rows written to part files; one writer per shard concatenates
+the parts in coin order; the tallies and per-coin summaries (train moments merged with
+Chan's formula) make ``stats.json``. During a run the part files live in a hidden
+``.parts-<id>`` folder in ``features_path``, removed when the pipeline ends.
 """
 
 from __future__ import annotations
