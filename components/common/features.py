@@ -25,8 +25,12 @@ import itertools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:  # pandas is imported only by feature_frame (the server does not need it)
+    import pandas as pd
 
 LAGS = 7
 SHORT_WINDOW = 7
@@ -86,7 +90,9 @@ def _square(x: np.ndarray) -> np.ndarray:
     ``x * x`` is the correctly rounded square; the C library's ``pow`` is within about
     0.52 ulp, so it may round the other way when the exact square lies near the midpoint
     of two doubles. Those squares (the exact rounding error, from Dekker's product, above
-    0.4 ulp; and powers of two) are recomputed with ``pow``: about a fifth of them.
+    0.4 ulp; powers of two; and squares too small for the product to be exact) are
+    recomputed with ``pow``: about a fifth of them. (0.52 ulp is glibc's bound; with a
+    C library less accurate than that, the golden test of the transform would show it.)
     """
     p = x * x
     split = 134217729.0 * x  # 2**27 + 1: x = hi + lo, each half a mantissa
@@ -94,6 +100,7 @@ def _square(x: np.ndarray) -> np.ndarray:
     lo = x - hi
     error = ((hi * hi - p) + 2.0 * hi * lo) + lo * lo
     near = (np.abs(error) > 0.4 * np.spacing(p)) | (np.frexp(p)[0] == 0.5)
+    near |= (np.abs(x) < 1e-140) & (x != 0)
     idx = np.flatnonzero(near)
     if len(idx):
         flat = p.reshape(-1)  # p is a new contiguous array: a view
@@ -213,10 +220,10 @@ def compute_features(
     return rows, features, target
 
 
-def feature_frame(history):
+def feature_frame(history: pd.DataFrame) -> pd.DataFrame:
     """One coin's history frame (``HISTORY_COLUMNS``; sorted by date, one row per date) →
-    a frame of ``date``, ``close``, ``FEATURE_NAMES`` and ``target`` with one row per day that
-    has full history (``target`` NaN for the last day of each run)."""
+    a frame of ``date`` (datetime64), ``close``, ``FEATURE_NAMES`` and ``target`` with one
+    row per day that has full history (``target`` NaN for the last day of each run)."""
     import pandas as pd
 
     dates = pd.to_datetime(history["date"]).to_numpy().astype("datetime64[D]")
