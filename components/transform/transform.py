@@ -21,6 +21,7 @@ Chan's formula) make ``stats.json``. During a run the part files live in a hidde
 
 from __future__ import annotations
 
+import glob
 import json
 import logging
 import os
@@ -46,6 +47,8 @@ from components.transform.series import DEFAULT_SPLIT, parse_split
 log = logging.getLogger(__name__)
 
 RUNNERS = ("local", "dataflow")
+#: Name prefix of a run's folder of part files in ``features_path`` (``parts_dir_for``).
+PARTS_PREFIX = ".parts-"
 REJECTED_COLUMNS = ("line", "reason", "raw")
 
 
@@ -173,11 +176,20 @@ def _prepare_outputs(features_path: str, stats_path: str, rejected_path: str) ->
     if stale:
         log.info("removing %d shards of an earlier run from %s", len(stale), features_path)
         FileSystems.delete(stale)
+    # Part files of a run that was killed before it could remove them (remove_parts).
+    if FileSystems.get_scheme(features_path) in (None, "file"):
+        leftovers = glob.glob(os.path.join(glob.escape(features_path), f"{PARTS_PREFIX}*"))
+    else:
+        pattern = FileSystems.join(features_path, f"{PARTS_PREFIX}*/*")
+        leftovers = [m.path for m in FileSystems.match([pattern])[0].metadata_list]
+    if leftovers:
+        log.info("removing part files of an earlier run from %s", features_path)
+        FileSystems.delete(leftovers)
 
 
 def parts_dir_for(features_path: str) -> str:
     """A new folder in ``features_path`` for one run's per-coin part files."""
-    return FileSystems.join(features_path, f".parts-{uuid.uuid4().hex}")
+    return FileSystems.join(features_path, f"{PARTS_PREFIX}{uuid.uuid4().hex}")
 
 
 def remove_parts(parts_dir: str) -> None:
