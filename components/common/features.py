@@ -3,18 +3,34 @@ and by the model server (no training/serving skew).
 
 Every feature of the row for day ``t`` uses only bars ``t-30 .. t``; the target is the
 log return from ``t`` to ``t+1``. A row needs ``HISTORY_DAYS`` consecutive daily bars
-ending at ``t``; a calendar gap restarts that warm-up (``split_on_gaps``), so a lag is
+ending at ``t``; a calendar gap restarts that warm-up (``run_starts``), so a lag is
 always a lag in days, never in rows.
 
-Pure Python (``math`` only) so it runs unchanged inside Beam workers and the server.
+The functions work on one coin's whole date-ordered history at once (numpy arrays, or a
+pandas frame with ``feature_frame``); ``latest_features`` is the server's view of the same
+computation for the last day of one history.
+
+Exactness: logarithms are the C library's (``math.log``, elementwise) rather than numpy's
+SIMD ones, which differ from it in the last bit for about 2% of inputs; squares are
+Python's ``x ** 2`` (``_square``); window sums are
+accumulated in double-double (TwoSum) and rounded once, which gives the correctly rounded
+sum (``math.fsum``) for any window not within ~1e-30 relative of a rounding tie. So the
+values are the ones the earlier row-at-a-time definition produced, to the bit.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+if TYPE_CHECKING:  # pandas is imported only by feature_frame (the server does not need it)
+    import pandas as pd
 
 LAGS = 7
 SHORT_WINDOW = 7
@@ -34,6 +50,14 @@ FEATURE_NAMES: tuple[str, ...] = (
     "dow_cos",
 )
 TARGET_NAME = "target"
+#: Columns of the history frame ``feature_frame`` takes.
+HISTORY_COLUMNS: tuple[str, ...] = ("date", "open", "high", "low", "close", "volume")
+
+_EPOCH = dt.date(1970, 1, 1)
+_EPOCH_WEEKDAY = _EPOCH.weekday()  # Thursday = 3
+#: sin and cos of the weekday angle, Monday = 0 .. Sunday = 6.
+_DOW_SIN = np.array([math.sin(2 * math.pi * w / 7) for w in range(7)])
+_DOW_COS = np.array([math.cos(2 * math.pi * w / 7) for w in range(7)])
 
 
 @dataclass(frozen=True)
@@ -48,82 +72,195 @@ class Bar:
     volume: float
 
 
-def _mean(values: Sequence[float]) -> float:
-    return math.fsum(values) / len(values)
+def _elementwise(fn, values: np.ndarray) -> np.ndarray:
+    return np.fromiter(map(fn, values.tolist()), dtype=np.float64, count=len(values))
 
 
-def _std(values: Sequence[float]) -> float:
-    """Population standard deviation (ddof=0)."""
-    m = _mean(values)
-    return math.sqrt(math.fsum((v - m) ** 2 for v in values) / len(values))
+def _log(values: np.ndarray) -> np.ndarray:
+    return _elementwise(math.log, values)
 
 
-def log_return(prev_close: float, close: float) -> float:
-    return math.log(close / prev_close)
+def _log1p(values: np.ndarray) -> np.ndarray:
+    return _elementwise(math.log1p, values)
 
 
-def features_at(bars: Sequence[Bar], i: int) -> dict[str, float]:
-    """Features of day ``bars[i]`` from ``bars[i-30 .. i]`` (consecutive days, sorted).
+def _square(x: np.ndarray) -> np.ndarray:
+    """``x ** 2`` elementwise, to the bit as Python computes it for a float (C ``pow``).
 
-    Raises ValueError when fewer than ``HISTORY_DAYS`` bars end at ``i``.
+    ``x * x`` is the correctly rounded square; the C library's ``pow`` is within about
+    0.52 ulp, so it may round the other way when the exact square lies near the midpoint
+    of two doubles. Those squares (the exact rounding error, from Dekker's product, above
+    0.4 ulp; powers of two; and squares too small for the product to be exact) are
+    recomputed with ``pow``: about a fifth of them. (0.52 ulp is glibc's bound; with a
+    C library less accurate than that, the golden test of the transform would show it.)
     """
-    if i < HISTORY_DAYS - 1 or i >= len(bars):
-        raise ValueError(
-            f"features need {HISTORY_DAYS} consecutive daily bars ending at the row; "
-            f"got {min(i, len(bars) - 1) + 1}"
-        )
-    # returns[j] is the log return into day i-j (j=0: from i-1 to i).
-    returns = [log_return(bars[i - j - 1].close, bars[i - j].close) for j in range(LONG_WINDOW)]
-    today = bars[i]
-    out: dict[str, float] = {}
-    for k in range(1, LAGS + 1):
-        out[f"ret_lag_{k}"] = returns[k - 1]
-    short = returns[:SHORT_WINDOW]
-    out[f"ret_mean_{SHORT_WINDOW}"] = _mean(short)
-    out[f"ret_std_{SHORT_WINDOW}"] = _std(short)
-    out[f"ret_mean_{LONG_WINDOW}"] = _mean(returns)
-    out[f"ret_std_{LONG_WINDOW}"] = _std(returns)
-    out["log_hl_range"] = math.log(today.high / today.low)
-    # log1p: early history has volume 0 (the source did not record it before late 2013).
-    out["log_volume_change"] = math.log1p(today.volume) - math.log1p(bars[i - 1].volume)
-    weekday = today.date.weekday()  # Monday = 0
-    out["dow_sin"] = math.sin(2 * math.pi * weekday / 7)
-    out["dow_cos"] = math.cos(2 * math.pi * weekday / 7)
-    return out
+    p = x * x
+    split = 134217729.0 * x  # 2**27 + 1: x = hi + lo, each half a mantissa
+    hi = split - (split - x)
+    lo = x - hi
+    error = ((hi * hi - p) + 2.0 * hi * lo) + lo * lo
+    near = (np.abs(error) > 0.4 * np.spacing(p)) | (np.frexp(p)[0] == 0.5)
+    near |= (np.abs(x) < 1e-140) & (x != 0)
+    idx = np.flatnonzero(near)
+    if len(idx):
+        flat = p.reshape(-1)  # p is a new contiguous array: a view
+        flat[idx] = list(map(pow, x.reshape(-1)[idx].tolist(), itertools.repeat(2)))
+    return p
 
 
-def split_on_gaps(bars: Sequence[Bar]) -> list[list[Bar]]:
-    """Split date-sorted, duplicate-free bars into runs of consecutive days."""
-    segments: list[list[Bar]] = []
-    for bar in bars:
-        if segments and (bar.date - segments[-1][-1].date).days == 1:
-            segments[-1].append(bar)
-        else:
-            segments.append([bar])
-    return segments
+def _sum(matrix: np.ndarray) -> np.ndarray:
+    """``math.fsum`` of each row of ``matrix`` (the correctly rounded sum).
 
-
-def build_examples(bars: Sequence[Bar]) -> Iterator[dict]:
-    """Yield one example per day with full history: ``date``, ``close``, features, target.
-
-    ``bars`` must be sorted by date without duplicates. The target of the last day of
-    each consecutive run is None (tomorrow is unknown); the caller drops those rows from
-    training data and keeps them for serving.
+    Double-double accumulation (TwoSum, Ogita-Rump-Oishi "Sum2") then one rounding; where
+    its error bound does not rule out a different rounding (the sum lies near the midpoint
+    of two doubles, e.g. after heavy cancellation), that element is summed by ``math.fsum``.
     """
-    for segment in split_on_gaps(bars):
-        for i in range(HISTORY_DAYS - 1, len(segment)):
-            row = {"date": segment[i].date, "close": segment[i].close}
-            row.update(features_at(segment, i))
-            row[TARGET_NAME] = (
-                log_return(segment[i].close, segment[i + 1].close) if i + 1 < len(segment) else None
-            )
-            yield row
+    terms = matrix.T
+    total = terms[0].copy()
+    error = np.zeros_like(total)
+    magnitude = np.abs(total)
+    for x in terms[1:]:
+        s = total + x
+        b = s - total
+        error += (total - (s - b)) + (x - b)
+        total = s
+        magnitude += np.abs(x)
+    result = total + error
+    # Exact rounding error of `result` as total + error, and Sum2's bound on how far
+    # total + error lies from the true sum (gamma_{n-1}^2 * sum|x|, with a margin of 2).
+    b = result - total
+    rounding = (total - (result - b)) + (error - b)
+    gamma = len(terms) * 2.0**-53 * 1.01
+    bound = 2.0 * gamma * gamma * magnitude * 1.01
+    doubtful = (np.abs(0.5 * np.spacing(np.abs(result)) - np.abs(rounding)) <= bound) | (
+        np.abs(np.frexp(result)[0]) == 0.5
+    )
+    doubtful |= (result == 0) & (magnitude > 0)
+    idx = np.flatnonzero(doubtful)
+    if len(idx):
+        result[idx] = list(map(math.fsum, matrix[idx].tolist()))
+    return result
+
+
+def _mean_std(window: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and population std (ddof=0) of each row of ``window``."""
+    n = window.shape[1]
+    mean = _sum(window) / n
+    return mean, np.sqrt(_sum(_square(window - mean[:, None])) / n)
+
+
+def epoch_days(dates: Sequence[dt.date]) -> np.ndarray:
+    """Dates → int64 days since 1970-01-01 (the representation the arrays use)."""
+    offset = _EPOCH.toordinal()
+    return np.fromiter((d.toordinal() - offset for d in dates), dtype=np.int64, count=len(dates))
+
+
+def run_starts(days: np.ndarray) -> np.ndarray:
+    """True where a run of consecutive days starts (the first day, and after each gap)."""
+    starts = np.ones(len(days), dtype=bool)
+    starts[1:] = np.diff(days) != 1
+    return starts
+
+
+def compute_features(
+    days: np.ndarray,
+    high: np.ndarray,
+    low: np.ndarray,
+    close: np.ndarray,
+    volume: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Features of every day with full history, for one coin's bars.
+
+    Inputs are equally long arrays sorted by ``days`` (int days since 1970-01-01, no
+    duplicates). Returns ``(rows, features, target)``: the indexes of the days that end
+    ``HISTORY_DAYS`` consecutive days (ascending), a float64 matrix with one column per
+    ``FEATURE_NAMES``, and the target (NaN for the last day of a run: tomorrow is unknown).
+    """
+    days = np.asarray(days, dtype=np.int64)
+    close = np.asarray(close, dtype=np.float64)
+    n = len(days)
+    width = len(FEATURE_NAMES)
+    if n < HISTORY_DAYS:
+        return np.zeros(0, dtype=np.int64), np.zeros((0, width)), np.zeros(0)
+    starts = run_starts(days)
+    run_start = np.maximum.accumulate(np.where(starts, np.arange(n), 0))
+    position = np.arange(n) - run_start  # days since the run started
+    # ret[i]: log return into day i (meaningless at a run start, never used there).
+    ret = np.empty(n)
+    ret[0] = np.nan
+    ret[1:] = _log(close[1:] / close[:-1])
+    first = HISTORY_DAYS - 1
+    # Computed for every day t from `first` on, then only the days with full history kept:
+    # back[k, j] is the return into day t - j for the k-th such day t.
+    back = np.lib.stride_tricks.sliding_window_view(ret[1:], LONG_WINDOW)[:, ::-1]
+    log_volume = _log1p(np.asarray(volume, dtype=np.float64))
+    mean_short, std_short = _mean_std(back[:, :SHORT_WINDOW])
+    mean_long, std_long = _mean_std(back)
+    weekday = (days[first:] + _EPOCH_WEEKDAY) % 7
+    columns = [
+        *back[:, :LAGS].T,
+        mean_short,
+        std_short,
+        mean_long,
+        std_long,
+        _log(
+            np.asarray(high, dtype=np.float64)[first:] / np.asarray(low, dtype=np.float64)[first:]
+        ),
+        log_volume[first:] - log_volume[first - 1 : n - 1],
+        _DOW_SIN[weekday],
+        _DOW_COS[weekday],
+    ]
+    keep = position[first:] >= first
+    rows = np.flatnonzero(keep) + first
+    features = np.column_stack(columns)[keep]
+    last_of_run = np.ones(n, dtype=bool)
+    last_of_run[:-1] = starts[1:]
+    nxt = np.append(ret[1:], np.nan)  # the return into tomorrow
+    target = np.where(last_of_run[rows], np.nan, nxt[rows])
+    return rows, features, target
+
+
+def feature_frame(history: pd.DataFrame) -> pd.DataFrame:
+    """One coin's history frame (``HISTORY_COLUMNS``; sorted by date, one row per date) →
+    a frame of ``date`` (datetime64), ``close``, ``FEATURE_NAMES`` and ``target`` with one
+    row per day that has full history (``target`` NaN for the last day of each run)."""
+    import pandas as pd
+
+    dates = pd.to_datetime(history["date"]).to_numpy().astype("datetime64[D]")
+    days = dates.astype(np.int64)
+    close = history["close"].to_numpy(dtype=np.float64)
+    rows, features, target = compute_features(
+        days,
+        history["high"].to_numpy(dtype=np.float64),
+        history["low"].to_numpy(dtype=np.float64),
+        close,
+        history["volume"].to_numpy(dtype=np.float64),
+    )
+    frame = pd.DataFrame(features, columns=list(FEATURE_NAMES))
+    frame.insert(0, "close", close[rows])
+    frame.insert(0, "date", dates[rows])
+    frame[TARGET_NAME] = target
+    return frame
 
 
 def latest_features(bars: Sequence[Bar]) -> dict[str, float]:
     """Features of the most recent bar, for serving a forecast of the next day.
 
-    ``bars`` must be sorted; only the trailing run of consecutive days is used.
+    ``bars`` must be sorted by date; only the trailing run of consecutive days is used.
+    Raises ValueError when that run is shorter than ``HISTORY_DAYS``.
     """
-    tail = split_on_gaps(bars)[-1] if bars else []
-    return features_at(tail, len(tail) - 1)
+    tail = list(bars[-HISTORY_DAYS:])
+    days = epoch_days([b.date for b in tail])
+    run = len(tail) - int(np.flatnonzero(run_starts(days))[-1]) if tail else 0
+    if run < HISTORY_DAYS:
+        raise ValueError(
+            f"features need {HISTORY_DAYS} consecutive daily bars ending at the row; got {run}"
+        )
+    _, features, _ = compute_features(
+        days,
+        np.array([b.high for b in tail]),
+        np.array([b.low for b in tail]),
+        np.array([b.close for b in tail]),
+        np.array([b.volume for b in tail]),
+    )
+    return dict(zip(FEATURE_NAMES, features[-1].tolist(), strict=True))

@@ -1,8 +1,14 @@
-"""Parse and sanity-check one raw CSV line of daily OHLCV data (pure Python, no Beam).
+"""Parse and sanity-check raw CSV lines of daily OHLCV data (pure Python and numpy, no Beam).
 
 A line is parsed on its own with the ``csv`` module, so quoted fields work but a quoted
 field holding a newline does not: the reader hands us the file line by line, and such a
 line is rejected as ``malformed_csv`` rather than silently mis-read.
+
+``RowParser.parse`` is the definition, one line at a time. ``RowParser.parse_chunk`` gives
+the same verdicts for a chunk of lines in bulk: lines that are plainly well-formed (no
+quote, carriage return or NUL, the header's number of fields) are split, converted and
+checked column-wise; every line that fails any check, or is not plain, goes through
+``parse``, so rejection reasons and texts are the definition's.
 
 Dates are ISO ``yyyy-mm-dd`` or day-first ``d/m/yyyy`` (the spreadsheet form of the
 source file). Numbers may be written like ``1.48E+11``.
@@ -12,12 +18,16 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import itertools
 import math
 import re
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 
-from components.common.features import Bar
+import numpy as np
+
+from components.common.features import Bar, epoch_days
 from components.common.schema import REQUIRED_COLUMNS, resolve_columns
 
 #: Default relative tolerance for open/close lying outside [low, high].
@@ -60,6 +70,86 @@ class Rejection:
     @property
     def code(self) -> str:
         return self.reason.split(":", 1)[0]
+
+
+_BLOCK_COLUMNS = ("line", "day", "open", "high", "low", "close", "volume")
+_EPOCH_ORDINAL = dt.date(1970, 1, 1).toordinal()
+
+
+@dataclass
+class BarBlock:
+    """Accepted rows of one coin as columns: raw line numbers, dates (int days since
+    1970-01-01) and prices, in any order (``series.process_coin`` sorts them)."""
+
+    line: np.ndarray
+    day: np.ndarray
+    open: np.ndarray
+    high: np.ndarray
+    low: np.ndarray
+    close: np.ndarray
+    volume: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.line)
+
+    def take(self, index: np.ndarray) -> BarBlock:
+        return BarBlock(*(getattr(self, name)[index] for name in _BLOCK_COLUMNS))
+
+    @classmethod
+    def concat(cls, blocks: Iterable[BarBlock]) -> BarBlock:
+        blocks = list(blocks)
+        if not blocks:
+            return cls.from_rows([])
+        if len(blocks) == 1:
+            return blocks[0]
+        return cls(*(np.concatenate([getattr(b, n) for b in blocks]) for n in _BLOCK_COLUMNS))
+
+    @classmethod
+    def from_rows(cls, rows: Iterable[ParsedRow]) -> BarBlock:
+        rows = list(rows)
+        bars = [r.bar for r in rows]
+        return cls(
+            np.array([r.line for r in rows], dtype=np.int64),
+            epoch_days([b.date for b in bars]),
+            *(
+                np.array([getattr(b, n) for b in bars], dtype=np.float64)
+                for n in _BLOCK_COLUMNS[2:]
+            ),
+        )
+
+
+@dataclass
+class ChunkResult:
+    """What ``RowParser.parse_chunk`` made of a chunk of lines."""
+
+    #: Accepted rows per coin slug.
+    blocks: dict[str, BarBlock] = field(default_factory=dict)
+    rejections: list[Rejection] = field(default_factory=list)
+    #: Lines that are not blank, counted from the text alone (before any verdict).
+    input_rows: int = 0
+    blank_lines: int = 0
+
+    def counts(self) -> dict:
+        """Tallies for ``stats.json``; summed over chunks by ``merge_counts``."""
+        return {
+            "input_rows": self.input_rows,
+            "accepted_rows": sum(len(b) for b in self.blocks.values()),
+            "rejected_rows": len(self.rejections),
+            "blank_lines": self.blank_lines,
+            "rejected_reasons": Counter(r.code for r in self.rejections),
+            "coins_in_input": Counter({coin: len(b) for coin, b in self.blocks.items()}),
+        }
+
+
+def empty_counts() -> dict:
+    return ChunkResult().counts()
+
+
+def merge_counts(total: dict, other: dict) -> dict:
+    """Add the tallies ``other`` to ``total`` (in place) and return it."""
+    for key, value in other.items():
+        total[key] = total[key] + value
+    return total
 
 
 class _Invalid(Exception):
@@ -203,3 +293,108 @@ class RowParser:
                 )
         if bar.volume < 0:
             raise _Invalid(NEGATIVE_VOLUME, f"volume={bar.volume!r}")
+
+    def parse_chunk(self, first_line: int, lines: Sequence[str]) -> ChunkResult:
+        """Parse consecutive lines, the first of them numbered ``first_line``.
+
+        The same verdicts, reasons and values as ``parse`` on each line, computed in bulk.
+        """
+        result = ChunkResult()
+        if not lines:
+            return result
+        text = "\n".join(lines)
+        if "\r" in text:
+            lines = list(map(str.rstrip, lines, itertools.repeat("\r\n")))
+        result.input_rows = sum(map(bool, map(str.strip, lines)))
+        result.blank_lines = len(lines) - result.input_rows
+        commas = np.fromiter(map(str.count, lines, itertools.repeat(",")), np.int64, len(lines))
+        plain = commas == self.header_width - 1
+        if any(c in text for c in ('"', "\r", "\x00")):
+            plain &= ~np.fromiter(
+                (('"' in t) or ("\r" in t) or ("\x00" in t) for t in lines), bool, len(lines)
+            )
+        index = np.flatnonzero(plain)
+        accepted: list[tuple[np.ndarray, dict]] = []
+        if len(index):
+            chosen = [lines[i] for i in index.tolist()]
+            ok, columns = self._parse_plain(chosen)
+            accepted.append((index[ok], {name: col[ok] for name, col in columns.items()}))
+            plain[index[~ok]] = False
+        rows: list[ParsedRow] = []
+        for i in np.flatnonzero(~plain).tolist():
+            parsed = self.parse(first_line + i, lines[i])
+            if isinstance(parsed, ParsedRow):
+                rows.append(parsed)
+            elif isinstance(parsed, Rejection):
+                result.rejections.append(parsed)
+        if rows:
+            block = BarBlock.from_rows(rows)
+            columns = {name: getattr(block, name) for name in _BLOCK_COLUMNS[1:]}
+            columns["coin"] = np.array([r.coin for r in rows], dtype=object)
+            accepted.append((block.line - first_line, columns))
+        if accepted:
+            offsets = np.concatenate([a[0] for a in accepted])
+            merged = {n: np.concatenate([a[1][n] for a in accepted]) for n in accepted[0][1]}
+            coins, which = np.unique(merged.pop("coin").astype(str), return_inverse=True)
+            order = np.argsort(which, kind="stable")
+            bounds = np.searchsorted(which[order], np.arange(len(coins) + 1))
+            for k, coin in enumerate(coins.tolist()):
+                part = order[bounds[k] : bounds[k + 1]]
+                result.blocks[coin] = BarBlock(
+                    offsets[part].astype(np.int64) + first_line,
+                    *(merged[n][part] for n in _BLOCK_COLUMNS[1:]),
+                )
+        return result
+
+    def _parse_plain(self, lines: list[str]) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        """Column-wise parse of lines with exactly ``header_width`` unquoted fields.
+
+        Returns which lines passed every check of ``parse`` and their columns; the others
+        are left to ``parse`` for the verdict.
+        """
+        n = len(lines)
+        width = self.header_width
+        fields = ",".join(lines).split(",")
+        ok = np.ones(n, dtype=bool)
+        values = {name: list(map(str.strip, fields[i::width])) for name, i in self.columns.items()}
+        for name in REQUIRED_COLUMNS:
+            column = values[name]
+            if "" in column:
+                ok &= np.fromiter(map(bool, column), bool, n)
+        numbers: dict[str, np.ndarray] = {}
+        for name in (*_PRICE_COLUMNS, "volume"):
+            column = values[name]
+            if "_" in "".join(column):
+                ok &= ~np.fromiter(("_" in v for v in column), bool, n)
+            try:
+                numbers[name] = np.fromiter(map(float, column), np.float64, n)
+            except ValueError:
+                numbers[name] = np.fromiter(map(_float_or_nan, column), np.float64, n)
+            ok &= np.isfinite(numbers[name])
+        cache = {}
+        for text in set(values["date"]):
+            try:
+                cache[text] = parse_date(text).toordinal() - _EPOCH_ORDINAL
+            except ValueError:
+                cache[text] = _NO_DAY
+        day = np.fromiter(map(cache.__getitem__, values["date"]), np.int64, n)
+        ok &= day != _NO_DAY
+        o, h, lo_, c, v = (numbers[name] for name in (*_PRICE_COLUMNS, "volume"))
+        with np.errstate(invalid="ignore"):
+            ok &= (o > 0) & (h > 0) & (lo_ > 0) & (c > 0) & (h >= lo_)
+            low_limit = lo_ * (1 - self.price_tolerance)
+            high_limit = h * (1 + self.price_tolerance)
+            ok &= (low_limit <= o) & (o <= high_limit) & (low_limit <= c) & (c <= high_limit)
+            ok &= v >= 0
+        coin = np.array(list(map(str.lower, values["slug"])), dtype=object)
+        return ok, {"day": day, **numbers, "coin": coin}
+
+
+_NO_DAY = np.iinfo(np.int64).min
+
+
+def _float_or_nan(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        return math.nan

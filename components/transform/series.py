@@ -1,24 +1,26 @@
-"""Per-coin steps of the transform and the train statistics (pure Python, no Beam).
+"""Per-coin steps of the transform (numpy, no Beam).
 
-One coin's accepted rows → sorted, de-duplicated bars → examples (``features.build_examples``)
-→ time-ordered train / eval / test split by date. The last row of a split that a later
-split follows is purged: its target is the return into that split's first day.
+One coin's accepted rows (a ``BarBlock``) → sorted, de-duplicated bars → examples
+(``features.compute_features``) → time-ordered train / eval / test split by date. The last
+row of a split that a later split follows is purged: its target is the return into that
+split's first day. Everything is computed on the coin's arrays at once.
 """
 
 from __future__ import annotations
 
+import csv
+import datetime as dt
+import io
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-from components.common.contracts import SHARD_COLUMNS, SPLITS
-from components.common.features import (
-    TARGET_NAME,
-    Bar,
-    build_examples,
-    split_on_gaps,
-)
-from components.transform.parse import ParsedRow
+import numpy as np
+
+from components.common.contracts import SPLITS, STAT_COLUMNS
+from components.common.features import compute_features, run_starts
+from components.transform.parse import BarBlock, ParsedRow
+from components.transform.stats import Moments
 
 #: Train, eval and test fractions of each coin's dates, in time order.
 DEFAULT_SPLIT = "0.7,0.15,0.15"
@@ -55,19 +57,82 @@ def split_sizes(n: int, fractions: Sequence[float]) -> tuple[int, int, int]:
     return train, train_eval - train, n - train_eval
 
 
-def dedupe_bars(rows: Iterable[ParsedRow]) -> tuple[list[Bar], list[tuple[int, int]]]:
+def as_block(rows: BarBlock | Iterable[ParsedRow]) -> BarBlock:
+    return rows if isinstance(rows, BarBlock) else BarBlock.from_rows(rows)
+
+
+def dedupe_bars(
+    rows: BarBlock | Iterable[ParsedRow],
+) -> tuple[BarBlock, list[tuple[int, int]]]:
     """Bars sorted by date, keeping the first (lowest line) of each date; and, for every
     dropped row, ``(its line, the kept line of the same date)`` so nothing is lost silently."""
-    bars: list[Bar] = []
-    dropped: list[tuple[int, int]] = []
-    kept_line = 0
-    for row in sorted(rows, key=lambda r: (r.bar.date, r.line)):
-        if bars and bars[-1].date == row.bar.date:
-            dropped.append((row.line, kept_line))
-        else:
-            bars.append(row.bar)
-            kept_line = row.line
-    return bars, dropped
+    block = as_block(rows)
+    ordered = block.take(np.lexsort((block.line, block.day)))
+    first = np.ones(len(ordered), dtype=bool)
+    first[1:] = ordered.day[1:] != ordered.day[:-1]
+    if first.all():
+        return ordered, []
+    kept_at = np.maximum.accumulate(np.where(first, np.arange(len(ordered)), 0))
+    dropped = np.flatnonzero(~first)
+    pairs = zip(
+        ordered.line[dropped].tolist(), ordered.line[kept_at[dropped]].tolist(), strict=True
+    )
+    return ordered.take(np.flatnonzero(first)), list(pairs)
+
+
+def _iso_dates(days: np.ndarray) -> list[str]:
+    return np.datetime_as_string(days.astype("datetime64[D]")).tolist()
+
+
+def _csv_field(text: str) -> str:
+    """``text`` as the csv module writes a field (quoted only when it must be)."""
+    out = io.StringIO()
+    csv.writer(out, lineterminator="").writerow([text])
+    return out.getvalue()
+
+
+def _repr_rows(values: np.ndarray) -> list[str]:
+    """Each row of ``values`` as its floats' ``repr`` joined by commas.
+
+    ``repr`` is the costly part, and a coin's rows share many values (a return is lag 1 one
+    day, lag 2 the next, ..., and the target the day before; seven weekdays): each distinct
+    value is formatted once. Signed zeros compare equal, so a -0.0 takes the plain way.
+    """
+    flat = values.ravel()
+    zeros = flat == 0
+    if zeros.any() and np.signbit(flat[zeros]).any():
+        texts = np.array(list(map(repr, flat.tolist())), dtype=object)
+    else:
+        distinct, inverse = np.unique(flat, return_inverse=True)
+        texts = np.array(list(map(repr, distinct.tolist())), dtype=object)[inverse]
+    return list(map(",".join, texts.reshape(values.shape).tolist()))
+
+
+@dataclass
+class CoinRows:
+    """Shard rows of one coin in one split, in date order, not yet formatted."""
+
+    coin: str
+    #: int days since 1970-01-01
+    days: np.ndarray
+    #: float64, one column per ``SHARD_COLUMNS[2:]`` (close, features, target)
+    values: np.ndarray
+
+    @property
+    def rows(self) -> int:
+        return len(self.days)
+
+    def csv_text(self) -> str:
+        """The rows as shard lines: coin, ISO date, floats in ``repr`` precision; each line
+        ends with a newline (the csv module's output for the same fields)."""
+        if not self.rows:
+            return ""
+        floats = _repr_rows(self.values)
+        prefix = _csv_field(self.coin) + ","
+        return "".join(
+            f"{prefix}{date},{rest}\n"
+            for date, rest in zip(_iso_dates(self.days), floats, strict=True)
+        )
 
 
 @dataclass
@@ -80,21 +145,37 @@ class CoinResult:
     gaps: int
     #: ``(dropped line, kept line)`` of each duplicate date (line numbers of the raw file).
     duplicate_lines: list[tuple[int, int]] = field(default_factory=list)
-    #: ``(split, example)`` in date order; examples as yielded by ``build_examples``.
-    examples: list[tuple[str, dict]] = field(default_factory=list)
+    #: The examples after the purge, in date order: their days (since 1970-01-01), split
+    #: (index into SPLITS) and values (one column per ``SHARD_COLUMNS[2:]``).
+    days: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    split: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int8))
+    values: np.ndarray = field(default_factory=lambda: np.zeros((0, len(STAT_COLUMNS) + 1)))
 
     def counts(self) -> dict[str, int]:
-        out = dict.fromkeys(SPLITS, 0)
-        for split, _ in self.examples:
-            out[split] += 1
-        return out
+        tally = np.bincount(self.split, minlength=len(SPLITS)).tolist()
+        return dict(zip(SPLITS, tally, strict=True))
+
+    def dates(self, split: str | None = None) -> list[dt.date]:
+        """Dates of the examples (of one split), in order."""
+        days = self.days if split is None else self.days[self.split == SPLITS.index(split)]
+        return [dt.date.fromisoformat(d) for d in _iso_dates(days)]
+
+    def rows(self, split: str) -> CoinRows:
+        chosen = self.split == SPLITS.index(split)
+        return CoinRows(self.coin, self.days[chosen], self.values[chosen])
+
+    def moments(self, split: str = "train") -> Moments:
+        """Moments of the statistics columns (features and target) over one split."""
+        return Moments.of(self.values[self.split == SPLITS.index(split), 1:], STAT_COLUMNS)
 
     def date_ranges(self) -> dict[str, tuple[str, str]]:
         """``{split: (first_date, last_date)}`` (ISO) for non-empty splits."""
         out: dict[str, tuple[str, str]] = {}
-        for split, row in self.examples:
-            iso = row["date"].isoformat()
-            out[split] = (out[split][0], iso) if split in out else (iso, iso)
+        for k, split in enumerate(SPLITS):
+            days = self.days[self.split == k]
+            if len(days):
+                first, last = _iso_dates(days[[0, -1]])
+                out[split] = (first, last)
         return out
 
     def info(self) -> dict:
@@ -110,39 +191,37 @@ class CoinResult:
         }
 
 
-def process_coin(coin: str, rows: Iterable[ParsedRow], fractions: Sequence[float]) -> CoinResult:
+def process_coin(
+    coin: str, rows: BarBlock | Iterable[ParsedRow], fractions: Sequence[float]
+) -> CoinResult:
     """Sort, de-duplicate, count gaps, build examples, split them by date, purge boundaries."""
     bars, dropped = dedupe_bars(rows)
-    gaps = len(split_on_gaps(bars)) - 1 if bars else 0
+    gaps = int(run_starts(bars.day).sum()) - 1 if len(bars) else 0
+    index, features, target = compute_features(
+        bars.day, bars.high, bars.low, bars.close, bars.volume
+    )
     # The last day of each run has no target: not a training example.
-    examples = [ex for ex in build_examples(bars) if ex[TARGET_NAME] is not None]
-    n_train, n_eval, _ = split_sizes(len(examples), fractions)
-    labelled = [
-        ("train" if i < n_train else "eval" if i < n_train + n_eval else "test", ex)
-        for i, ex in enumerate(examples)
-    ]
+    known = ~np.isnan(target)
+    index, features, target = index[known], features[known], target[known]
+    n_train, n_eval, _ = split_sizes(len(index), fractions)
+    split = np.full(len(index), 2, dtype=np.int8)
+    split[: n_train + n_eval] = 1
+    split[:n_train] = 0
     # Purge one day at each split boundary: the last row of a split has as its target the
     # return into the first day of the next split, so keeping it would let train see an
     # eval-period price (and eval a test-period one).
     # The coin's last row ends the last non-empty split and is always kept; a coin without
     # examples stays empty.
-    labelled = [
-        item for item, nxt in zip(labelled, labelled[1:], strict=False) if nxt[0] == item[0]
-    ] + labelled[-1:]
+    keep = np.ones(len(index), dtype=bool)
+    keep[:-1] = split[1:] == split[:-1]
+    values = np.column_stack([bars.close[index], features, target])[keep]
     return CoinResult(
         coin=coin,
         bars=len(bars),
         duplicates=len(dropped),
         gaps=gaps,
         duplicate_lines=dropped,
-        examples=labelled,
+        days=bars.day[index][keep],
+        split=split[keep],
+        values=values,
     )
-
-
-def example_to_csv_row(coin: str, example: Mapping) -> list[str]:
-    """One shard line: coin, ISO date, floats in repr precision."""
-    return [
-        coin,
-        example["date"].isoformat(),
-        *(repr(float(example[name])) for name in SHARD_COLUMNS[2:]),
-    ]

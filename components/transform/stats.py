@@ -5,6 +5,8 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping, Sequence
 
+import numpy as np
+
 from components.common.contracts import SPLITS, STAT_COLUMNS, STAT_DTYPE
 from components.common.features import FEATURE_NAMES, TARGET_NAME
 
@@ -18,14 +20,18 @@ class Moments:
         self.mean = dict.fromkeys(self.names, 0.0)
         self.m2 = dict.fromkeys(self.names, 0.0)
 
-    def add(self, example: Mapping) -> Moments:
-        self.n += 1
-        for name in self.names:
-            x = float(example[name])
-            delta = x - self.mean[name]
-            self.mean[name] += delta / self.n
-            self.m2[name] += delta * (x - self.mean[name])
-        return self
+    @classmethod
+    def of(cls, matrix: np.ndarray, names: Sequence[str] = STAT_COLUMNS) -> Moments:
+        """Moments of the columns of ``matrix`` (one per name)."""
+        moments = cls(names)
+        matrix = np.asarray(matrix, dtype=np.float64).reshape(-1, len(moments.names))
+        moments.n = len(matrix)
+        if moments.n:
+            mean = matrix.mean(axis=0)
+            m2 = ((matrix - mean) ** 2).sum(axis=0)
+            moments.mean = dict(zip(moments.names, mean.tolist(), strict=True))
+            moments.m2 = dict(zip(moments.names, m2.tolist(), strict=True))
+        return moments
 
     def merge(self, other: Moments) -> Moments:
         if other.n == 0:
@@ -45,6 +51,14 @@ class Moments:
             s = math.sqrt(self.m2[name] / self.n) if self.n else 0.0
             out[name] = s if s > 0 and math.isfinite(s) else 1.0
         return out
+
+
+def merge_moments(parts: Iterable[Moments]) -> Moments:
+    """Chan's merge of ``parts``, in the order given."""
+    total = Moments()
+    for part in parts:
+        total.merge(part)
+    return total
 
 
 def build_stats(

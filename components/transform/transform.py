@@ -8,21 +8,33 @@ Outputs, each at the path it is given: ``features_path``, a directory of
 ``{train,eval,test}-NNNNN-of-NNNNN.csv`` shards (header ``coin,date,close,<FEATURE_NAMES>,target``,
 rows sorted by coin and date); ``rejected_path``, a CSV of the rejected lines (line, reason,
 raw); ``stats_path``, ``stats.json`` (components/README.md).
+
+The pipeline (``build_pipeline``): byte ranges of the input are read and parsed in bulk in
+parallel (``beam_ops.ReadLineChunks``, ``ParseChunks``: accepted rows as one column block
+per coin and chunk, rejections, tallies); blocks are grouped by coin and each coin is
+processed in one step on numpy arrays (``series.process_coin``: dedupe, gaps, features,
+target, split, purge), its rows written to part files; one writer per shard concatenates
+the parts in coin order; the tallies and per-coin summaries (train moments merged with
+Chan's formula) make ``stats.json``. During a run the part files live in a hidden
+``.parts-<id>`` folder in ``features_path``, removed when the pipeline ends.
 """
 
 from __future__ import annotations
 
+import glob
 import json
 import logging
 import os
 import time
+import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import PipelineOptions
-from apache_beam.pvalue import AsSingleton
+from apache_beam.pvalue import AsList
 
 from components.common.contracts import SHARD_COLUMNS, SPLITS, shard_glob, shard_names
 from components.common.features import HISTORY_DAYS
@@ -35,6 +47,8 @@ from components.transform.series import DEFAULT_SPLIT, parse_split
 log = logging.getLogger(__name__)
 
 RUNNERS = ("local", "dataflow")
+#: Name prefix of a run's folder of part files in ``features_path`` (``parts_dir_for``).
+PARTS_PREFIX = ".parts-"
 REJECTED_COLUMNS = ("line", "reason", "raw")
 
 
@@ -162,6 +176,31 @@ def _prepare_outputs(features_path: str, stats_path: str, rejected_path: str) ->
     if stale:
         log.info("removing %d shards of an earlier run from %s", len(stale), features_path)
         FileSystems.delete(stale)
+    # Part files of a run that was killed before it could remove them (remove_parts).
+    if FileSystems.get_scheme(features_path) in (None, "file"):
+        leftovers = glob.glob(os.path.join(glob.escape(features_path), f"{PARTS_PREFIX}*"))
+    else:
+        pattern = FileSystems.join(features_path, f"{PARTS_PREFIX}*/*")
+        leftovers = [m.path for m in FileSystems.match([pattern])[0].metadata_list]
+    if leftovers:
+        log.info("removing part files of an earlier run from %s", features_path)
+        FileSystems.delete(leftovers)
+
+
+def parts_dir_for(features_path: str) -> str:
+    """A new folder in ``features_path`` for one run's per-coin part files."""
+    return FileSystems.join(features_path, f"{PARTS_PREFIX}{uuid.uuid4().hex}")
+
+
+def remove_parts(parts_dir: str) -> None:
+    """Delete a run's part files (all of them, with their folder)."""
+    try:
+        if FileSystems.get_scheme(parts_dir) == "gs":
+            FileSystems.delete([parts_dir.rstrip("/") + "/"])
+        elif FileSystems.exists(parts_dir):
+            FileSystems.delete([parts_dir])
+    except Exception as exc:  # the outputs are complete: a leftover is only untidy
+        log.warning("could not remove the part files in %s: %s", parts_dir, exc)
 
 
 def _make_pipeline(runner: str, pipeline_options: Mapping | None) -> beam.Pipeline:
@@ -193,80 +232,55 @@ def build_pipeline(
     wanted: frozenset[str] | None,
     fractions: Sequence[float],
     num_shards: int,
+    parts_dir: str | None = None,
 ) -> None:
-    """Add the whole transform to ``p``: read ``input_path``, write the three outputs."""
-    # One worker reads the file in order (line numbers); the reshuffle lets the parsing
-    # after it spread over workers on Dataflow instead of being fused to that reader.
-    lines = (
-        p
-        | "Input" >> beam.Create([input_path])
-        | "ReadLines" >> beam.ParDo(beam_ops.ReadNumberedLines())
-        | "Spread" >> beam.Reshuffle()
-    )
-    parsed = lines | "Parse" >> beam.ParDo(beam_ops.ParseLines(parser)).with_outputs(
-        beam_ops.ParseLines.REJECTED, beam_ops.ParseLines.BLANK, main="accepted"
-    )
-    accepted, rejected, blank = parsed.accepted, parsed.rejected, parsed.blank
+    """Add the whole transform to ``p``: read ``input_path``, write the three outputs.
 
-    chosen = accepted | "ChosenCoins" >> beam.Filter(lambda r: wanted is None or r.coin in wanted)
+    ``parts_dir``: where each coin's rows wait for the shard writer (``parts_dir_for``); the
+    caller removes it when the pipeline is done (``remove_parts``).
+    """
+    parts_dir = parts_dir or parts_dir_for(features_path)
+    # Byte ranges of the file are read and parsed in parallel (Create spreads them over
+    # workers); each range's first line number comes from the newline counts of the ranges
+    # before it.
+    ranges = p | "Ranges" >> beam.Create(beam_ops.byte_ranges(input_path))
+    newlines = ranges | "CountNewlines" >> beam.Map(beam_ops.count_newlines, input_path)
+    chunks = ranges | "ReadChunks" >> beam.ParDo(
+        beam_ops.ReadLineChunks(input_path), newlines=AsList(newlines)
+    )
+    parsed = chunks | "Parse" >> beam.ParDo(beam_ops.ParseChunks(parser, wanted)).with_outputs(
+        beam_ops.ParseChunks.REJECTED, beam_ops.ParseChunks.SUMMARY, main="accepted"
+    )
     per_coin = (
-        chosen
-        | "KeyByCoin" >> beam.Map(lambda r: (r.coin, r))
+        parsed.accepted
         | "GroupByCoin" >> beam.GroupByKey()
         | "Examples"
-        >> beam.ParDo(beam_ops.BuildCoinExamples(fractions)).with_outputs(
-            beam_ops.BuildCoinExamples.INFO, main="examples"
-        )
+        >> beam.ParDo(beam_ops.BuildCoinExamples(fractions, num_shards, parts_dir))
+        # (the TaggedOutput it also yields would otherwise be inferred as a main output)
+        .with_output_types(tuple[Any, Any])
+        .with_outputs(beam_ops.BuildCoinExamples.INFO, main="rows")
     )
-    by_split = per_coin.examples | "BySplit" >> beam.Partition(
-        lambda e, _: SPLITS.index(e[0]), len(SPLITS)
-    )
-    for split, examples in zip(SPLITS, by_split, strict=True):
-        paths = [FileSystems.join(features_path, n) for n in shard_names(split, num_shards)]
-        (
-            examples
-            | f"{split}Items" >> beam.Map(beam_ops.example_item, num_shards)
-            | f"Write{split}" >> beam_ops.WriteSortedCsv(paths, SHARD_COLUMNS)
-        )
+    files = {
+        (split, shard): (FileSystems.join(features_path, name), SHARD_COLUMNS)
+        for split in SPLITS
+        for shard, name in enumerate(shard_names(split, num_shards))
+    }
+    files[beam_ops.REJECTED_FILE] = (rejected_path, REJECTED_COLUMNS)
+    rejected = parsed.rejected | "RejectedItems" >> beam.Map(beam_ops.rejected_item)
     (
-        rejected
-        | "RejectedItems" >> beam.Map(beam_ops.rejected_item)
-        | "WriteRejected" >> beam_ops.WriteSortedCsv([rejected_path], REJECTED_COLUMNS)
+        (per_coin.rows, rejected)
+        | "AllRows" >> beam.Flatten()
+        | "WriteCsv" >> beam_ops.WriteSortedCsv(files)
     )
-
-    def count(pcoll, label):
-        return AsSingleton(pcoll | label >> beam.combiners.Count.Globally())
-
-    def tally(pcoll, label, key):
-        return AsSingleton(
-            pcoll
-            | f"{label}Key" >> beam.Map(key)
-            | f"{label}Count" >> beam.combiners.Count.PerElement()
-            | f"{label}Dict" >> beam.combiners.ToDict()
-        )
-
     # Input rows are counted from the raw lines, independently of the parser's verdicts.
-    data_lines = lines | "DataLines" >> beam.Filter(lambda e: e[1].strip())
-    train_moments = (
-        by_split[0]
-        | "TrainExamples" >> beam.Map(lambda e: e[2])
-        | "TrainMoments" >> beam.CombineGlobally(beam_ops.MomentsFn())
-    )
-    coin_infos = per_coin.info | "CoinInfos" >> beam.combiners.ToList()
+    # Every run has at least one chunk (ReadLineChunks), so the summary always exists.
     (
-        p
-        | "StatsSeed" >> beam.Create([None])
+        (parsed.summary, per_coin.info)
+        | "SummaryParts" >> beam.Flatten()
+        | "Summary" >> beam.CombineGlobally(beam_ops.SummaryFn()).without_defaults()
         | "WriteStats"
         >> beam.ParDo(
-            beam_ops.WriteStats(stats_path, split_fractions=list(fractions), input_path=input_path),
-            train_moments=AsSingleton(train_moments),
-            coin_infos=AsSingleton(coin_infos),
-            input_rows=count(data_lines, "CountInput"),
-            accepted_rows=count(accepted, "CountAccepted"),
-            rejected_rows=count(rejected, "CountRejected"),
-            blank_lines=count(blank, "CountBlank"),
-            rejected_reasons=tally(rejected, "Reasons", lambda r: r.code),
-            coins_in_input=tally(accepted, "CoinsInInput", lambda r: r.coin),
+            beam_ops.WriteStats(stats_path, split_fractions=list(fractions), input_path=input_path)
         )
     )
 
@@ -336,6 +350,7 @@ def run(
         fractions,
         runner,
     )
+    parts_dir = parts_dir_for(features_path)
     build_pipeline(
         pipeline,
         raw_path,
@@ -346,8 +361,12 @@ def run(
         wanted=wanted,
         fractions=fractions,
         num_shards=num_shards,
+        parts_dir=parts_dir,
     )
-    state = pipeline.run().wait_until_finish()
+    try:
+        state = pipeline.run().wait_until_finish()
+    finally:
+        remove_parts(parts_dir)
     if state not in (None, "DONE"):
         raise TransformError(f"the Beam pipeline ended in state {state}")
 

@@ -1,7 +1,7 @@
 """Small contract-conformant transform outputs, built without Beam.
 
 A synthetic daily series (a drifting random walk with a weak AR(1) term in the returns,
-so there is a little to learn) goes through ``features.build_examples``; the rows are
+so there is a little to learn) goes through ``features.feature_frame``; the rows are
 split by date 70/15/15 and written as CSV shards with a ``stats.json`` whose mean/std
 come from the train split only, as components/README.md specifies.
 """
@@ -15,7 +15,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from components.common.features import FEATURE_NAMES, TARGET_NAME, Bar, build_examples
+from components.common.features import (
+    FEATURE_NAMES,
+    HISTORY_COLUMNS,
+    TARGET_NAME,
+    Bar,
+    feature_frame,
+)
 
 COLUMNS = ["coin", "date", "close", *FEATURE_NAMES, TARGET_NAME]
 
@@ -47,10 +53,12 @@ def write_features(
     out_dir: Path, days: int = 400, seed: int = 0, shards: int = 1
 ) -> tuple[Path, Path]:
     """Write ``out_dir/features/{train,eval,test}-*.csv`` and ``out_dir/stats.json``."""
-    rows = [r for r in build_examples(synthetic_bars(days, seed)) if r[TARGET_NAME] is not None]
-    frame = pd.DataFrame(rows)
+    bars = synthetic_bars(days, seed)
+    history = pd.DataFrame({c: [getattr(b, c) for b in bars] for c in HISTORY_COLUMNS})
+    frame = feature_frame(history)
+    frame = frame[frame[TARGET_NAME].notna()].reset_index(drop=True)
     frame.insert(0, "coin", "bitcoin")
-    frame["date"] = frame["date"].map(dt.date.isoformat)
+    frame["date"] = frame["date"].dt.strftime("%Y-%m-%d")
     n = len(frame)
     bounds = {
         "train": (0, int(n * 0.7)),

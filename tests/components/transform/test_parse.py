@@ -161,3 +161,57 @@ def test_price_tolerance_is_relative_and_a_parameter() -> None:
 def test_zero_volume_is_accepted(parser: RowParser) -> None:
     # The source did not record volume before late 2013: 0 is data, not an error.
     assert parser.parse(2, GOOD).bar.volume == 0.0
+
+
+CHUNK_LINES = [
+    GOOD,
+    "",
+    "   ",
+    GOOD.replace("28/4/2013", "2013-04-29") + "\r",
+    GOOD.replace("bitcoin", "Ethereum", 1),
+    GOOD.replace("135.98", "1.48E+2"),
+    GOOD.replace("135.98", " 136 "),
+    GOOD.replace("135.98", "1_36"),
+    GOOD.replace("135.98", "inf"),
+    GOOD.replace("135.98", ""),
+    GOOD.replace(",0,", ",-1,"),
+    GOOD.replace("28/4/2013", "31/4/2013"),
+    GOOD.replace("28/4/2013", "28-4-2013"),
+    GOOD.replace("134.21", "140"),
+    GOOD.replace("135.3", "100"),
+    GOOD + ",extra",
+    "bitcoin,BTC",
+    '"bit,coin",BTC,Bitcoin,1/5/2013,1,135.3,135.98,132.1,134.21,0,1,0.5,3',
+    'bitcoin,BTC,"Bitcoin,1/5/2013,1,135.3,135.98,132.1,134.21,0,1,0.5,3',
+    GOOD.replace("BTC", "B\rTC"),
+    GOOD.replace("BTC", "B\x00TC"),
+    GOOD.replace("bitcoin", " Bitcoin ", 1),
+    GOOD.replace("bitcoin", "", 1),
+    GOOD.replace("135.3", "0"),
+]
+
+
+@pytest.mark.parametrize("tolerance", [0.0, 0.01])
+def test_parse_chunk_gives_the_verdicts_of_parse(tolerance: float) -> None:
+    parser = RowParser.from_header(HEADER, price_tolerance=tolerance)
+    result = parser.parse_chunk(10, CHUNK_LINES)
+    one_by_one = [parser.parse(10 + i, text) for i, text in enumerate(CHUNK_LINES)]
+    rows = [r for r in one_by_one if isinstance(r, ParsedRow)]
+    assert result.rejections == [r for r in one_by_one if isinstance(r, Rejection)]
+    assert result.blank_lines == sum(r is None for r in one_by_one) == 2
+    assert result.input_rows == len(CHUNK_LINES) - 2
+    got = sorted(
+        (int(line), coin, int(day), o, h, lo, c, v)
+        for coin, b in result.blocks.items()
+        for line, day, o, h, lo, c, v in zip(
+            b.line, b.day, b.open, b.high, b.low, b.close, b.volume, strict=True
+        )
+    )
+    epoch = dt.date(1970, 1, 1).toordinal()
+    want = sorted(
+        (r.line, r.coin, r.bar.date.toordinal() - epoch, r.bar.open, r.bar.high, r.bar.low)
+        + (r.bar.close, r.bar.volume)
+        for r in rows
+    )
+    assert got == want
+    assert len(rows) >= 6

@@ -28,7 +28,8 @@ def _row(line: int, day: int, close: float = 10.0) -> ParsedRow:
 def test_dedupe_sorts_and_keeps_the_first_line_of_a_date() -> None:
     rows = [_row(5, 2, 30.0), _row(2, 0), _row(9, 1, 99.0), _row(3, 1, 20.0), _row(7, 2, 31.0)]
     bars, dropped = dedupe_bars(rows)
-    assert [b.close for b in bars] == [10.0, 20.0, 30.0]
+    assert bars.close.tolist() == [10.0, 20.0, 30.0]
+    assert bars.line.tolist() == [2, 3, 5]
     # Line 9 (day 1) lost to line 3, line 7 (day 2) to line 5.
     assert dropped == [(9, 3), (7, 5)]
 
@@ -77,7 +78,7 @@ def test_process_coin_splits_by_date_without_overlap() -> None:
 
 
 def _split_dates(result) -> dict[str, list[dt.date]]:
-    return {s: [ex["date"] for split, ex in result.examples if split == s] for s in SPLITS}
+    return {s: result.dates(s) for s in SPLITS}
 
 
 @pytest.mark.parametrize(
@@ -124,7 +125,7 @@ def test_exactly_one_row_is_purged_per_boundary(days: int, fractions, counts, pu
     assert len(purged) == len(non_empty) - 1
     assert tuple(result.counts().values()) == counts
     assert sum(counts) == days - 31 - len(purged)
-    kept = {ex["date"] for _, ex in result.examples}
+    kept = set(result.dates())
     assert kept == {D0 + dt.timedelta(days=d) for d in range(30, days - 1)} - {
         D0 + dt.timedelta(days=d) for d in purged
     }
@@ -152,9 +153,7 @@ def test_a_coin_too_short_for_the_splits_does_not_crash(days: int, counts) -> No
 def test_moments_merge_matches_numpy() -> None:
     rng = np.random.default_rng(7)
     data = rng.normal(3.0, 2.0, size=(500, 2))
-    parts = [Moments(("a", "b")) for _ in range(3)]
-    for i, (a, b) in enumerate(data):
-        parts[i % 3].add({"a": a, "b": b})
+    parts = [Moments.of(data[i::3], ("a", "b")) for i in range(3)]
     merged = Moments(("a", "b")).merge(parts[0]).merge(parts[1]).merge(parts[2])
     assert merged.n == 500
     assert merged.mean["a"] == pytest.approx(data[:, 0].mean(), rel=1e-12)
@@ -162,8 +161,6 @@ def test_moments_merge_matches_numpy() -> None:
 
 
 def test_zero_std_is_stored_as_one() -> None:
-    m = Moments(("c",))
-    for _ in range(5):
-        m.add({"c": 0.25})
+    m = Moments.of(np.full((5, 1), 0.25), ("c",))
     assert m.mean["c"] == 0.25
     assert m.std() == {"c": 1.0}

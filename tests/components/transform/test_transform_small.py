@@ -193,6 +193,8 @@ def test_outputs_of_an_earlier_run_are_replaced_and_other_files_kept(tmp_path: P
     out = tmp_path / "out"
     run_transform(str(src), str(out), coins="x", num_shards=3)
     (out / "notes.txt").write_text("mine")
+    (out / ".parts-0123").mkdir()  # as a run killed before removing its part files leaves
+    (out / ".parts-0123" / "part-1.csv").write_text("x,2021-01-01\n")
     run_transform(str(src), str(out), coins="x")
     assert sorted(p.name for p in out.iterdir()) == [
         "eval-00000-of-00001.csv",
