@@ -3,7 +3,11 @@
 python -m components.deploy publish MODEL_DIR --model-repository DIR --model-name NAME
 python -m components.deploy rollback --model-repository DIR --model-name NAME [--to-version V]
 python -m components.deploy status --model-repository DIR --model-name NAME
-python -m components.deploy serve --model-repository DIR --model-name NAME [--port 8501]
+python -m components.deploy serve --model-repository DIR|gs://... --model-name NAME [--port 8501]
+
+``serve`` honours Vertex AI's custom-container variables: AIP_HTTP_PORT (the port, and
+binding 0.0.0.0), AIP_STORAGE_URI (the model when --model-repository is not given),
+AIP_HEALTH_ROUTE and AIP_PREDICT_ROUTE (extra routes for health and predict).
 """
 
 from __future__ import annotations
@@ -99,14 +103,46 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser(
         "serve",
-        help="serve the CURRENT version over HTTP (TF-Serving REST shape)",
-        description="Serve GET /v1/models/<name>, POST /v1/models/<name>:predict "
-        "and POST /v1/models/<name>:forecast. Deploys and rollbacks take effect "
-        "without a restart.",
+        help="serve the CURRENT version over HTTP (KServe V1 predict, V2 health, metrics)",
+        description="Serve the CURRENT version of a model repository (a local folder or "
+        "gs://bucket/prefix) or one SavedModel folder on KServe's ModelServer: GET "
+        '/v1/models/<name>, POST /v1/models/<name>:predict with {"instances": [feature '
+        'rows or {"history": [>= 31 daily bars]}]}, /v2/health/live, /v2/health/ready, '
+        "/metrics. A new CURRENT (deploy, rollback) is loaded without a restart. Vertex "
+        "AI's AIP_HTTP_PORT, AIP_STORAGE_URI, AIP_HEALTH_ROUTE and AIP_PREDICT_ROUTE are "
+        "honoured.",
     )
-    _repo_args(p)
-    p.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1)")
-    p.add_argument("--port", type=int, default=8501, help="port (default: 8501; 0 = any free)")
+    p.add_argument(
+        "--model-repository",
+        default=os.environ.get("AIP_STORAGE_URI"),
+        metavar="DIR",
+        help="model repository root (<DIR>/<name>/CURRENT), local or gs://, or a folder "
+        "holding saved_model.pb (default: $AIP_STORAGE_URI)",
+    )
+    p.add_argument(
+        "--model-name",
+        default=DEFAULTS["model_name"],
+        metavar="NAME",
+        help=f"model name: the folder under the repository (default: {DEFAULTS['model_name']})",
+    )
+    p.add_argument(
+        "--host",
+        default=None,
+        help="address to bind (default: 0.0.0.0 when AIP_HTTP_PORT is set, else 127.0.0.1)",
+    )
+    p.add_argument(
+        "--port",
+        type=int,
+        default=None,
+        help="port (default: $AIP_HTTP_PORT, else 8501; 0 = any free)",
+    )
+    p.add_argument(
+        "--poll-seconds",
+        type=float,
+        default=2.0,
+        help="how often CURRENT is re-read (default: 2; 0 = never)",
+    )
+    p.add_argument("--access-log", action="store_true", help="log every request")
     return parser
 
 
@@ -165,29 +201,49 @@ def _metrics(text: str | None) -> dict | None:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from components.deploy.server import make_server
+    from components.deploy.server import ForecastModel, Server
+    from components.deploy.source import SourceError, open_source
 
-    server = make_server(args.model_repository, args.model_name, args.host, args.port)
-    store = server.store
-    if store.repo.current() is None:
-        server.server_close()
-        raise RepositoryError(
-            f"model {args.model_name!r} has no CURRENT version in {args.model_repository}; "
-            "publish one first (python -m components.deploy publish ...)"
-        )
-    store.get()  # load now: a broken model fails at start, not on the first request
-    host, port = server.server_address[:2]
+    if not args.model_repository:
+        raise ParameterError("--model-repository is required (or set AIP_STORAGE_URI)")
+    port = args.port
+    if port is None:
+        aip_port = os.environ.get("AIP_HTTP_PORT")
+        if aip_port is not None and not aip_port.isdigit():
+            raise ParameterError(f"AIP_HTTP_PORT must be a port number, got {aip_port!r}")
+        port = int(aip_port) if aip_port else 8501
+    if not 0 <= port <= 65535:
+        raise ParameterError(f"--port must be in 0..65535, got {port}")
+    if args.poll_seconds < 0:
+        raise ParameterError(f"--poll-seconds must be >= 0, got {args.poll_seconds}")
+    host = args.host or ("0.0.0.0" if os.environ.get("AIP_HTTP_PORT") else "127.0.0.1")
+    try:
+        source = open_source(args.model_repository, args.model_name)
+        if source.current() is None:
+            raise RepositoryError(
+                f"model {args.model_name!r} has no CURRENT version in {source.description}; "
+                "publish one first (python -m components.deploy publish ...)"
+            )
+    except SourceError as exc:
+        raise RepositoryError(str(exc)) from None
+    model = ForecastModel(args.model_name, source, poll_seconds=args.poll_seconds)
+    # Load now: a broken CURRENT is logged and leaves the server up but not ready, so a
+    # rollback (a new CURRENT) recovers it without a restart.
+    model.load()
+    server = Server(
+        model,
+        host,
+        port,
+        health_route=os.environ.get("AIP_HEALTH_ROUTE") or None,
+        predict_route=os.environ.get("AIP_PREDICT_ROUTE") or None,
+        access_log=args.access_log,
+    )
+    state = f"version {model.serving.version}" if model.ready else f"NOT READY ({model.error})"
     print(
-        f"serving {args.model_name} version {store.repo.current()} at "
-        f"http://{host}:{port}/v1/models/{args.model_name}",
+        f"serving {args.model_name} {state} at {server.url}/v1/models/{args.model_name}",
         flush=True,
     )
-    try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.server_close()
+    server.serve_forever()
     return 0
 
 
