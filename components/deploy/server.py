@@ -40,6 +40,7 @@ from dataclasses import dataclass, field
 import orjson
 from fastapi import FastAPI, Request
 from fastapi.responses import ORJSONResponse
+from starlette.convertors import Convertor, register_url_convertor
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from components.common.bars import BarCheckError, check_bar
@@ -467,6 +468,19 @@ async def _http_error(request: Request, exc: StarletteHTTPException) -> ORJSONRe
     return ORJSONResponse({"error": message}, status_code=exc.status_code, headers=exc.headers)
 
 
+class _ModelNameConvertor(Convertor):
+    regex = "[^/:]+"
+
+    def convert(self, value: str) -> str:
+        return value
+
+    def to_string(self, value: str) -> str:
+        return value
+
+
+register_url_convertor("model_name", _ModelNameConvertor())
+
+
 class _RestServer(RESTServer):
     """KServe's REST server on a fresh FastAPI app (not KServe's module-global one, so a
     process can hold more than one), with our model's state on the health routes."""
@@ -531,8 +545,19 @@ class _RestServer(RESTServer):
                 return ORJSONResponse({"ready": True})
             return ORJSONResponse({"ready": False, "error": model.error}, status_code=503)
 
-        # Ours first: Starlette serves the first route that matches.
-        app.add_api_route("/v1/models/{model_name}", model_status, methods=["GET"])
+        async def post_only(model_name: str) -> None:
+            raise StarletteHTTPException(405, "Method Not Allowed", headers={"Allow": "POST"})
+
+        # Ours first (Starlette serves the first route that matches): KServe's status and
+        # readiness routes know nothing of CURRENT. A model name has no ':'. Without
+        # post_only, a PUT to :predict would get the 405 of KServe's GET /v1/models/<name>
+        # (its path parameter matches "<name>:predict"), saying Allow: GET.
+        app.add_api_route("/v1/models/{model_name:model_name}", model_status, methods=["GET"])
+        app.add_api_route(
+            "/v1/models/{model_name:model_name}:predict",
+            post_only,
+            methods=["GET", "PUT", "DELETE", "PATCH"],
+        )
         app.add_api_route("/v2/health/ready", ready, methods=["GET"])
         if self.health_route:
             app.add_api_route(self.health_route, ready, methods=["GET"])
@@ -567,6 +592,9 @@ class Server:
         self.socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             self.socket.bind((host, port))
+            # Listening from here: a client that read the URL may connect at once (it
+            # waits in the backlog until uvicorn accepts).
+            self.socket.listen(2048)
         except OSError:
             self.socket.close()
             raise
