@@ -4,6 +4,7 @@ python -m components.deploy publish MODEL_DIR --model-repository DIR --model-nam
 python -m components.deploy rollback --model-repository DIR --model-name NAME [--to-version V]
 python -m components.deploy status --model-repository DIR --model-name NAME
 python -m components.deploy serve --model-repository DIR|gs://... --model-name NAME [--port 8501]
+python -m components.deploy forecast [--url http://127.0.0.1:8501] [--csv FILE] [--coin bitcoin]
 
 ``serve`` honours Vertex AI's custom-container variables: AIP_HTTP_PORT (the port, and
 binding 0.0.0.0), AIP_STORAGE_URI (the model when --model-repository is not given),
@@ -24,7 +25,9 @@ from components.common.cli import (
     defaults_of,
     error_prefix,
 )
+from components.common.features import HISTORY_DAYS
 from components.common.results import ParameterError
+from components.deploy.client import ClientError
 from components.deploy.deploy import TARGETS, DeployError, rollback, run
 from components.deploy.repository import ModelRepository, RepositoryError
 from components.deploy.serving import ModelLoadError
@@ -143,6 +146,30 @@ def build_parser() -> argparse.ArgumentParser:
         help="how often CURRENT is re-read (default: 2; 0 = never)",
     )
     p.add_argument("--access-log", action="store_true", help="log every request")
+
+    p = sub.add_parser(
+        "forecast",
+        help="ask a running server for the next day's close from the last days of a CSV",
+        description=f"Post the last {HISTORY_DAYS} days of one coin in a Kaggle-schema CSV "
+        "as a history instance to <url>/v1/models/<name>:predict and print the forecast "
+        "as JSON.",
+    )
+    p.add_argument("--url", default="http://127.0.0.1:8501", help="the server's base URL")
+    p.add_argument(
+        "--model-name",
+        default=DEFAULTS["model_name"],
+        metavar="NAME",
+        help=f"model name (default: {DEFAULTS['model_name']})",
+    )
+    p.add_argument(
+        "--csv",
+        default=os.path.join(
+            os.environ.get("CRYPTO_DATA_DIR", "../shared/data"), "crypto-markets-bitcoin.csv"
+        ),
+        metavar="FILE",
+        help="daily bars (default: $CRYPTO_DATA_DIR or ../shared/data, crypto-markets-bitcoin.csv)",
+    )
+    p.add_argument("--coin", default="bitcoin", help="the coin's slug (default: bitcoin)")
     return parser
 
 
@@ -179,10 +206,22 @@ def main(argv: list[str] | None = None) -> int:
             )
         elif args.command == "serve":
             return _serve(args)
+        elif args.command == "forecast":
+            from components.deploy.client import forecast, last_bars
+
+            answer = forecast(args.url, args.model_name, last_bars(args.csv, args.coin))
+            print(json.dumps(answer, indent=2))
     except ParameterError as exc:
         print(f"{error_prefix(parser)}: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    except (DeployError, ModelLoadError, RepositoryError, NotImplementedError, OSError) as exc:
+    except (
+        ClientError,
+        DeployError,
+        ModelLoadError,
+        RepositoryError,
+        NotImplementedError,
+        OSError,
+    ) as exc:
         print(f"{error_prefix(parser)}: error: {exc}", file=sys.stderr)
         return EXIT_FAILED
     return 0

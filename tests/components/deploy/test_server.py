@@ -10,6 +10,7 @@ import json
 import math
 import re
 import shutil
+import socket
 import threading
 import time
 import urllib.error
@@ -497,3 +498,27 @@ def test_history_predictions_equal_predictions_on_the_transforms_rows(
     _, from_rows, _ = call(base, PREDICT, {"instances": rows})
     assert [p["log_return"] for p in from_history["predictions"]] == from_rows["predictions"]
     assert [p["as_of"] for p in from_history["predictions"]] == days
+
+
+# --- the forecast client (make predict) -------------------------------------------------
+
+
+def test_forecast_cli_prints_the_next_close(base, bitcoin_csv, capsys):
+    from components.deploy.__main__ import main
+
+    argv = ["forecast", "--url", base, "--model-name", NAME, "--csv", str(bitcoin_csv)]
+    assert main(argv) == 0
+    answer = json.loads(capsys.readouterr().out)
+    assert answer["as_of"] == "2018-03-25" and answer["date"] == "2018-03-26"
+    assert answer["model_version"] == "1" and answer["predicted_close"] > 0
+
+
+def test_forecast_cli_without_a_server_fails_with_a_hint(bitcoin_csv, capsys):
+    from components.deploy.__main__ import main
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    argv = ["forecast", "--url", f"http://127.0.0.1:{port}", "--csv", str(bitcoin_csv)]
+    assert main(argv) == 1
+    assert "start one with `make serve`" in capsys.readouterr().err
