@@ -30,6 +30,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import math
+import os
 import re
 import socket
 import threading
@@ -56,7 +57,12 @@ from components.deploy._kserve import (
 )
 from components.deploy.repository import RepositoryError
 from components.deploy.serving import ModelLoadError, ServingModel, smoke_test
-from components.deploy.source import RepositorySource, SavedModelSource, SourceError
+from components.deploy.source import (
+    RepositorySource,
+    SavedModelSource,
+    SourceError,
+    open_source,
+)
 
 log = logging.getLogger(__name__)
 
@@ -615,6 +621,13 @@ class Server:
             access_log=access_log,
         )
         self.app = self.rest.create_application()
+        self._serving = threading.Event()
+        self._stopped = threading.Event()
+
+    @property
+    def server_address(self) -> tuple[str, int]:
+        """``(host, port)`` bound, as ``socketserver`` servers have it."""
+        return self.host, self.port
 
     @property
     def url(self) -> str:
@@ -623,6 +636,7 @@ class Server:
 
     def serve_forever(self) -> None:
         """Serve until SIGINT/SIGTERM (or ``shutdown()``), polling the source meanwhile."""
+        self._serving.set()
         self.model.start()
         try:
             # RESTServer.run would rebuild the app; the uvicorn server it holds is the same.
@@ -630,6 +644,29 @@ class Server:
         finally:
             self.model.stop()
             self.socket.close()
+            self._stopped.set()
 
-    def shutdown(self) -> None:
+    def shutdown(self, timeout: float = 30.0) -> None:
+        """Stop ``serve_forever`` (from another thread) and wait until it has returned."""
         self.rest._server.should_exit = True
+        if self._serving.is_set():
+            self._stopped.wait(timeout)
+
+    def server_close(self) -> None:
+        self.socket.close()
+
+
+def make_server(
+    model_repository: str | os.PathLike,
+    model_name: str,
+    host: str = "127.0.0.1",
+    port: int = 8501,
+    *,
+    poll_seconds: float = 2.0,
+) -> Server:
+    """A server for the CURRENT version of ``model_name`` (port 0: any free port), loaded
+    now; call ``serve_forever()``, then ``shutdown()`` from another thread."""
+    source = open_source(str(model_repository), model_name)
+    model = ForecastModel(model_name, source, poll_seconds=poll_seconds)
+    model.load()
+    return Server(model, host, port)

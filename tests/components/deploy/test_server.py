@@ -522,3 +522,23 @@ def test_forecast_cli_without_a_server_fails_with_a_hint(bitcoin_csv, capsys):
     argv = ["forecast", "--url", f"http://127.0.0.1:{port}", "--csv", str(bitcoin_csv)]
     assert main(argv) == 1
     assert "start one with `make serve`" in capsys.readouterr().err
+
+
+def test_make_server_runs_like_a_socketserver(module_repo, bitcoin_bars):
+    """The shape tests/pipeline/test_local_e2e.py drives: serve_forever in a thread,
+    server_address, shutdown() from another thread, server_close()."""
+    from components.deploy.server import make_server
+
+    server = make_server(module_repo, NAME, port=0)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        host, port = server.server_address[:2]
+        body = {"instances": [latest_features(bitcoin_bars)]}
+        status, payload, _ = call(f"http://{host}:{port}", PREDICT, body)
+        assert status == 200 and len(payload["predictions"]) == 1
+    finally:
+        server.shutdown()
+        server.server_close()
+    thread.join(timeout=5)
+    assert not thread.is_alive()
