@@ -31,17 +31,19 @@ from components.deploy.client import ClientError
 from components.deploy.deploy import TARGETS, DeployError, rollback, run
 from components.deploy.repository import ModelRepository, RepositoryError
 from components.deploy.serving import ModelLoadError
+from components.deploy.vertex import VertexError
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 DEFAULTS = defaults_of(run)
 
 
-def _repo_args(parser: argparse.ArgumentParser) -> None:
+def _repo_args(parser: argparse.ArgumentParser, required: bool = True) -> None:
     parser.add_argument(
         "--model-repository",
-        required=True,
+        required=required,
         metavar="DIR",
-        help="root of the local model repository (<DIR>/<name>/<version>/)",
+        help="root of the local model repository (<DIR>/<name>/<version>/)"
+        + ("" if required else "; required for --target local"),
     )
     parser.add_argument(
         "--model-name",
@@ -49,6 +51,66 @@ def _repo_args(parser: argparse.ArgumentParser) -> None:
         metavar="NAME",
         help=f"model name: the folder under the repository (default: {DEFAULTS['model_name']})",
     )
+
+
+def _vertex_args(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("--target vertex")
+    group.add_argument("--project", help="Google Cloud project")
+    group.add_argument("--region", help="Vertex AI region, e.g. europe-west1")
+    group.add_argument("--image", help="serving image pinned by digest (<image>@sha256:...)")
+    group.add_argument("--endpoint", help="endpoint display name (default: <model name>-endpoint)")
+    group.add_argument("--machine-type", default="n1-standard-2", help="(default: n1-standard-2)")
+    group.add_argument("--min-replicas", type=int, default=1, help="(default: 1)")
+    group.add_argument("--max-replicas", type=int, default=2, help="(default: 2)")
+    group.add_argument("--service-account", help="the serving service account's e-mail")
+    group.add_argument("--api-endpoint", help=argparse.SUPPRESS)  # tests: a loopback stand-in
+
+
+def _vertex_target(args: argparse.Namespace, image_required: bool = True):
+    from components.deploy.vertex import VertexTarget
+
+    missing = [
+        f"--{name}"
+        for name in ("project", "region", *(("image",) if image_required else ()))
+        if not getattr(args, name)
+    ]
+    if missing:
+        raise ParameterError(f"--target vertex needs {', '.join(missing)}")
+    return VertexTarget(
+        project=args.project,
+        region=args.region,
+        image=args.image or "unused@sha256:" + "0" * 64,
+        endpoint_name=args.endpoint or f"{args.model_name}-endpoint",
+        model_display_name=args.model_name,
+        machine_type=args.machine_type,
+        min_replicas=args.min_replicas,
+        max_replicas=args.max_replicas,
+        service_account=args.service_account,
+    )
+
+
+def _publish_vertex(args: argparse.Namespace) -> dict:
+    from components.common.uris import is_gcs_uri
+    from components.deploy.repository import validate_version
+    from components.deploy.vertex import deploy_vertex
+
+    target = _vertex_target(args)
+    if not is_gcs_uri(args.model_dir):
+        raise ParameterError(
+            f"--target vertex needs MODEL_DIR as gs://... (Vertex AI reads the model from "
+            f"Cloud Storage), got {args.model_dir!r}"
+        )
+    if not args.version:
+        raise ParameterError("--target vertex needs --version (the folder under MODEL_DIR)")
+    version = validate_version(args.version)
+    deployment = deploy_vertex(
+        target,
+        artifact_uri=f"{args.model_dir.rstrip('/')}/{version}",
+        model_name=args.model_name,
+        version=version,
+        api_endpoint=args.api_endpoint,
+    )
+    return {"target": "vertex", "version": version, **deployment.to_json()}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -81,16 +143,19 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="MODEL_DIR",
         help="train output: a folder holding <version>/saved_model.pb",
     )
-    _repo_args(p)
+    _repo_args(p, required=False)
     p.add_argument(
         "--target",
         default=DEFAULTS["target"],
         choices=TARGETS,
-        help="where to deploy (only 'local' is implemented; default: local)",
+        help="where to deploy: local (a model repository), vertex (Vertex AI; MODEL_DIR is "
+        "then the gs:// train output and --version is required; the pipeline's deploy step "
+        "does not pass the Vertex options yet), gke (not implemented) (default: local)",
     )
     p.add_argument("--version", help="publish only this version folder of MODEL_DIR")
     p.add_argument("--metrics", metavar="JSON", help="metrics to record, as a JSON object")
     p.add_argument("--source-run", help="the pipeline run that produced the model")
+    _vertex_args(p)
 
     p = sub.add_parser(
         "rollback",
@@ -98,8 +163,16 @@ def build_parser() -> argparse.ArgumentParser:
         description="Point CURRENT back at an earlier deployed version (by "
         "default the highest one below CURRENT) and record it.",
     )
-    _repo_args(p)
+    _repo_args(p, required=False)
     p.add_argument("--to-version", help="version to roll back to (default: the previous one)")
+    p.add_argument(
+        "--target",
+        default="local",
+        choices=("local", "vertex"),
+        help="local: move CURRENT; vertex: give the endpoint's traffic back to the previous "
+        "deployed model (default: local)",
+    )
+    _vertex_args(p)
 
     p = sub.add_parser("status", help="print the deployed versions and CURRENT as JSON")
     _repo_args(p)
@@ -178,7 +251,16 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     configure_logging(args.quiet)
     try:
-        if args.command == "publish":
+        if args.command == "publish" and args.target == "vertex":
+            print(json.dumps(_publish_vertex(args), indent=2))
+        elif args.command == "rollback" and args.target == "vertex":
+            from components.deploy.vertex import rollback_vertex
+
+            moved = rollback_vertex(
+                _vertex_target(args, image_required=False), api_endpoint=args.api_endpoint
+            )
+            print(json.dumps(moved, indent=2))
+        elif args.command == "publish":
             result = run(
                 args.model_dir,
                 target=args.target,
@@ -190,6 +272,8 @@ def main(argv: list[str] | None = None) -> int:
             )
             print(json.dumps(result.to_json(), indent=2))
         elif args.command == "rollback":
+            if not args.model_repository:
+                raise ParameterError("--model-repository is required for --target local")
             result = rollback(args.model_repository, args.model_name, args.to_version)
             print(json.dumps(result.to_json(), indent=2))
         elif args.command == "status":
@@ -216,6 +300,7 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_USAGE
     except (
         ClientError,
+        VertexError,
         DeployError,
         ModelLoadError,
         RepositoryError,

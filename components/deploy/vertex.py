@@ -86,6 +86,11 @@ def _clients(region: str, api_endpoint: str | None, credentials):
     from google.api_core.client_options import ClientOptions
     from google.cloud import aiplatform_v1
 
+    if credentials is None and api_endpoint and api_endpoint.startswith("http://"):
+        # A plain-HTTP endpoint is a loopback stand-in: never send it a real token.
+        from google.auth.credentials import AnonymousCredentials
+
+        credentials = AnonymousCredentials()
     options = ClientOptions(api_endpoint=api_endpoint or f"{region}-aiplatform.googleapis.com")
     kwargs = {"client_options": options, "credentials": credentials}
     if api_endpoint:

@@ -290,3 +290,40 @@ def test_a_refused_call_names_the_step_and_deploys_nothing(vertex):
 def test_unusable_targets_are_parameter_errors(changes, message):
     with pytest.raises(ParameterError, match=message):
         _target(**changes)
+
+
+def test_cli_publish_and_rollback_with_target_vertex(vertex, capsys):
+    from components.deploy.__main__ import main
+
+    fake, url = vertex
+    common = [
+        "--model-name",
+        "btc-forecast",
+        "--project",
+        "proj",
+        "--region",
+        "europe-west1",
+        "--api-endpoint",
+        url,
+    ]
+    publish = ["publish", "gs://models/train-output", "--target", "vertex", "--image", IMAGE]
+    assert main([*publish, "--version", "1", *common]) == 0
+    first = json.loads(capsys.readouterr().out)
+    assert main([*publish, "--version", "2", "--max-replicas", "4", *common]) == 0
+    second = json.loads(capsys.readouterr().out)
+    assert second["previous_deployed_model_id"] == first["deployed_model_id"]
+    upload = [r for r in fake.requests if r[1].endswith("models:upload")][-1][3]
+    assert upload["model"]["artifactUri"] == "gs://models/train-output/2"
+    deploy = [r for r in fake.requests if r[1].endswith(":deployModel")][-1][3]
+    assert deploy["deployedModel"]["dedicatedResources"]["maxReplicaCount"] == 4
+    assert fake.requests[2][2]["filter"] == ['display_name="btc-forecast-endpoint"']
+
+    assert main(["rollback", "--target", "vertex", *common]) == 0
+    moved = json.loads(capsys.readouterr().out)
+    assert moved["to"] == first["deployed_model_id"]
+
+    assert main([*publish, *common]) == 2  # no --version
+    assert "--target vertex needs --version" in capsys.readouterr().err
+    local_dir = ["publish", "local/model", "--target", "vertex", "--image", IMAGE, "--version", "3"]
+    assert main([*local_dir, *common]) == 2
+    assert "gs://" in capsys.readouterr().err
