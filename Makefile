@@ -41,8 +41,15 @@ IMAGES_JSON := build/images.json
 TEST_REGISTRY ?= localhost:5000/crypto-kfp
 # `make local RUNNER=docker` runs every step in its image (kfp.local's DockerRunner).
 RUNNER ?= subprocess
+# `make serve` / `make predict`: the model server on the local model repository (in the
+# deploy image when RUNNER=docker and build/images.json exists), and a forecast from the
+# last 31 days of PREDICT_CSV.
+MODEL_REPOSITORY ?= .local/model_repository
+MODEL_NAME ?= btc-forecast
+SERVE_PORT ?= 8501
+PREDICT_CSV ?= ../shared/data/crypto-markets-bitcoin.csv
 
-.PHONY: help setup test test-infra test-images lint lock lock-check local compile images bench clean preview up pause resume policy-config destroy keys kubeconfig pipeline
+.PHONY: help setup test test-infra test-images lint lock lock-check local compile images bench serve predict clean preview up pause resume policy-config destroy keys kubeconfig pipeline
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -90,6 +97,24 @@ test-images: $(STAMP) ## Build every image, push it to TEST_REGISTRY, check the 
 bench: $(STAMP) ## Run the benchmarks and print their figures
 	$(PY) bench/transform_bench.py
 	$(PY) bench/pipeline_bench.py
+	$(PY) bench/serve_bench.py
+
+serve: $(STAMP) ## Serve the CURRENT model of MODEL_REPOSITORY on 127.0.0.1:SERVE_PORT (RUNNER=docker: in the deploy image of build/images.json)
+	@if [ "$(RUNNER)" = docker ] && [ -f $(IMAGES_JSON) ]; then \
+	  image="$$($(PY) -c 'import sys; from components.images import load_images; print(load_images(sys.argv[1])["deploy"])' $(IMAGES_JSON))" || exit 1; \
+	  echo "serving $(MODEL_REPOSITORY) in $$image"; \
+	  exec docker run --rm --init -p 127.0.0.1:$(SERVE_PORT):8501 \
+	    -v "$$(cd $(MODEL_REPOSITORY) && pwd):/models:ro" "$$image" \
+	    python -m components.deploy serve --model-repository /models \
+	    --model-name $(MODEL_NAME) --host 0.0.0.0 --port 8501; \
+	else \
+	  exec $(PY) -m components.deploy serve --model-repository $(MODEL_REPOSITORY) \
+	    --model-name $(MODEL_NAME) --port $(SERVE_PORT); \
+	fi
+
+predict: $(STAMP) ## Forecast the next close from the last 31 days of PREDICT_CSV with the server of `make serve`
+	@$(PY) -m components.deploy forecast --url http://127.0.0.1:$(SERVE_PORT) \
+	  --model-name $(MODEL_NAME) --csv $(PREDICT_CSV)
 
 policy-config: $(STAMP) ## Write the policy pack's config for the stack to .local/policy-config.json
 	@mkdir -p .local

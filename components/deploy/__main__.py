@@ -3,7 +3,12 @@
 python -m components.deploy publish MODEL_DIR --model-repository DIR --model-name NAME
 python -m components.deploy rollback --model-repository DIR --model-name NAME [--to-version V]
 python -m components.deploy status --model-repository DIR --model-name NAME
-python -m components.deploy serve --model-repository DIR --model-name NAME [--port 8501]
+python -m components.deploy serve --model-repository DIR|gs://... --model-name NAME [--port 8501]
+python -m components.deploy forecast [--url http://127.0.0.1:8501] [--csv FILE] [--coin bitcoin]
+
+``serve`` honours Vertex AI's custom-container variables: AIP_HTTP_PORT (the port, and
+binding 0.0.0.0), AIP_STORAGE_URI (the model when --model-repository is not given),
+AIP_HEALTH_ROUTE and AIP_PREDICT_ROUTE (extra routes for health and predict).
 """
 
 from __future__ import annotations
@@ -20,21 +25,25 @@ from components.common.cli import (
     defaults_of,
     error_prefix,
 )
+from components.common.features import HISTORY_DAYS
 from components.common.results import ParameterError
+from components.deploy.client import ClientError
 from components.deploy.deploy import TARGETS, DeployError, rollback, run
 from components.deploy.repository import ModelRepository, RepositoryError
 from components.deploy.serving import ModelLoadError
+from components.deploy.vertex import VertexError
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 DEFAULTS = defaults_of(run)
 
 
-def _repo_args(parser: argparse.ArgumentParser) -> None:
+def _repo_args(parser: argparse.ArgumentParser, required: bool = True) -> None:
     parser.add_argument(
         "--model-repository",
-        required=True,
+        required=required,
         metavar="DIR",
-        help="root of the local model repository (<DIR>/<name>/<version>/)",
+        help="root of the local model repository (<DIR>/<name>/<version>/)"
+        + ("" if required else "; required for --target local"),
     )
     parser.add_argument(
         "--model-name",
@@ -42,6 +51,66 @@ def _repo_args(parser: argparse.ArgumentParser) -> None:
         metavar="NAME",
         help=f"model name: the folder under the repository (default: {DEFAULTS['model_name']})",
     )
+
+
+def _vertex_args(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("--target vertex")
+    group.add_argument("--project", help="Google Cloud project")
+    group.add_argument("--region", help="Vertex AI region, e.g. europe-west1")
+    group.add_argument("--image", help="serving image pinned by digest (<image>@sha256:...)")
+    group.add_argument("--endpoint", help="endpoint display name (default: <model name>-endpoint)")
+    group.add_argument("--machine-type", default="n1-standard-2", help="(default: n1-standard-2)")
+    group.add_argument("--min-replicas", type=int, default=1, help="(default: 1)")
+    group.add_argument("--max-replicas", type=int, default=2, help="(default: 2)")
+    group.add_argument("--service-account", help="the serving service account's e-mail")
+    group.add_argument("--api-endpoint", help=argparse.SUPPRESS)  # tests: a loopback stand-in
+
+
+def _vertex_target(args: argparse.Namespace, image_required: bool = True):
+    from components.deploy.vertex import VertexTarget
+
+    missing = [
+        f"--{name}"
+        for name in ("project", "region", *(("image",) if image_required else ()))
+        if not getattr(args, name)
+    ]
+    if missing:
+        raise ParameterError(f"--target vertex needs {', '.join(missing)}")
+    return VertexTarget(
+        project=args.project,
+        region=args.region,
+        image=args.image or "unused@sha256:" + "0" * 64,
+        endpoint_name=args.endpoint or f"{args.model_name}-endpoint",
+        model_display_name=args.model_name,
+        machine_type=args.machine_type,
+        min_replicas=args.min_replicas,
+        max_replicas=args.max_replicas,
+        service_account=args.service_account,
+    )
+
+
+def _publish_vertex(args: argparse.Namespace) -> dict:
+    from components.common.uris import is_gcs_uri
+    from components.deploy.repository import validate_version
+    from components.deploy.vertex import deploy_vertex
+
+    target = _vertex_target(args)
+    if not is_gcs_uri(args.model_dir):
+        raise ParameterError(
+            f"--target vertex needs MODEL_DIR as gs://... (Vertex AI reads the model from "
+            f"Cloud Storage), got {args.model_dir!r}"
+        )
+    if not args.version:
+        raise ParameterError("--target vertex needs --version (the folder under MODEL_DIR)")
+    version = validate_version(args.version)
+    deployment = deploy_vertex(
+        target,
+        artifact_uri=f"{args.model_dir.rstrip('/')}/{version}",
+        model_name=args.model_name,
+        version=version,
+        api_endpoint=args.api_endpoint,
+    )
+    return {"target": "vertex", "version": version, **deployment.to_json()}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -74,16 +143,19 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="MODEL_DIR",
         help="train output: a folder holding <version>/saved_model.pb",
     )
-    _repo_args(p)
+    _repo_args(p, required=False)
     p.add_argument(
         "--target",
         default=DEFAULTS["target"],
         choices=TARGETS,
-        help="where to deploy (only 'local' is implemented; default: local)",
+        help="where to deploy: local (a model repository), vertex (Vertex AI; MODEL_DIR is "
+        "then the gs:// train output and --version is required; the pipeline's deploy step "
+        "does not pass the Vertex options yet), gke (not implemented) (default: local)",
     )
     p.add_argument("--version", help="publish only this version folder of MODEL_DIR")
     p.add_argument("--metrics", metavar="JSON", help="metrics to record, as a JSON object")
     p.add_argument("--source-run", help="the pipeline run that produced the model")
+    _vertex_args(p)
 
     p = sub.add_parser(
         "rollback",
@@ -91,22 +163,86 @@ def build_parser() -> argparse.ArgumentParser:
         description="Point CURRENT back at an earlier deployed version (by "
         "default the highest one below CURRENT) and record it.",
     )
-    _repo_args(p)
+    _repo_args(p, required=False)
     p.add_argument("--to-version", help="version to roll back to (default: the previous one)")
+    p.add_argument(
+        "--target",
+        default="local",
+        choices=("local", "vertex"),
+        help="local: move CURRENT; vertex: give the endpoint's traffic back to the previous "
+        "deployed model (default: local)",
+    )
+    _vertex_args(p)
 
     p = sub.add_parser("status", help="print the deployed versions and CURRENT as JSON")
     _repo_args(p)
 
     p = sub.add_parser(
         "serve",
-        help="serve the CURRENT version over HTTP (TF-Serving REST shape)",
-        description="Serve GET /v1/models/<name>, POST /v1/models/<name>:predict "
-        "and POST /v1/models/<name>:forecast. Deploys and rollbacks take effect "
-        "without a restart.",
+        help="serve the CURRENT version over HTTP (KServe V1 predict, V2 health, metrics)",
+        description="Serve the CURRENT version of a model repository (a local folder or "
+        "gs://bucket/prefix) or one SavedModel folder on KServe's ModelServer: GET "
+        '/v1/models/<name>, POST /v1/models/<name>:predict with {"instances": [feature '
+        'rows or {"history": [>= 31 daily bars]}]}, /v2/health/live, /v2/health/ready, '
+        "/metrics. A new CURRENT (deploy, rollback) is loaded without a restart. Vertex "
+        "AI's AIP_HTTP_PORT, AIP_STORAGE_URI, AIP_HEALTH_ROUTE and AIP_PREDICT_ROUTE are "
+        "honoured.",
     )
-    _repo_args(p)
-    p.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1)")
-    p.add_argument("--port", type=int, default=8501, help="port (default: 8501; 0 = any free)")
+    p.add_argument(
+        "--model-repository",
+        default=os.environ.get("AIP_STORAGE_URI"),
+        metavar="DIR",
+        help="model repository root (<DIR>/<name>/CURRENT), local or gs://, or a folder "
+        "holding saved_model.pb (default: $AIP_STORAGE_URI)",
+    )
+    p.add_argument(
+        "--model-name",
+        default=DEFAULTS["model_name"],
+        metavar="NAME",
+        help=f"model name: the folder under the repository (default: {DEFAULTS['model_name']})",
+    )
+    p.add_argument(
+        "--host",
+        default=None,
+        help="address to bind (default: 0.0.0.0 when AIP_HTTP_PORT is set, else 127.0.0.1)",
+    )
+    p.add_argument(
+        "--port",
+        type=int,
+        default=None,
+        help="port (default: $AIP_HTTP_PORT, else 8501; 0 = any free)",
+    )
+    p.add_argument(
+        "--poll-seconds",
+        type=float,
+        default=2.0,
+        help="how often CURRENT is re-read (default: 2; 0 = never)",
+    )
+    p.add_argument("--access-log", action="store_true", help="log every request")
+
+    p = sub.add_parser(
+        "forecast",
+        help="ask a running server for the next day's close from the last days of a CSV",
+        description=f"Post the last {HISTORY_DAYS} days of one coin in a Kaggle-schema CSV "
+        "as a history instance to <url>/v1/models/<name>:predict and print the forecast "
+        "as JSON.",
+    )
+    p.add_argument("--url", default="http://127.0.0.1:8501", help="the server's base URL")
+    p.add_argument(
+        "--model-name",
+        default=DEFAULTS["model_name"],
+        metavar="NAME",
+        help=f"model name (default: {DEFAULTS['model_name']})",
+    )
+    p.add_argument(
+        "--csv",
+        default=os.path.join(
+            os.environ.get("CRYPTO_DATA_DIR", "../shared/data"), "crypto-markets-bitcoin.csv"
+        ),
+        metavar="FILE",
+        help="daily bars (default: $CRYPTO_DATA_DIR or ../shared/data, crypto-markets-bitcoin.csv)",
+    )
+    p.add_argument("--coin", default="bitcoin", help="the coin's slug (default: bitcoin)")
     return parser
 
 
@@ -115,7 +251,16 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     configure_logging(args.quiet)
     try:
-        if args.command == "publish":
+        if args.command == "publish" and args.target == "vertex":
+            print(json.dumps(_publish_vertex(args), indent=2))
+        elif args.command == "rollback" and args.target == "vertex":
+            from components.deploy.vertex import rollback_vertex
+
+            moved = rollback_vertex(
+                _vertex_target(args, image_required=False), api_endpoint=args.api_endpoint
+            )
+            print(json.dumps(moved, indent=2))
+        elif args.command == "publish":
             result = run(
                 args.model_dir,
                 target=args.target,
@@ -127,6 +272,8 @@ def main(argv: list[str] | None = None) -> int:
             )
             print(json.dumps(result.to_json(), indent=2))
         elif args.command == "rollback":
+            if not args.model_repository:
+                raise ParameterError("--model-repository is required for --target local")
             result = rollback(args.model_repository, args.model_name, args.to_version)
             print(json.dumps(result.to_json(), indent=2))
         elif args.command == "status":
@@ -143,10 +290,23 @@ def main(argv: list[str] | None = None) -> int:
             )
         elif args.command == "serve":
             return _serve(args)
+        elif args.command == "forecast":
+            from components.deploy.client import forecast, last_bars
+
+            answer = forecast(args.url, args.model_name, last_bars(args.csv, args.coin))
+            print(json.dumps(answer, indent=2))
     except ParameterError as exc:
         print(f"{error_prefix(parser)}: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    except (DeployError, ModelLoadError, RepositoryError, NotImplementedError, OSError) as exc:
+    except (
+        ClientError,
+        VertexError,
+        DeployError,
+        ModelLoadError,
+        RepositoryError,
+        NotImplementedError,
+        OSError,
+    ) as exc:
         print(f"{error_prefix(parser)}: error: {exc}", file=sys.stderr)
         return EXIT_FAILED
     return 0
@@ -165,29 +325,49 @@ def _metrics(text: str | None) -> dict | None:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from components.deploy.server import make_server
+    from components.deploy.server import ForecastModel, Server
+    from components.deploy.source import SourceError, open_source
 
-    server = make_server(args.model_repository, args.model_name, args.host, args.port)
-    store = server.store
-    if store.repo.current() is None:
-        server.server_close()
-        raise RepositoryError(
-            f"model {args.model_name!r} has no CURRENT version in {args.model_repository}; "
-            "publish one first (python -m components.deploy publish ...)"
-        )
-    store.get()  # load now: a broken model fails at start, not on the first request
-    host, port = server.server_address[:2]
+    if not args.model_repository:
+        raise ParameterError("--model-repository is required (or set AIP_STORAGE_URI)")
+    port = args.port
+    if port is None:
+        aip_port = os.environ.get("AIP_HTTP_PORT")
+        if aip_port is not None and not aip_port.isdigit():
+            raise ParameterError(f"AIP_HTTP_PORT must be a port number, got {aip_port!r}")
+        port = int(aip_port) if aip_port else 8501
+    if not 0 <= port <= 65535:
+        raise ParameterError(f"--port must be in 0..65535, got {port}")
+    if args.poll_seconds < 0:
+        raise ParameterError(f"--poll-seconds must be >= 0, got {args.poll_seconds}")
+    host = args.host or ("0.0.0.0" if os.environ.get("AIP_HTTP_PORT") else "127.0.0.1")
+    try:
+        source = open_source(args.model_repository, args.model_name)
+        if source.current() is None:
+            raise RepositoryError(
+                f"model {args.model_name!r} has no CURRENT version in {source.description}; "
+                "publish one first (python -m components.deploy publish ...)"
+            )
+    except SourceError as exc:
+        raise RepositoryError(str(exc)) from None
+    model = ForecastModel(args.model_name, source, poll_seconds=args.poll_seconds)
+    # Load now: a broken CURRENT is logged and leaves the server up but not ready, so a
+    # rollback (a new CURRENT) recovers it without a restart.
+    model.load()
+    server = Server(
+        model,
+        host,
+        port,
+        health_route=os.environ.get("AIP_HEALTH_ROUTE") or None,
+        predict_route=os.environ.get("AIP_PREDICT_ROUTE") or None,
+        access_log=args.access_log,
+    )
+    state = f"version {model.serving.version}" if model.ready else f"NOT READY ({model.error})"
     print(
-        f"serving {args.model_name} version {store.repo.current()} at "
-        f"http://{host}:{port}/v1/models/{args.model_name}",
+        f"serving {args.model_name} {state} at {server.url}/v1/models/{args.model_name}",
         flush=True,
     )
-    try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.server_close()
+    server.serve_forever()
     return 0
 
 

@@ -1,7 +1,8 @@
 """Deploy step: publish a trained SavedModel to a model repository, verified, with history.
 
 ``deploy`` is the step's logic (the KFP wrapper and the CLI call it); ``rollback`` points
-the served version back at an earlier one. Only the ``local`` target exists so far.
+the served version back at an earlier one. Here only the ``local`` target; the
+``vertex`` target is ``vertex.py`` (command line only so far), ``gke`` does not exist yet.
 """
 
 from __future__ import annotations
@@ -62,6 +63,13 @@ def _now() -> str:
 def _check_target(target: str) -> None:
     if target == "local":
         return
+    if target == "vertex":
+        raise NotImplementedError(
+            "deploy target 'vertex' is not wired into the pipeline's deploy step yet (it "
+            "needs the project, region and serving image digest); from the command line: "
+            "python -m components.deploy publish gs://<train output> --target vertex "
+            "--version V --project P --region R --image <image>@sha256:..."
+        )
     if target in TARGETS:
         raise NotImplementedError(
             f"deploy target {target!r} is not implemented yet; it comes with the cloud "

@@ -75,14 +75,14 @@ with open(csv_path, newline="", encoding="utf-8") as f:
     rows = list(csv.DictReader(f))[-HISTORY_DAYS:]
 history = [{"date": r["date"], **{k: float(r[k]) for k in ("open", "high", "low", "close", "volume")}}
            for r in rows]
-request = urllib.request.Request(url + ":forecast", data=json.dumps({"history": history}).encode(),
+body = {"instances": [{"history": history}]}
+request = urllib.request.Request(url + ":predict", data=json.dumps(body).encode(),
                                  headers={"Content-Type": "application/json"}, method="POST")
 try:
     with urllib.request.urlopen(request, timeout=60) as response:
-        answer = json.loads(response.read())
+        (answer,) = json.loads(response.read())["predictions"]
 except urllib.error.HTTPError as err:
     sys.exit(f"local_test: FAILED: HTTP {err.code}: {err.read().decode()}")
-answer.pop("features")
 print(json.dumps(answer, indent=2))
 if not math.isfinite(answer["predicted_close"]) or answer["predicted_close"] <= 0:
     sys.exit("local_test: FAILED: the forecast is not a positive finite price")

@@ -1,302 +1,672 @@
-"""Local model server: the CURRENT version of one model over a TF-Serving-shaped REST API.
+"""Model server: the CURRENT version of one model on KServe's Python ModelServer.
 
-    GET  /v1/models/<name>            status: deployed versions and the CURRENT one
-    POST /v1/models/<name>:predict    {"instances": [{feature: value, ...}, ...]}
-                                      -> {"predictions": [log_return, ...]}
-    POST /v1/models/<name>:forecast   {"history": [{"date": "YYYY-MM-DD", "open": ..,
-                                      "high": .., "low": .., "close": .., "volume": ..}, ...]}
-                                      -> next date, predicted log return and close
+Routes (KServe's REST server, with our model's state where KServe has none)::
 
-``:forecast`` computes the features with ``components.common.features`` (the module the
-Beam transform uses), so serving and training cannot drift apart. CURRENT is re-read on
-every request: a deploy or rollback takes effect without a restart. Client errors get a
-JSON ``{"error": ...}`` with status 400 (404 for an unknown model or path, 503 when
-nothing is deployed); a traceback never reaches the client.
+    GET  /v1/models/<name>            the model's state: ready, loaded version, CURRENT,
+                                      deployed versions (503 while not ready)
+    POST /v1/models/<name>:predict    {"instances": [instance, ...]} -> {"predictions": [...]}
+    GET  /v2/health/live              {"live": true}
+    GET  /v2/health/ready             {"ready": true}; 503 while CURRENT cannot be served
+    GET  /metrics                     Prometheus metrics (KServe's request histograms)
+    AIP_HEALTH_ROUTE, AIP_PREDICT_ROUTE   the same health and predict for Vertex AI
+
+An instance is either a feature row ``{feature: value, ...}`` (prediction: the log
+return) or ``{"history": [>= 31 consecutive daily bars]}`` (prediction: an object with the
+next date, the log return and the predicted close). History becomes features through
+``components.common.features`` and its bars must pass ``components.common.bars``'
+checks: the Beam transform uses both, so serving cannot drift from training.
+
+Client errors are 400 with ``{"error": "<what is wrong, where>"}``; an oversized body is
+413; unknown routes and methods get JSON 404/405. Every response is valid JSON: a
+non-finite prediction is an error, never ``Infinity`` or ``null``.
+
+The model polls its source (``source.py``: a local or ``gs://`` repository, or one fixed
+SavedModel) and loads a new CURRENT without a restart; ready is false while the CURRENT
+version cannot be loaded and smoke-tested.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import json
 import logging
 import math
+import os
 import re
+import socket
 import threading
-from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 
+import orjson
+from fastapi import FastAPI, Request
+from fastapi.responses import ORJSONResponse
+from starlette.convertors import Convertor, register_url_convertor
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from components.common.bars import BarCheckError, check_bar
 from components.common.features import HISTORY_DAYS, Bar, latest_features
-from components.deploy.repository import ModelRepository
-from components.deploy.serving import ModelLoadError, ServingModel
+from components.deploy._kserve import (
+    InvalidInput,
+    Model,
+    ModelNotFound,
+    ModelRepository,
+    ModelServer,
+    RESTServer,
+    V1Endpoints,
+)
+from components.deploy.repository import RepositoryError
+from components.deploy.serving import ModelLoadError, ServingModel, smoke_test
+from components.deploy.source import (
+    RepositorySource,
+    SavedModelSource,
+    SourceError,
+    open_source,
+)
 
 log = logging.getLogger(__name__)
 
 MAX_BODY_BYTES = 8 * 1024 * 1024
+#: An oversized body up to this size is read (and dropped) before the 413, so the client
+#: gets the answer instead of a connection reset while it is still sending.
+DRAIN_BYTES = 64 * 1024 * 1024
 MAX_INSTANCES = 10_000
-_PATH = re.compile(r"^/v1/models/(?P<name>[^/:]+)(?::(?P<verb>[a-z]+))?/?$")
-_BAR_FIELDS = ("open", "high", "low", "close", "volume")
+MAX_HISTORY_BARS = 10_000
+#: Largest float32: a feature beyond it would reach the model as infinity.
+FLOAT32_MAX = 3.4028234663852886e38
+BAR_FIELDS = ("open", "high", "low", "close", "volume")
+_ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+_BODY_FIELDS = ("instances", "parameters")
 
 
-class RequestError(Exception):
-    """A client error: reported as JSON with its HTTP status."""
-
-    def __init__(self, message: str, status: HTTPStatus = HTTPStatus.BAD_REQUEST):
-        super().__init__(message)
-        self.status = status
+class RequestError(InvalidInput):
+    """A malformed request: KServe answers 400 with ``{"error": message}``."""
 
 
-class ModelStore:
-    """Loads the CURRENT version of one model and reloads it when CURRENT changes."""
-
-    def __init__(self, model_repository: str | Path, model_name: str):
-        self.repo = ModelRepository(model_repository, model_name)
-        self._lock = threading.Lock()
-        self._model: ServingModel | None = None
-
-    @property
-    def name(self) -> str:
-        return self.repo.model_name
-
-    def get(self) -> ServingModel:
-        version = self.repo.current()
-        if version is None:
-            raise RequestError(
-                f"model {self.name!r} has no deployed version in {self.repo.root}",
-                HTTPStatus.SERVICE_UNAVAILABLE,
-            )
-        with self._lock:
-            if self._model is None or self._model.version != version:
-                self._model = ServingModel(self.repo.version_path(version), version)
-                log.info("serving %s version %s", self.name, version)
-            return self._model
-
-    def status(self) -> dict:
-        current = self.repo.current()
-        return {
-            "name": self.name,
-            "current_version": current,
-            "versions": self.repo.deployed_versions(),
-            # The part a TF-Serving client reads.
-            "model_version_status": [
-                {
-                    "version": current,
-                    "state": "AVAILABLE",
-                    "status": {"error_code": "OK", "error_message": ""},
-                }
-            ]
-            if current
-            else [],
-        }
+def _json(value: object) -> str:
+    text = orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode()
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def _number(value: object, where: str) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float):
-        raise RequestError(f"{where} must be a number, got {json.dumps(value)}")
+        raise RequestError(f"{where} must be a number, got {_json(value)}")
     value = float(value)
     if not math.isfinite(value):
         raise RequestError(f"{where} must be finite, got {value}")
     return value
 
 
-def parse_instances(body: object, input_names: tuple[str, ...]) -> list[dict[str, float]]:
-    """Validate a ``{"instances": [{feature: value}, ...]}`` body."""
-    if not isinstance(body, dict) or "instances" not in body:
-        raise RequestError(
-            'request body must be a JSON object with "instances": [{feature: value, ...}, ...]'
-        )
-    instances = body["instances"]
-    if not isinstance(instances, list) or not instances:
-        raise RequestError('"instances" must be a non-empty list of objects')
-    if len(instances) > MAX_INSTANCES:
-        raise RequestError(f"too many instances: {len(instances)} > {MAX_INSTANCES}")
-    rows = []
-    for i, inst in enumerate(instances):
-        if not isinstance(inst, dict):
-            raise RequestError(f"instances[{i}] must be an object of feature values")
-        missing = [n for n in input_names if n not in inst]
-        if missing:
-            raise RequestError(f"instances[{i}] is missing features: {', '.join(missing)}")
-        unknown = sorted(set(inst) - set(input_names))
-        if unknown:
-            raise RequestError(f"instances[{i}] has unknown features: {', '.join(unknown)}")
-        rows.append({n: _number(inst[n], f"instances[{i}].{n}") for n in input_names})
-    return rows
+def _feature(value: object, where: str) -> float:
+    value = _number(value, where)
+    if abs(value) > FLOAT32_MAX:
+        raise RequestError(f"{where} = {value!r} is beyond the float32 range of the model")
+    return value
 
 
-def parse_history(body: object) -> list[Bar]:
-    """Validate a ``{"history": [bar, ...]}`` body: consecutive days, positive prices."""
-    if not isinstance(body, dict) or "history" not in body:
-        raise RequestError(
-            'request body must be a JSON object with "history": [{"date": '
-            '"YYYY-MM-DD", "open": .., "high": .., "low": .., "close": .., '
-            '"volume": ..}, ...]'
-        )
+def _object(value: object, where: str, expected: str) -> dict:
+    if not isinstance(value, dict):
+        raise RequestError(f"{where} must be a JSON object {expected}, got {_json(value)}")
+    return value
+
+
+def parse_bar(item: object, where: str) -> Bar:
+    """One history bar: ISO date, finite numbers, and the transform's sanity checks."""
+    item = _object(item, where, '{"date": "YYYY-MM-DD", "open": .., ..., "volume": ..}')
+    missing = [f for f in ("date", *BAR_FIELDS) if f not in item]
+    if missing:
+        raise RequestError(f"{where} is missing {', '.join(missing)}")
+    unknown = sorted(set(item) - {"date", *BAR_FIELDS})
+    if unknown:
+        raise RequestError(f"{where} has unknown fields: {', '.join(unknown)}")
+    text = item["date"]
+    try:
+        if not isinstance(text, str) or not _ISO_DATE.match(text):
+            raise ValueError
+        date = dt.date.fromisoformat(text)
+    except ValueError:
+        raise RequestError(f"{where}.date must be a YYYY-MM-DD date, got {_json(text)}") from None
+    values = {f: _number(item[f], f"{where}.{f}") for f in BAR_FIELDS}
+    bar = Bar(date=date, **values)
+    try:
+        return check_bar(bar)
+    except BarCheckError as exc:
+        raise RequestError(f"{where} ({date}) fails the transform's check {exc}") from None
+
+
+def parse_history(body: object, where: str = "history") -> list[Bar]:
+    """Validate ``{"history": [bar, ...]}``: >= HISTORY_DAYS consecutive, sorted days."""
+    body = _object(body, "the instance", '{"history": [daily bar, ...]}')
+    if "history" not in body:
+        raise RequestError('a history instance needs "history": [daily bar, ...]')
+    unknown = sorted(set(body) - {"history"})
+    if unknown:
+        raise RequestError(f"a history instance has unknown fields: {', '.join(unknown)}")
     history = body["history"]
     if not isinstance(history, list):
-        raise RequestError('"history" must be a list of daily bars')
+        raise RequestError(f"{where} must be a list of daily bars, got {_json(history)}")
     if len(history) < HISTORY_DAYS:
         raise RequestError(
-            f"too little history: {len(history)} days given, a forecast needs "
-            f"at least {HISTORY_DAYS} consecutive days"
+            f"{where} is too short: {len(history)} days given, a forecast needs at least "
+            f"{HISTORY_DAYS} consecutive days"
         )
-    bars = []
-    for i, item in enumerate(history):
-        if not isinstance(item, dict):
-            raise RequestError(f"history[{i}] must be an object")
-        missing = [f for f in ("date", *_BAR_FIELDS) if f not in item]
-        if missing:
-            raise RequestError(f"history[{i}] is missing {', '.join(missing)}")
-        try:
-            date = dt.date.fromisoformat(item["date"])
-        except (TypeError, ValueError):
+    if len(history) > MAX_HISTORY_BARS:
+        raise RequestError(f"{where} is too long: {len(history)} bars > {MAX_HISTORY_BARS}")
+    bars = [parse_bar(item, f"{where}[{i}]") for i, item in enumerate(history)]
+    for i in range(1, len(bars)):
+        step = (bars[i].date - bars[i - 1].date).days
+        if step == 0:
             raise RequestError(
-                f"history[{i}].date must be YYYY-MM-DD, got {json.dumps(item['date'])}"
-            ) from None
-        values = {f: _number(item[f], f"history[{i}].{f}") for f in _BAR_FIELDS}
-        bad = [f for f in ("open", "high", "low", "close") if values[f] <= 0]
-        if bad:
-            raise RequestError(
-                f"history[{i}] ({date}) has non-positive prices: "
-                + ", ".join(f"{f}={values[f]}" for f in bad)
+                f"{where}[{i}] duplicates the date {bars[i].date} of {where}[{i - 1}]"
             )
-        if values["volume"] < 0:
-            raise RequestError(f"history[{i}] ({date}) has negative volume {values['volume']}")
-        if values["high"] < values["low"]:
+        if step < 0:
             raise RequestError(
-                f"history[{i}] ({date}) has high {values['high']} below low {values['low']}"
+                f"{where} must be sorted by date: {where}[{i}] ({bars[i].date}) follows "
+                f"{bars[i - 1].date}"
             )
-        bars.append(Bar(date=date, **values))
-    steps = [(b.date - a.date).days for a, b in zip(bars, bars[1:], strict=False)]
-    for i, step in enumerate(steps, start=1):
-        if step <= 0:
+    for i in range(1, len(bars)):
+        if (bars[i].date - bars[i - 1].date).days > 1:
             raise RequestError(
-                f"history must be sorted by date without duplicates: "
-                f"history[{i}] ({bars[i].date}) follows {bars[i - 1].date}"
-            )
-    for i, step in enumerate(steps, start=1):
-        if step > 1:
-            raise RequestError(
-                f"history has a gap: {bars[i - 1].date} is followed by "
-                f"{bars[i].date} (history[{i}]); daily bars must be consecutive"
+                f"{where} has a gap: {bars[i - 1].date} is followed by {bars[i].date} "
+                f"({where}[{i}]); daily bars must be consecutive"
             )
     return bars
 
 
-class _Handler(BaseHTTPRequestHandler):
-    server: ModelServer
-    timeout = 60  # seconds a client may stall mid-request before its thread gives up
-
-    def log_message(self, format: str, *args) -> None:
-        log.info("%s %s", self.address_string(), format % args)
-
-    def _send(self, status: int, payload: dict) -> None:
-        data = json.dumps(payload).encode("utf-8")
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def _route(self) -> tuple[str, str | None]:
-        match = _PATH.match(self.path.split("?", 1)[0])
-        if not match:
+def history_features(bars: Sequence[Bar], where: str = "history") -> dict[str, float]:
+    """The shared module's features of the last day; 400 if one is not a float32."""
+    features = latest_features(bars)
+    for name, value in features.items():
+        if not math.isfinite(value) or abs(value) > FLOAT32_MAX:
             raise RequestError(
-                f"no such endpoint: {self.path}; use /v1/models/<name>, "
-                "/v1/models/<name>:predict or /v1/models/<name>:forecast",
-                HTTPStatus.NOT_FOUND,
+                f"{where} gives the feature {name} = {value!r}, beyond what the model "
+                "takes (extreme prices or volumes)"
             )
-        name = match["name"]
-        if name != self.server.store.name:
-            raise RequestError(
-                f"unknown model {name!r}; this server serves {self.server.store.name!r}",
-                HTTPStatus.NOT_FOUND,
-            )
-        return name, match["verb"]
+    return features
 
-    def _read_json(self) -> object:
-        length = self.headers.get("Content-Length")
-        if length is None or not length.isdigit():
-            raise RequestError("request needs a JSON body with a Content-Length header")
-        size = int(length)
-        if size > MAX_BODY_BYTES:
-            raise RequestError(
-                f"request body too large: {size} bytes > {MAX_BODY_BYTES}",
-                HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
-            )
-        raw = self.rfile.read(size)
-        try:
-            return json.loads(raw)
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise RequestError(f"malformed JSON body: {exc}") from None
 
-    def _handle(self, method: str) -> None:
-        try:
-            _, verb = self._route()
-            if method == "GET" and verb is None:
-                self._send(HTTPStatus.OK, self.server.store.status())
-            elif method == "POST" and verb == "predict":
-                body = self._read_json()
-                model = self.server.store.get()
-                rows = parse_instances(body, model.input_names)
-                self._send(HTTPStatus.OK, {"predictions": model.predict(rows)})
-            elif method == "POST" and verb == "forecast":
-                self._send(HTTPStatus.OK, self._forecast(self._read_json()))
-            else:
-                raise RequestError(
-                    f"{method} {self.path} is not supported", HTTPStatus.METHOD_NOT_ALLOWED
-                )
-        except RequestError as exc:
-            self._send(exc.status, {"error": str(exc)})
-        except ModelLoadError as exc:
-            log.error("cannot serve %s: %s", self.server.store.name, exc)
-            self._send(HTTPStatus.SERVICE_UNAVAILABLE, {"error": str(exc)})
-        except Exception:
-            log.exception("internal error serving %s %s", method, self.path)
-            self._send(
-                HTTPStatus.INTERNAL_SERVER_ERROR,
-                {"error": "internal server error; see the server log"},
-            )
+def parse_instances(
+    body: object, input_names: Sequence[str]
+) -> tuple[list[dict[str, float]], list[Bar | None]]:
+    """Validate a V1 body: feature rows, and the features of history instances.
 
-    def _forecast(self, body: object) -> dict:
-        bars = parse_history(body)
-        model = self.server.store.get()
-        features = latest_features(bars)
-        missing = [n for n in model.input_names if n not in features]
+    Returns the rows in order and, per row, the last bar of its history (None for a
+    feature-row instance).
+    """
+    body = _object(body, "the request body", '{"instances": [...]}')
+    if "instances" not in body:
+        raise RequestError(
+            'the request body needs "instances": a list of feature rows {feature: value} '
+            'or {"history": [daily bar, ...]} objects'
+        )
+    unknown = sorted(set(body) - set(_BODY_FIELDS))
+    if unknown:
+        raise RequestError(f"the request body has unknown fields: {', '.join(unknown)}")
+    instances = body["instances"]
+    if not isinstance(instances, list) or not instances:
+        raise RequestError(f'"instances" must be a non-empty list, got {_json(instances)}')
+    if len(instances) > MAX_INSTANCES:
+        raise RequestError(f"too many instances: {len(instances)} > {MAX_INSTANCES}")
+    names = set(input_names)
+    rows: list[dict[str, float]] = []
+    lasts: list[Bar | None] = []
+    for i, inst in enumerate(instances):
+        where = f"instances[{i}]"
+        inst = _object(inst, where, '{feature: value, ...} or {"history": [...]}')
+        if "history" in inst:
+            bars = parse_history(inst, f"{where}.history")
+            rows.append(history_features(bars, f"{where}.history"))
+            lasts.append(bars[-1])
+            continue
+        missing = [n for n in input_names if n not in inst]
         if missing:
-            raise RuntimeError(f"model inputs not produced by the feature module: {missing}")
-        (log_ret,) = model.predict([features])
-        last = bars[-1]
+            raise RequestError(f"{where} is missing features: {', '.join(missing)}")
+        extra = sorted(set(inst) - names)
+        if extra:
+            raise RequestError(f"{where} has unknown features: {', '.join(extra)}")
+        rows.append({n: _feature(inst[n], f"{where}.{n}") for n in input_names})
+        lasts.append(None)
+    return rows, lasts
+
+
+def forecast(last: Bar, log_return: float, version: str | None) -> dict:
+    """The prediction of a history instance: tomorrow's date, log return and close."""
+    try:
+        predicted = last.close * math.exp(log_return)
+    except OverflowError:
+        predicted = math.inf
+    return {
+        "as_of": last.date.isoformat(),
+        "close": last.close,
+        "date": (last.date + dt.timedelta(days=1)).isoformat(),
+        "log_return": log_return,
+        "predicted_close": predicted,
+        "model_version": version,
+    }
+
+
+@dataclass
+class Batch:
+    """A validated request: the model it was validated against and its rows."""
+
+    model: ServingModel
+    rows: list[dict[str, float]]
+    lasts: list[Bar | None] = field(default_factory=list)
+
+
+class ForecastModel(Model):
+    """KServe model: the CURRENT SavedModel of a source, reloaded when CURRENT changes."""
+
+    def __init__(
+        self,
+        name: str,
+        source: RepositorySource | SavedModelSource,
+        *,
+        poll_seconds: float = 2.0,
+        retry_seconds: float = 30.0,
+    ):
+        super().__init__(name)
+        self.source = source
+        self.poll_seconds = poll_seconds
+        self.retry_seconds = retry_seconds
+        self.serving: ServingModel | None = None
+        self.current_version: str | None = None
+        self.versions: list[str] = []
+        self.error: str | None = "not loaded yet"
+        self._failed: tuple[str, float] | None = None
+        self._refresh_lock = threading.Lock()
+        self._stop = threading.Event()
+        self._poller: threading.Thread | None = None
+
+    # -- loading -------------------------------------------------------------------
+
+    def load(self) -> bool:
+        self.refresh()
+        return self.ready
+
+    def refresh(self) -> None:
+        """Read CURRENT; load and smoke-test it if it is not the loaded version."""
+        with self._refresh_lock:
+            try:
+                current = self.source.current()
+                self.current_version = current
+                if current is None:
+                    self._not_ready(f"no CURRENT version in {self.source.description}")
+                    return
+                if self.serving is not None and self.serving.version == current:
+                    self._set_ready()
+                    return
+                if (
+                    self._failed is not None
+                    and self._failed[0] == current
+                    and time.monotonic() - self._failed[1] < self.retry_seconds
+                ):
+                    return  # the same broken version: retried every retry_seconds
+                model = ServingModel(self.source.fetch(current), current)
+                smoke_test(model)
+                self.versions = self.source.versions()
+            except (ModelLoadError, SourceError, RepositoryError, OSError) as exc:
+                version = self.current_version or "?"
+                self._failed = (version, time.monotonic())
+                self._not_ready(f"CURRENT version {version} cannot be served: {exc}")
+                return
+            previous = self.serving.version if self.serving else None
+            self.serving = model
+            self._failed = None
+            self._set_ready()
+            log.info("serving %s version %s (was %s)", self.name, current, previous or "none")
+
+    def _set_ready(self) -> None:
+        self.error = None
+        self.ready = True
+
+    def _not_ready(self, reason: str) -> None:
+        if reason != self.error:
+            log.error("%s is not ready: %s", self.name, reason)
+        self.error = reason
+        self.ready = False
+
+    def start(self) -> None:
+        """Poll the source every ``poll_seconds`` (not for a fixed SavedModel)."""
+        if self.source.fixed or self.poll_seconds <= 0 or self._poller is not None:
+            return
+        self._stop.clear()
+        self._poller = threading.Thread(target=self._poll, name="model-poller", daemon=True)
+        self._poller.start()
+
+    def _poll(self) -> None:
+        while not self._stop.wait(self.poll_seconds):
+            try:
+                self.refresh()
+            except Exception:  # the poller must survive anything a source throws
+                log.exception("refreshing %s failed", self.name)
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._poller is not None:
+            self._poller.join(timeout=10)
+            self._poller = None
+
+    def status(self) -> dict:
         return {
-            "model_name": self.server.store.name,
-            "model_version": model.version,
-            "as_of": last.date.isoformat(),
-            "close": last.close,
-            "date": (last.date + dt.timedelta(days=1)).isoformat(),
-            "log_return": log_ret,
-            "predicted_close": last.close * math.exp(log_ret),
-            "features": features,
+            "name": self.name,
+            "ready": self.ready,
+            "version": self.serving.version if self.serving and self.ready else None,
+            "current_version": self.current_version,
+            "versions": self.versions,
+            "source": self.source.description,
+            "error": self.error,
         }
 
-    def do_GET(self) -> None:
-        self._handle("GET")
+    # -- inference (KServe calls preprocess -> predict -> postprocess) ---------------
 
-    def do_POST(self) -> None:
-        self._handle("POST")
+    def preprocess(self, payload: object, headers: Mapping[str, str] | None = None) -> Batch:
+        model = self.serving
+        if model is None or not self.ready:
+            raise RequestError(f"model {self.name} is not ready: {self.error}")
+        if isinstance(payload, bytes | bytearray):
+            # KServe passes the body through undecoded when its Content-Type is not JSON.
+            try:
+                payload = orjson.loads(payload)
+            except orjson.JSONDecodeError as exc:
+                raise RequestError(f"the request body is not valid JSON: {exc}") from None
+        elif not isinstance(payload, dict | list):
+            raise RequestError(
+                'only V1 JSON is served here: POST {"instances": [...]} to '
+                f"/v1/models/{self.name}:predict"
+            )
+        rows, lasts = parse_instances(payload, model.input_names)
+        return Batch(model, rows, lasts)
+
+    def predict(self, payload: Batch, headers: Mapping[str, str] | None = None) -> list:
+        outputs = payload.model.predict(payload.rows)
+        predictions: list = []
+        for i, (value, last) in enumerate(zip(outputs, payload.lasts, strict=True)):
+            if not math.isfinite(value):
+                raise RequestError(
+                    f"instances[{i}]: the model's prediction is not finite ({value}) for "
+                    "these features; they are outside anything it was trained on"
+                )
+            if last is None:
+                predictions.append(value)
+                continue
+            answer = forecast(last, value, payload.model.version)
+            if not math.isfinite(answer["predicted_close"]):
+                raise RequestError(
+                    f"instances[{i}]: the predicted close overflows ({last.close!r} * "
+                    f"exp({value!r})): the history's prices are too extreme"
+                )
+            predictions.append(answer)
+        return predictions
+
+    def postprocess(self, result: list, headers: Mapping[str, str] | None = None) -> dict:
+        return {"predictions": result}
 
 
-class ModelServer(ThreadingHTTPServer):
-    """``ThreadingHTTPServer`` bound to one model's store."""
+class BodyLimit:
+    """ASGI middleware: 413 (JSON) for a request body over ``max_bytes``, chunked or not."""
 
-    daemon_threads = True
+    def __init__(self, app, max_bytes: int = MAX_BODY_BYTES):
+        self.app = app
+        self.max_bytes = max_bytes
 
-    def __init__(self, address: tuple[str, int], store: ModelStore):
-        self.store = store
-        super().__init__(address, _Handler)
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        declared = dict(scope["headers"]).get(b"content-length")
+        if declared is not None:
+            if not declared.isdigit():
+                return await _send_json(send, 400, {"error": "invalid Content-Length header"})
+            if int(declared) > self.max_bytes:
+                return await self._too_large(receive, send, int(declared))
+        chunks, size, more = [], 0, True
+        while more:
+            message = await receive()
+            if message["type"] != "http.request":
+                return await self.app(scope, _replay([message]), send)
+            chunks.append(message)
+            size += len(message.get("body", b""))
+            if size > self.max_bytes:
+                return await self._too_large(receive, send, size, more=True)
+            more = message.get("more_body", False)
+        return await self.app(scope, _replay(chunks, receive), send)
+
+    async def _too_large(self, receive, send, size: int, more: bool = True) -> None:
+        drained = 0
+        while more and drained <= DRAIN_BYTES:
+            message = await receive()
+            if message["type"] != "http.request":
+                break
+            drained += len(message.get("body", b""))
+            more = message.get("more_body", False)
+        await _send_json(
+            send,
+            413,
+            {"error": f"request body too large: {size} bytes > {self.max_bytes} bytes"},
+        )
+
+
+def _replay(messages: list[dict], then=None):
+    pending = list(messages)
+
+    async def receive():
+        if pending:
+            return pending.pop(0)
+        if then is not None:
+            return await then()
+        return {"type": "http.disconnect"}
+
+    return receive
+
+
+async def _send_json(send, status: int, payload: dict) -> None:
+    body = orjson.dumps(payload)
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+async def _http_error(request: Request, exc: StarletteHTTPException) -> ORJSONResponse:
+    """404/405 and friends as JSON naming the request (KServe's default is ``detail``)."""
+    message = f"{exc.detail}: {request.method} {request.url.path}"
+    if exc.status_code == 404:
+        message += "; routes: /v1/models/<name>, /v1/models/<name>:predict, /v2/health/ready"
+    return ORJSONResponse({"error": message}, status_code=exc.status_code, headers=exc.headers)
+
+
+class _ModelNameConvertor(Convertor):
+    regex = "[^/:]+"
+
+    def convert(self, value: str) -> str:
+        return value
+
+    def to_string(self, value: str) -> str:
+        return value
+
+
+register_url_convertor("model_name", _ModelNameConvertor())
+
+
+class _RestServer(RESTServer):
+    """KServe's REST server on a fresh FastAPI app (not KServe's module-global one, so a
+    process can hold more than one), with our model's state on the health routes."""
+
+    def __init__(
+        self,
+        model_server: ModelServer,
+        model: ForecastModel,
+        *,
+        health_route: str | None = None,
+        predict_route: str | None = None,
+        access_log: bool = False,
+        max_body_bytes: int = MAX_BODY_BYTES,
+    ):
+        super().__init__(
+            "unused: create_application sets the app",
+            model_server.dataplane,
+            model_server.model_repository_extension,
+            model_server.http_port,
+            grace_period=5,
+        )
+        self.config.access_log = access_log
+        self.model = model
+        self.health_route = health_route
+        self.predict_route = predict_route
+        self.access_log = access_log
+        self.max_body_bytes = max_body_bytes
+
+    def create_application(self) -> FastAPI:
+        app = FastAPI(
+            title="crypto-kfp model server",
+            docs_url=None,
+            redoc_url=None,
+            openapi_url=None,
+            default_response_class=ORJSONResponse,
+        )
+        self._add_middlewares(app)
+        self._register_endpoints(app)
+        self._add_exception_handlers(app)
+        app.add_exception_handler(StarletteHTTPException, _http_error)
+        self.config.app = app
+        return app
+
+    def _add_middlewares(self, app: FastAPI) -> None:
+        if self.access_log:
+            super()._add_middlewares(app)  # KServe's per-request timing log
+        app.add_middleware(BodyLimit, max_bytes=self.max_body_bytes)
+
+    def _register_endpoints(self, app: FastAPI) -> None:
+        model = self.model
+        registry = self.dataplane.model_registry
+
+        async def model_status(model_name: str) -> ORJSONResponse:
+            found = registry.get_model(model_name)
+            if found is None:
+                raise ModelNotFound(model_name)
+            status = found.status()
+            return ORJSONResponse(status, status_code=200 if status["ready"] else 503)
+
+        async def ready() -> ORJSONResponse:
+            if model.ready:
+                return ORJSONResponse({"ready": True})
+            return ORJSONResponse({"ready": False, "error": model.error}, status_code=503)
+
+        async def post_only(model_name: str) -> None:
+            raise StarletteHTTPException(405, "Method Not Allowed", headers={"Allow": "POST"})
+
+        # Ours first (Starlette serves the first route that matches): KServe's status and
+        # readiness routes know nothing of CURRENT. A model name has no ':'. Without
+        # post_only, a PUT to :predict would get the 405 of KServe's GET /v1/models/<name>
+        # (its path parameter matches "<name>:predict"), saying Allow: GET.
+        app.add_api_route("/v1/models/{model_name:model_name}", model_status, methods=["GET"])
+        app.add_api_route(
+            "/v1/models/{model_name:model_name}:predict",
+            post_only,
+            methods=["GET", "PUT", "DELETE", "PATCH"],
+        )
+        app.add_api_route("/v2/health/ready", ready, methods=["GET"])
+        if self.health_route:
+            app.add_api_route(self.health_route, ready, methods=["GET"])
+        if self.predict_route:
+            v1 = V1Endpoints(self.dataplane, self.model_repository_extension)
+
+            async def vertex_predict(request: Request):
+                return await v1.predict(model.name, request)
+
+            app.add_api_route(
+                self.predict_route, vertex_predict, methods=["POST"], response_model=None
+            )
+        super()._register_endpoints(app)
+
+
+class Server:
+    """One model on KServe's REST server, bound to ``host:port`` (0: any free port)."""
+
+    def __init__(
+        self,
+        model: ForecastModel,
+        host: str = "127.0.0.1",
+        port: int = 8501,
+        *,
+        health_route: str | None = None,
+        predict_route: str | None = None,
+        access_log: bool = False,
+    ):
+        self.model = model
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        self.socket = socket.socket(family, socket.SOCK_STREAM)
+        self.socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            self.socket.bind((host, port))
+            # Listening from here: a client that read the URL may connect at once (it
+            # waits in the backlog until uvicorn accepts).
+            self.socket.listen(2048)
+        except OSError:
+            self.socket.close()
+            raise
+        self.host, self.port = self.socket.getsockname()[:2]
+        model_server = ModelServer(
+            http_port=self.port,
+            enable_grpc=False,
+            registered_models=ModelRepository(),
+            enable_latency_logging=access_log,
+        )
+        model_server.register_model(model)
+        model.enable_latency_logging = access_log
+        self.rest = _RestServer(
+            model_server,
+            model,
+            health_route=health_route,
+            predict_route=predict_route,
+            access_log=access_log,
+        )
+        self.app = self.rest.create_application()
+        self._serving = threading.Event()
+        self._stopped = threading.Event()
+
+    @property
+    def server_address(self) -> tuple[str, int]:
+        """``(host, port)`` bound, as ``socketserver`` servers have it."""
+        return self.host, self.port
+
+    @property
+    def url(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
+
+    def serve_forever(self) -> None:
+        """Serve until SIGINT/SIGTERM (or ``shutdown()``), polling the source meanwhile."""
+        self._serving.set()
+        self.model.start()
+        try:
+            # RESTServer.run would rebuild the app; the uvicorn server it holds is the same.
+            self.rest._server.run(sockets=[self.socket])
+        finally:
+            self.model.stop()
+            self.socket.close()
+            self._stopped.set()
+
+    def shutdown(self, timeout: float = 30.0) -> None:
+        """Stop ``serve_forever`` (from another thread) and wait until it has returned."""
+        self.rest._server.should_exit = True
+        if self._serving.is_set():
+            self._stopped.wait(timeout)
+
+    def server_close(self) -> None:
+        self.socket.close()
 
 
 def make_server(
-    model_repository: str | Path, model_name: str, host: str = "127.0.0.1", port: int = 8501
-) -> ModelServer:
-    """A server for ``model_name``; port 0 picks a free port (see ``server_address``)."""
-    return ModelServer((host, port), ModelStore(model_repository, model_name))
+    model_repository: str | os.PathLike,
+    model_name: str,
+    host: str = "127.0.0.1",
+    port: int = 8501,
+    *,
+    poll_seconds: float = 2.0,
+) -> Server:
+    """A server for the CURRENT version of ``model_name`` (port 0: any free port), loaded
+    now; call ``serve_forever()``, then ``shutdown()`` from another thread."""
+    source = open_source(str(model_repository), model_name)
+    model = ForecastModel(model_name, source, poll_seconds=poll_seconds)
+    model.load()
+    return Server(model, host, port)

@@ -27,27 +27,51 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from components.common.bars import (
+    CLOSE_OUTSIDE_RANGE,
+    DEFAULT_PRICE_TOLERANCE,
+    HIGH_BELOW_LOW,
+    NEGATIVE_VOLUME,
+    NON_POSITIVE_PRICE,
+    OPEN_OUTSIDE_RANGE,
+    BarCheckError,
+    check_bar,
+    check_price_tolerance,
+)
 from components.common.features import Bar, epoch_days
 from components.common.schema import REQUIRED_COLUMNS, resolve_columns
-
-#: Default relative tolerance for open/close lying outside [low, high].
-DEFAULT_PRICE_TOLERANCE = 0.01
 
 _ISO_DATE = re.compile(r"(\d{4})-(\d{1,2})-(\d{1,2})")
 _DAY_FIRST_DATE = re.compile(r"(\d{1,2})/(\d{1,2})/(\d{4})")
 _PRICE_COLUMNS = ("open", "high", "low", "close")
 
-# Rejection reason codes (the part of ``Rejection.reason`` before the colon).
+# Rejection reason codes (the part of ``Rejection.reason`` before the colon). The bar
+# sanity checks and their codes live in ``components.common.bars``, shared with the model
+# server; they are re-exported here.
 MALFORMED_CSV = "malformed_csv"
 MISSING_FIELD = "missing_field"
 EXTRA_FIELDS = "extra_fields"
 BAD_NUMBER = "bad_number"
 BAD_DATE = "bad_date"
-NON_POSITIVE_PRICE = "non_positive_price"
-HIGH_BELOW_LOW = "high_below_low"
-OPEN_OUTSIDE_RANGE = "open_outside_range"
-CLOSE_OUTSIDE_RANGE = "close_outside_range"
-NEGATIVE_VOLUME = "negative_volume"
+__all__ = [
+    "BAD_DATE",
+    "BAD_NUMBER",
+    "CLOSE_OUTSIDE_RANGE",
+    "DEFAULT_PRICE_TOLERANCE",
+    "EXTRA_FIELDS",
+    "HIGH_BELOW_LOW",
+    "MALFORMED_CSV",
+    "MISSING_FIELD",
+    "NEGATIVE_VOLUME",
+    "NON_POSITIVE_PRICE",
+    "OPEN_OUTSIDE_RANGE",
+    "ParsedRow",
+    "Rejection",
+    "RowParser",
+    "parse_date",
+    "parse_number",
+    "split_line",
+]
 
 
 @dataclass(frozen=True)
@@ -208,8 +232,7 @@ class RowParser:
         header_width: int,
         price_tolerance: float = DEFAULT_PRICE_TOLERANCE,
     ):
-        if not 0 <= price_tolerance < 1:
-            raise ValueError(f"price_tolerance must be in [0, 1), got {price_tolerance}")
+        check_price_tolerance(price_tolerance)
         self.columns = {name: columns[name] for name in REQUIRED_COLUMNS}
         self.header_width = header_width
         self.price_tolerance = price_tolerance
@@ -274,25 +297,10 @@ class RowParser:
             )
 
     def _check_sanity(self, bar: Bar) -> None:
-        bad = [
-            f"{name}={getattr(bar, name)!r}" for name in _PRICE_COLUMNS if getattr(bar, name) <= 0
-        ]
-        if bad:
-            raise _Invalid(NON_POSITIVE_PRICE, ", ".join(bad))
-        if bar.high < bar.low:
-            raise _Invalid(HIGH_BELOW_LOW, f"high={bar.high!r} < low={bar.low!r}")
-        lo = bar.low * (1 - self.price_tolerance)
-        hi = bar.high * (1 + self.price_tolerance)
-        for name, code in (("open", OPEN_OUTSIDE_RANGE), ("close", CLOSE_OUTSIDE_RANGE)):
-            value = getattr(bar, name)
-            if not lo <= value <= hi:
-                raise _Invalid(
-                    code,
-                    f"{name}={value!r} outside [low={bar.low!r}, high={bar.high!r}] "
-                    f"beyond the {self.price_tolerance * 100:g}% tolerance",
-                )
-        if bar.volume < 0:
-            raise _Invalid(NEGATIVE_VOLUME, f"volume={bar.volume!r}")
+        try:
+            check_bar(bar, self.price_tolerance)
+        except BarCheckError as exc:
+            raise _Invalid(exc.code, exc.detail) from None
 
     def parse_chunk(self, first_line: int, lines: Sequence[str]) -> ChunkResult:
         """Parse consecutive lines, the first of them numbered ``first_line``.

@@ -14,14 +14,18 @@ from components.deploy.__main__ import main
 SCRIPT = Path(__file__).resolve().parents[3] / "components" / "deploy" / "local_test.sh"
 
 
-@pytest.mark.parametrize("argv", [[], ["publish"], ["rollback"], ["status"], ["serve"]])
+@pytest.mark.parametrize(
+    "argv", [[], ["publish"], ["rollback"], ["status"], ["serve"], ["forecast"]]
+)
 def test_help(argv, capsys):
     with pytest.raises(SystemExit) as exit_info:
         main([*argv, "--help"])
     assert exit_info.value.code == 0
     out = capsys.readouterr().out
     assert "usage: python -m components.deploy" in out
-    if argv:
+    if argv == ["forecast"]:
+        assert "--url" in out and "--csv" in out and "--model-name" in out
+    elif argv:
         assert "--model-repository" in out and "--model-name" in out
 
 
@@ -54,7 +58,8 @@ def test_publish_status_rollback(model_dir, repo, capsys):
 @pytest.mark.parametrize(
     ("extra", "status", "message"),
     [
-        (["--target", "vertex"], 1, "deploy target 'vertex' is not implemented yet"),
+        (["--target", "gke"], 1, "deploy target 'gke' is not implemented yet"),
+        (["--target", "vertex"], 2, "--target vertex needs --project, --region, --image"),
         (["--metrics", "[1]"], 2, "--metrics must be a JSON object"),
         (["--metrics", "{oops"], 2, "--metrics is not valid JSON: Expecting property name"),
     ],

@@ -83,7 +83,7 @@ def test_body_deploys_and_writes_the_record(model_dir, repo, tmp_path):
 def test_body_fails_loudly_for_a_cloud_target(model_dir, repo, tmp_path):
     model = dsl.Model(uri=str(model_dir("v1")), metadata={"version": "1"})
     deployment = dsl.Artifact(uri=str(tmp_path / "deployment.json"))
-    with pytest.raises(NotImplementedError, match="deploy target 'vertex' is not implemented"):
+    with pytest.raises(NotImplementedError, match="deploy target 'vertex' is not wired"):
         deploy_op.python_func(
             model=model,
             target="vertex",
