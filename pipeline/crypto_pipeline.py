@@ -10,6 +10,8 @@ Every parameter's default is the default of the step function it feeds
 (``PARAMETER_SOURCES``), so the pipeline, the step CLIs and the functions cannot disagree.
 """
 
+import os
+import tempfile
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -222,6 +224,7 @@ def build_pipeline(images: Mapping[str, str] | None = None, *, retries: bool = T
             seed=seed,
             max_mae_ratio=max_mae_ratio,
             model_name=model_name,
+            source_run=dsl.PIPELINE_JOB_NAME_PLACEHOLDER,
         ).set_display_name("train")
         tasks = {
             "ingest": ingest_task,
@@ -264,5 +267,13 @@ def compile_pipeline(
     output = Path(output)
     output.parent.mkdir(parents=True, exist_ok=True)
     pipeline = build_pipeline(images, retries=retries)
-    compiler.Compiler().compile(pipeline_func=pipeline, package_path=str(output))
+    # Compiled beside the target, then renamed: two runs compiling into one --root at
+    # the same time never read each other's half-written file.
+    fd, tmp = tempfile.mkstemp(dir=output.parent, prefix=f".{output.name}.", suffix=".yaml")
+    os.close(fd)
+    try:
+        compiler.Compiler().compile(pipeline_func=pipeline, package_path=tmp)
+        os.replace(tmp, output)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
     return output

@@ -15,7 +15,7 @@ from components.train.model import (
     predict_log_return,
     seed_everything,
 )
-from components.train.train import TrainResult, run
+from components.train.train import TrainResult, new_version, run
 
 __all__ = [
     "DEFAULT_HPARAMS",
@@ -28,6 +28,7 @@ __all__ = [
     "limit_threads",
     "load_splits",
     "load_stats",
+    "new_version",
     "predict_log_return",
     "ratio",
     "run",

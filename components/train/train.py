@@ -4,10 +4,12 @@ beside the persistence baseline, export the serving SavedModel and decide the ga
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 import logging
 import os
 import re
+import secrets
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -77,9 +79,28 @@ def read_params(
     return model_lib.validate_hparams(params)
 
 
-def new_version() -> str:
-    """A TF-Serving version number: the UTC time as ``YYYYMMDDHHMMSS``."""
-    return dt.datetime.now(dt.UTC).strftime("%Y%m%d%H%M%S")
+#: Digits after the UTC time in a version: they tell apart runs that finish in the same
+#: second. 14 + 4 = 18 digits stays below TF-Serving's int64 version limit (9.2e18).
+VERSION_SUFFIX_DIGITS = 4
+
+
+def new_version(run_name: str | None = None, *, now: dt.datetime | None = None) -> str:
+    """A TF-Serving version number: the UTC time as ``YYYYMMDDHHMMSS`` followed by
+    ``VERSION_SUFFIX_DIGITS`` digits derived from ``run_name`` (a hash of it: the same run
+    always gets the same suffix) or, without one, random digits.
+
+    Versions still sort by time (every version of this form has the same length); two
+    runs that finish in the same second differ unless their suffixes collide (1 in 10^4
+    for two distinct run names), and an existing version is never overwritten anyway.
+    """
+    stamp = (now or dt.datetime.now(dt.UTC)).strftime("%Y%m%d%H%M%S")
+    modulus = 10**VERSION_SUFFIX_DIGITS
+    if run_name:
+        digest = hashlib.sha256(run_name.encode("utf-8")).digest()
+        suffix = int.from_bytes(digest[:8], "big") % modulus
+    else:
+        suffix = secrets.randbelow(modulus)
+    return f"{stamp}{suffix:0{VERSION_SUFFIX_DIGITS}d}"
 
 
 def run(

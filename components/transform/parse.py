@@ -32,6 +32,12 @@ from components.common.schema import REQUIRED_COLUMNS, resolve_columns
 
 #: Default relative tolerance for open/close lying outside [low, high].
 DEFAULT_PRICE_TOLERANCE = 0.01
+#: Default largest intraday range ``high / low`` a day may have (``implausible_range``).
+#: The shared file's widest day is veritaseum on 2017-06-11, high/low = 333,501 (its
+#: low of 0.000337 is a data error of the source, but a real line of it): 1e6 keeps every
+#: real day of the shared file while refusing values off by many orders of magnitude,
+#: whose logarithms would dominate the normalisation statistics.
+DEFAULT_MAX_INTRADAY_RANGE = 1e6
 
 _ISO_DATE = re.compile(r"(\d{4})-(\d{1,2})-(\d{1,2})")
 _DAY_FIRST_DATE = re.compile(r"(\d{1,2})/(\d{1,2})/(\d{4})")
@@ -48,6 +54,8 @@ HIGH_BELOW_LOW = "high_below_low"
 OPEN_OUTSIDE_RANGE = "open_outside_range"
 CLOSE_OUTSIDE_RANGE = "close_outside_range"
 NEGATIVE_VOLUME = "negative_volume"
+IMPLAUSIBLE_RANGE = "implausible_range"
+FUTURE_DATE = "future_date"
 
 
 @dataclass(frozen=True)
@@ -207,12 +215,22 @@ class RowParser:
         columns: Mapping[str, int],
         header_width: int,
         price_tolerance: float = DEFAULT_PRICE_TOLERANCE,
+        max_range: float = DEFAULT_MAX_INTRADAY_RANGE,
+        max_date: dt.date | None = None,
     ):
         if not 0 <= price_tolerance < 1:
             raise ValueError(f"price_tolerance must be in [0, 1), got {price_tolerance}")
+        if not max_range > 1:  # also refuses NaN; inf turns the check off
+            raise ValueError(f"max_range must be > 1, got {max_range}")
         self.columns = {name: columns[name] for name in REQUIRED_COLUMNS}
         self.header_width = header_width
         self.price_tolerance = price_tolerance
+        self.max_range = max_range
+        #: The last date a line may have (the run's date); None: no limit.
+        self.max_date = max_date
+        self._max_day = (
+            np.iinfo(np.int64).max if max_date is None else max_date.toordinal() - _EPOCH_ORDINAL
+        )
 
     @classmethod
     def from_header(
@@ -220,10 +238,19 @@ class RowParser:
         header_line: str,
         column_mapping: str | Mapping[str, str] | None = None,
         price_tolerance: float = DEFAULT_PRICE_TOLERANCE,
+        max_range: float = DEFAULT_MAX_INTRADAY_RANGE,
+        max_date: dt.date | None = None,
     ) -> RowParser:
-        """Build a parser from the raw header line; SchemaError if columns are missing."""
+        """Build a parser from the raw header line; SchemaError if columns are missing or
+        the mapping sends two canonical names to one column."""
         header = split_line(header_line.rstrip("\r\n"))
-        return cls(resolve_columns(header, column_mapping), len(header), price_tolerance)
+        return cls(
+            resolve_columns(header, column_mapping),
+            len(header),
+            price_tolerance,
+            max_range=max_range,
+            max_date=max_date,
+        )
 
     def parse(self, line: int, raw: str) -> ParsedRow | Rejection | None:
         """Parse one line. None for a blank line (not data, not a rejection)."""
@@ -255,6 +282,11 @@ class RowParser:
             date = parse_date(values["date"])
         except ValueError as exc:
             raise _Invalid(BAD_DATE, str(exc)) from None
+        if self.max_date is not None and date > self.max_date:
+            raise _Invalid(
+                FUTURE_DATE,
+                f"{date.isoformat()} is after the run's date {self.max_date.isoformat()}",
+            )
         bar = Bar(date=date, **numbers)
         self._check_sanity(bar)
         return ParsedRow(line=line, coin=values["slug"].lower(), bar=bar)
@@ -293,6 +325,12 @@ class RowParser:
                 )
         if bar.volume < 0:
             raise _Invalid(NEGATIVE_VOLUME, f"volume={bar.volume!r}")
+        if not bar.high <= bar.low * self.max_range:
+            raise _Invalid(
+                IMPLAUSIBLE_RANGE,
+                f"high/low = {bar.high / bar.low:.6g} (high={bar.high!r}, low={bar.low!r}) "
+                f"beyond the limit of {self.max_range:g}",
+            )
 
     def parse_chunk(self, first_line: int, lines: Sequence[str]) -> ChunkResult:
         """Parse consecutive lines, the first of them numbered ``first_line``.
@@ -378,7 +416,7 @@ class RowParser:
             except ValueError:
                 cache[text] = _NO_DAY
         day = np.fromiter(map(cache.__getitem__, values["date"]), np.int64, n)
-        ok &= day != _NO_DAY
+        ok &= (day != _NO_DAY) & (day <= self._max_day)
         o, h, lo_, c, v = (numbers[name] for name in (*_PRICE_COLUMNS, "volume"))
         with np.errstate(invalid="ignore"):
             ok &= (o > 0) & (h > 0) & (lo_ > 0) & (c > 0) & (h >= lo_)
@@ -386,6 +424,7 @@ class RowParser:
             high_limit = h * (1 + self.price_tolerance)
             ok &= (low_limit <= o) & (o <= high_limit) & (low_limit <= c) & (c <= high_limit)
             ok &= v >= 0
+            ok &= h <= lo_ * self.max_range
         coin = np.array(list(map(str.lower, values["slug"])), dtype=object)
         return ok, {"day": day, **numbers, "coin": coin}
 
