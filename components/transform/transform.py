@@ -45,9 +45,10 @@ from components.common.contracts import (
     shard_names,
 )
 from components.common.features import HISTORY_DAYS
-from components.common.results import StepResult
+from components.common.results import StepResult, raise_for_problems
 from components.transform import beam_ops
 from components.transform.errors import TransformError, TransformParameterError
+from components.transform.parameters import check_parameters, parse_as_of, parse_coins
 from components.transform.parse import (
     DEFAULT_MAX_INTRADAY_RANGE,
     DEFAULT_PRICE_TOLERANCE,
@@ -57,7 +58,6 @@ from components.transform.series import DEFAULT_MAX_DAILY_MOVE, DEFAULT_SPLIT, p
 
 log = logging.getLogger(__name__)
 
-RUNNERS = ("local", "dataflow")
 #: Name prefix of a run's folder of part files in ``features_path`` (``parts_dir_for``).
 PARTS_PREFIX = ".parts-"
 REJECTED_COLUMNS = ("line", "reason", "raw")
@@ -153,17 +153,6 @@ class TransformResult(StepResult):
         )
         lines += [f"warning: {warning}" for warning in self.warnings]
         return "\n".join(lines)
-
-
-def parse_coins(coins: str | Sequence[str]) -> frozenset[str] | None:
-    """``"all"`` → None (every coin); ``"bitcoin,Ethereum"`` → lower-case slugs."""
-    items = coins.split(",") if isinstance(coins, str) else list(coins)
-    slugs = frozenset(c.strip().lower() for c in items if c.strip())
-    if not slugs:
-        raise TransformParameterError(
-            "coins must be 'all' or a comma-separated list of slugs, got nothing"
-        )
-    return None if slugs == {"all"} else slugs
 
 
 def read_header(input_path: str) -> str:
@@ -372,42 +361,25 @@ def run(
     pipeline got that far.
     """
     started = time.monotonic()
-    try:
-        fractions = parse_split(split)
-    except ValueError as exc:
-        raise TransformParameterError(str(exc)) from None
+    raise_for_problems(
+        check_parameters(
+            coins=coins,
+            split=split,
+            max_rejected_fraction=max_rejected_fraction,
+            column_mapping=column_mapping,
+            runner=runner,
+            num_shards=num_shards,
+            price_tolerance=price_tolerance,
+            max_daily_move=max_daily_move,
+            max_intraday_range=max_intraday_range,
+            as_of=as_of,
+            warn_usable_fraction=warn_usable_fraction,
+            min_usable_fraction=min_usable_fraction,
+        ),
+        TransformParameterError,
+    )
+    fractions = parse_split(split)
     wanted = parse_coins(coins)
-    if not 0 <= max_rejected_fraction <= 1:
-        raise TransformParameterError(
-            f"max_rejected_fraction must be in [0, 1], got {max_rejected_fraction}"
-        )
-    if num_shards < 1:
-        raise TransformParameterError(f"num_shards must be >= 1, got {num_shards}")
-    if runner not in RUNNERS:
-        raise TransformParameterError(
-            f"unknown runner {runner!r}; expected one of {', '.join(RUNNERS)}"
-        )
-    if not 0 <= price_tolerance < 1:
-        raise TransformParameterError(f"price_tolerance must be in [0, 1), got {price_tolerance}")
-    for name, value in (
-        ("max_daily_move", max_daily_move),
-        ("max_intraday_range", max_intraday_range),
-    ):
-        if not value > 1:  # also refuses NaN
-            raise TransformParameterError(
-                f"{name} must be > 1 (a factor; inf: no limit), got {value}"
-            )
-    for name, value in (
-        ("warn_usable_fraction", warn_usable_fraction),
-        ("min_usable_fraction", min_usable_fraction),
-    ):
-        if not 0 <= value <= 1:
-            raise TransformParameterError(f"{name} must be in [0, 1], got {value}")
-    if min_usable_fraction > warn_usable_fraction:
-        raise TransformParameterError(
-            f"min_usable_fraction ({min_usable_fraction}) must not exceed "
-            f"warn_usable_fraction ({warn_usable_fraction})"
-        )
     max_date = parse_as_of(as_of)
     outputs = (features_path, stats_path, rejected_path)
     if runner == "dataflow":
@@ -465,20 +437,6 @@ def run(
     del stats[STATS_FAILED_KEY]
     beam_ops.write_stats(stats_path, stats)  # the outputs are valid from here on
     return result
-
-
-def parse_as_of(as_of: str | dt.date | None) -> dt.date:
-    """The run's date: ``as_of`` (ISO date) or today in UTC."""
-    if as_of is None or as_of == "":
-        return dt.datetime.now(dt.UTC).date()
-    if isinstance(as_of, dt.date):
-        return as_of
-    try:
-        return dt.date.fromisoformat(str(as_of).strip())
-    except ValueError:
-        raise TransformParameterError(
-            f"as_of must be an ISO date yyyy-mm-dd, got {as_of!r}"
-        ) from None
 
 
 def _invalidate(features_path: str, stats_path: str, exc: BaseException) -> None:

@@ -12,7 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from components.common.schema import ColumnMappingError, SchemaError
+from components.common.results import ParameterError
+from components.common.schema import SchemaError
 from components.train import DataContractError, load_stats
 from components.transform import TransformError, TransformParameterError
 from components.transform import series as series_module
@@ -165,7 +166,7 @@ def test_conflicting_duplicates_reject_every_line_of_the_date(tmp_path):
 
 def test_column_mapping_must_be_one_to_one(tmp_path):
     src = write_csv(tmp_path / "in.csv", series("coin", walk(40)))
-    with pytest.raises(ColumnMappingError, match="close, open all map to column 'price'"):
+    with pytest.raises(ParameterError, match="close, open all map to column 'price'"):
         run_transform(
             str(src), str(tmp_path / "a"), column_mapping={"open": "Price", "close": "price"}
         )
