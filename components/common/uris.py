@@ -50,6 +50,24 @@ def local_path(uri: str) -> Path:
     return Path(uri).expanduser()
 
 
+def local_dir_problem(name: str, uri: str) -> str:
+    """'' if the local folder ``uri`` exists or can be created, and can be written; else a
+    sentence naming ``name`` and the reason (checked without creating anything)."""
+    import os
+
+    path = local_path(uri)
+    if path.exists() and not path.is_dir():
+        return f"{name} {path} exists and is not a directory"
+    ancestor = path
+    while not ancestor.exists() and ancestor != ancestor.parent:
+        ancestor = ancestor.parent
+    if not ancestor.is_dir():
+        return f"{name} {path} cannot be created: {ancestor} is not a directory"
+    if not os.access(ancestor, os.W_OK | os.X_OK):
+        return f"{name} {path} cannot be written: {ancestor} is not writable by this user"
+    return ""
+
+
 def split_gcs_uri(uri: str) -> tuple[str, str]:
     """``gs://bucket/a/b`` -> ``("bucket", "a/b")``; the object part may be empty."""
     if not is_gcs_uri(uri):

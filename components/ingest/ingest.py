@@ -28,7 +28,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from components.common.results import ParameterError, StepResult
+from components.common.results import ParameterError, StepResult, raise_for_problems
 from components.common.schema import SchemaError, parse_column_mapping, resolve_columns
 from components.common.uris import (
     basename,
@@ -36,6 +36,7 @@ from components.common.uris import (
     is_gcs_uri,
     is_http_url,
     is_local,
+    local_dir_problem,
     local_path,
     read_bytes,
     split_gcs_uri,
@@ -142,6 +143,36 @@ def validate_csv(data: bytes, column_mapping: str | Mapping[str, str] | None = N
     return rows
 
 
+def check_parameters(
+    *,
+    source: object = None,
+    lake: object = None,
+    expected_sha256: object = None,
+    column_mapping: str | Mapping[str, str] | None = None,
+) -> dict[str, str]:
+    """``{parameter: problem}`` of ``run``'s parameters (source and lake: required; a local
+    lake must be a folder this user can create or write). Nothing is fetched."""
+    problems: dict[str, str] = {}
+    if not source:
+        problems["source"] = "no source given"
+    if not lake:
+        problems["lake"] = "no lake given (a gs://bucket/prefix or a local directory)"
+    elif not isinstance(lake, str) or is_http_url(lake):
+        problems["lake"] = f"the lake must be a gs:// URI or a local directory, not a URL: {lake}"
+    elif is_local(lake) and (problem := local_dir_problem("lake", lake)):
+        problems["lake"] = problem
+    if expected_sha256 is not None:
+        try:
+            expected_checksum(str(source or ""), str(expected_sha256))
+        except ParameterError as exc:
+            problems["expected_sha256"] = str(exc)
+    try:
+        parse_column_mapping(column_mapping)
+    except ParameterError as exc:
+        problems["column_mapping"] = str(exc)
+    return problems
+
+
 def raw_object_name(sha256: str, filename: str) -> str:
     """Lake-relative, content-addressed name of a raw object."""
     return f"{RAW_DIR}/sha256={sha256}/{filename}"
@@ -164,15 +195,15 @@ def run(
     Raises ParameterError (no source or lake), IngestError (bad input, lake conflict) or
     FetchError (source unreadable).
     """
-    if not source:
-        raise ParameterError("no source given")
-    if not lake:
-        raise ParameterError("no lake given (a gs://bucket/prefix or a local directory)")
-    if is_http_url(lake):
-        raise ParameterError(
-            f"the lake must be a gs:// URI or a local directory, not a URL: {lake}"
+    # An unusable parameter is refused before any fetch.
+    raise_for_problems(
+        check_parameters(
+            source=source,
+            lake=lake,
+            expected_sha256=expected_sha256,
+            column_mapping=column_mapping,
         )
-    parse_column_mapping(column_mapping)  # an unusable mapping is refused before any fetch
+    )
     if is_local(source):  # record where the bytes came from, independent of the cwd
         source = os.path.abspath(local_path(source))
     checksum = expected_checksum(source, expected_sha256)
