@@ -150,12 +150,15 @@ def check_parameters(
     expected_sha256: object = None,
     column_mapping: str | Mapping[str, str] | None = None,
 ) -> dict[str, str]:
-    """``{parameter: problem}`` of ``run``'s parameters (source and lake: required; a local
-    lake must be a folder this user can create or write). Nothing is fetched."""
+    """``{parameter: problem}`` of the given (not None) parameters of ``run`` (source and
+    lake must not be empty; a local lake must be a folder this user can create or write).
+    Nothing is fetched."""
     problems: dict[str, str] = {}
-    if not source:
+    if source is not None and not source:
         problems["source"] = "no source given"
-    if not lake:
+    if lake is None:
+        pass
+    elif not lake:
         problems["lake"] = "no lake given (a gs://bucket/prefix or a local directory)"
     elif not isinstance(lake, str) or is_http_url(lake):
         problems["lake"] = f"the lake must be a gs:// URI or a local directory, not a URL: {lake}"
