@@ -119,8 +119,8 @@ def _cmd_run_local(args) -> int:
     # Every parameter is checked before the first step, and every problem reported at once.
     root = Path(args.root).resolve()
     arguments, problems = _given_arguments(args)
-    if problem := local_dir_problem("--root", str(root)):
-        problems.append(problem)
+    if problem := local_dir_problem("root", str(root)):
+        problems.append(f"--root: {problem}")
     arguments.setdefault("lake", str(root / "lake"))
     arguments.setdefault("model_repository", str(root / "model_repository"))
     if "source" in arguments and "://" not in arguments["source"] and arguments["source"]:
@@ -175,7 +175,6 @@ def _docker_runner(root: Path, arguments: dict):
 
 def _cmd_submit(args) -> int:
     from components.common.uris import is_http_url
-    from pipeline.crypto_pipeline import compile_pipeline
     from pipeline.local import source_problem
     from pipeline.parameters import check_arguments
     from pipeline.profiles import (
@@ -216,6 +215,8 @@ def _cmd_submit(args) -> int:
     except (StackOutputsError, ImagesError, SubmitError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+
+    from pipeline.crypto_pipeline import compile_pipeline
 
     pipeline_yaml = compile_pipeline(args.output, images)
     print(f"Compiled {pipeline_yaml} with the step images:")

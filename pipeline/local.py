@@ -70,7 +70,8 @@ def local_argument_problems(arguments: dict[str, Any]) -> list[str]:
         value = arguments.get(name)
         if value is not None and value not in allowed:
             problems.append(
-                f"{name}={value!r} cannot run locally; a local run uses "
+                f"--{name.replace('_', '-')}: {name}={value!r} cannot run locally;"
+                f" a local run uses "
                 f"{' or '.join(map(repr, allowed))} (cloud backends are submitted with "
                 "`make pipeline`)"
             )

@@ -279,7 +279,8 @@ def implausible_moves(close: np.ndarray, max_move: float) -> list[tuple[int, str
         return []
     with np.errstate(over="ignore", under="ignore", divide="ignore"):
         ratio = close[1:] / close[:-1]
-    plausible = np.isfinite(ratio) & (ratio > 0) & (ratio <= max_move) & (ratio * max_move >= 1)
+    with np.errstate(invalid="ignore"):  # 0 * inf when the limit is off
+        plausible = np.isfinite(ratio) & (ratio > 0) & (ratio <= max_move) & (ratio * max_move >= 1)
     if plausible.all():
         return []
     out: list[tuple[int, str, str]] = []

@@ -64,7 +64,7 @@ def test_unwritable_roots_and_repositories_are_refused_before_any_step(tmp_path,
         "--source", str(crypto_csv),
     )  # fmt: skip
     assert proc.returncode == 2
-    assert f"--root {blocker} exists and is not a directory" in proc.stderr
+    assert f"--root: root {blocker} exists and is not a directory" in proc.stderr
     assert "--lake: lake" in proc.stderr and "is not a directory" in proc.stderr
     assert "--model-repository: model_repository" in proc.stderr
     assert "Traceback" not in proc.stderr
