@@ -25,15 +25,29 @@ DEFAULT_EXPERIMENT = "crypto-forecast"
 DEFAULT_IMAGES = Path("build/images.json")
 
 
-def _given_arguments(args: argparse.Namespace) -> dict:
-    """The pipeline parameters set on the command line."""
-    from pipeline.crypto_pipeline import pipeline_inputs
+def _given_arguments(args: argparse.Namespace) -> tuple[dict, list[str]]:
+    """The pipeline parameters set on the command line, typed; and a sentence per value of
+    the wrong type (all of them, not only the first as argparse would)."""
+    from pipeline.parameters import PARAMETER_TYPES, convert
 
-    return {
+    given = {
         name: getattr(args, name)
-        for name, _, _ in pipeline_inputs()
+        for name in PARAMETER_TYPES
         if getattr(args, name, None) is not None
     }
+    return convert(given)
+
+
+def _refuse(problems: list[str]) -> int:
+    """Print every problem, each naming its parameter; exit status 2 (usage error)."""
+    if len(problems) == 1:
+        print(f"error: {problems[0]}", file=sys.stderr)
+    else:
+        print(f"error: {len(problems)} problems with the parameters:", file=sys.stderr)
+        for problem in problems:
+            print(f"  - {problem}", file=sys.stderr)
+    print("Nothing was run.", file=sys.stderr)
+    return 2
 
 
 def _add_images_options(parser: argparse.ArgumentParser, registry_help: str) -> None:
@@ -57,18 +71,30 @@ def _images(args: argparse.Namespace, registry: str = DEFAULT_REGISTRY) -> dict[
     return image_refs(args.registry or registry, args.tag)
 
 
-def _add_pipeline_options(parser: argparse.ArgumentParser, local_defaults: dict[str, str]) -> None:
-    from pipeline.crypto_pipeline import PARAMETER_HELP, pipeline_inputs
+def _add_pipeline_options(
+    parser: argparse.ArgumentParser, local_defaults: dict[str, str], show_defaults: bool
+) -> None:
+    """Every pipeline parameter as an option. Values are kept as strings here and typed by
+    ``_given_arguments``, so every wrong value is reported at once. The defaults are shown
+    only for ``--help``: finding them loads every step (seconds)."""
+    from pipeline.parameters import PARAMETER_HELP, PARAMETER_TYPES, flag
 
+    defaults = {}
+    if show_defaults:
+        from pipeline.crypto_pipeline import pipeline_inputs
+
+        defaults = {name: default for name, _, default in pipeline_inputs()}
     group = parser.add_argument_group("pipeline parameters")
-    for name, ptype, default in pipeline_inputs():
-        shown = local_defaults.get(name, repr(default))
+    for name, ptype in PARAMETER_TYPES.items():
+        shown = local_defaults.get(name, repr(defaults.get(name)))
         group.add_argument(
-            f"--{name.replace('_', '-')}",
+            flag(name),
             dest=name,
-            type=ptype,
             default=None,
-            help=f"{PARAMETER_HELP.get(name, '')} (default: {shown})",
+            metavar=ptype.__name__.upper(),
+            help=f"{PARAMETER_HELP.get(name, '')} (default: {shown})"
+            if show_defaults
+            else PARAMETER_HELP.get(name, ""),
         )
 
 
@@ -85,28 +111,31 @@ def _cmd_compile(args) -> int:
 
 
 def _cmd_run_local(args) -> int:
+    from components.common.uris import local_dir_problem
     from components.ingest import DEFAULT_SOURCE
-    from pipeline.crypto_pipeline import compile_pipeline
-    from pipeline.local import (
-        SourceUnavailableError,
-        check_local_arguments,
-        check_source_reachable,
-        run_compiled_locally,
-    )
-    from pipeline.summary import format_summary
+    from pipeline.local import local_argument_problems, source_problem
+    from pipeline.parameters import check_arguments
 
+    # Every parameter is checked before the first step, and every problem reported at once.
     root = Path(args.root).resolve()
-    arguments = _given_arguments(args)
+    arguments, problems = _given_arguments(args)
+    if problem := local_dir_problem("root", str(root)):
+        problems.append(f"--root: {problem}")
     arguments.setdefault("lake", str(root / "lake"))
     arguments.setdefault("model_repository", str(root / "model_repository"))
-    if "source" in arguments and "://" not in arguments["source"]:
+    if "source" in arguments and "://" not in arguments["source"] and arguments["source"]:
         arguments["source"] = str(Path(arguments["source"]).resolve())
-    try:
-        check_local_arguments(arguments)
-        check_source_reachable(arguments.get("source", DEFAULT_SOURCE))
-    except (SourceUnavailableError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    problems += local_argument_problems(arguments)
+    problems += check_arguments(arguments)
+    if not any(p.startswith("--source:") for p in problems):
+        if problem := source_problem(arguments.get("source", DEFAULT_SOURCE)):
+            problems.append(problem)
+    if problems:
+        return _refuse(problems)
+
+    from pipeline.crypto_pipeline import compile_pipeline
+    from pipeline.local import run_compiled_locally
+    from pipeline.summary import format_summary
 
     runner = None
     if args.local_runner == "docker":
@@ -145,7 +174,9 @@ def _docker_runner(root: Path, arguments: dict):
 
 
 def _cmd_submit(args) -> int:
-    from pipeline.crypto_pipeline import compile_pipeline
+    from components.common.uris import is_http_url
+    from pipeline.local import source_problem
+    from pipeline.parameters import check_arguments
     from pipeline.profiles import (
         StackOutputsError,
         cloud_warnings,
@@ -157,9 +188,19 @@ def _cmd_submit(args) -> int:
     from pipeline.submit import SubmitError, check_registry, run_url, submit
 
     try:
+        given, problems = _given_arguments(args)
+        if problems:  # wrong types: refused before the stack is even read
+            return _refuse(problems + check_arguments(given))
         outputs = load_stack_outputs(args.stack_outputs, args.stack)
         validate_stack_outputs(outputs)
-        arguments = gcp_arguments(outputs) | _given_arguments(args)
+        arguments = gcp_arguments(outputs) | given
+        problems = check_arguments(arguments)
+        source = arguments.get("source", "")
+        if source and is_http_url(source) and not any(p.startswith("--source:") for p in problems):
+            if problem := source_problem(source):
+                problems.append(problem)
+        if problems:
+            return _refuse(problems)
         validate_cloud_arguments(arguments)
         registry = str(outputs["registry_url"]).rstrip("/")
         images = _images(args, registry)
@@ -174,6 +215,8 @@ def _cmd_submit(args) -> int:
     except (StackOutputsError, ImagesError, SubmitError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+
+    from pipeline.crypto_pipeline import compile_pipeline
 
     pipeline_yaml = compile_pipeline(args.output, images)
     print(f"Compiled {pipeline_yaml} with the step images:")
@@ -213,7 +256,7 @@ def _cmd_submit(args) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(show_defaults: bool = True) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m pipeline",
         description="Compile the crypto forecasting pipeline, run it locally with kfp.local, "
@@ -262,7 +305,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="reuse the outputs of earlier local runs of a step with the same inputs "
         "(kfp.local's cache; deploy always runs)",
     )
-    _add_pipeline_options(run, {"lake": "ROOT/lake", "model_repository": "ROOT/model_repository"})
+    _add_pipeline_options(
+        run, {"lake": "ROOT/lake", "model_repository": "ROOT/model_repository"}, show_defaults
+    )
     run.set_defaults(func=_cmd_run_local)
 
     cloud = sub.add_parser(
@@ -333,13 +378,16 @@ def build_parser() -> argparse.ArgumentParser:
             "runner": "'local': Beam inside the transform pod",
             "deploy_target": "'vertex' (not built yet)",
         },
+        show_defaults,
     )
     cloud.set_defaults(func=_cmd_submit)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
+    # Showing the defaults loads every step: only --help needs them.
+    args = build_parser(show_defaults=any(a in ("-h", "--help") for a in argv)).parse_args(argv)
     return args.func(args)
 
 

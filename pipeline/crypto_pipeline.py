@@ -10,6 +10,8 @@ Every parameter's default is the default of the step function it feeds
 (``PARAMETER_SOURCES``), so the pipeline, the step CLIs and the functions cannot disagree.
 """
 
+import os
+import tempfile
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -25,6 +27,7 @@ from components.ingest.component import ingest_op
 from components.train.component import train_op
 from components.transform.component import transform_op
 from components.tune.component import tune_op
+from pipeline.parameters import PARAMETER_HELP, PARAMETER_SOURCES  # noqa: F401 (re-exported)
 
 PIPELINE_NAME = "crypto-forecast"
 
@@ -44,26 +47,6 @@ STEP_RUNS: dict[str, Callable] = {
     "train": train.run,
     "deploy": deploy.run,
 }
-#: Pipeline parameter -> the (step, parameter of its ``run``) it feeds; the first one
-#: gives the default.
-PARAMETER_SOURCES: dict[str, tuple[tuple[str, str], ...]] = {
-    "source": (("ingest", "source"),),
-    "source_sha256": (("ingest", "expected_sha256"),),
-    "column_mapping": (("ingest", "column_mapping"), ("transform", "column_mapping")),
-    "coins": (("transform", "coins"),),
-    "split": (("transform", "split"),),
-    "max_rejected_fraction": (("transform", "max_rejected_fraction"),),
-    "runner": (("transform", "runner"),),
-    "tune_backend": (("tune", "backend"),),
-    "n_trials": (("tune", "n_trials"),),
-    "tune_timeout_s": (("tune", "timeout_s"),),
-    "tune_max_epochs": (("tune", "max_epochs"),),
-    "epochs": (("train", "epochs"),),
-    "seed": (("tune", "seed"), ("train", "seed")),
-    "max_mae_ratio": (("train", "max_mae_ratio"),),
-    "model_name": (("train", "model_name"), ("deploy", "model_name")),
-    "deploy_target": (("deploy", "target"),),
-}
 
 
 def as_parameter(value: Any) -> Any:
@@ -79,30 +62,6 @@ def step_default(step: str, name: str) -> Any:
 DEFAULTS: dict[str, Any] = {
     name: step_default(*sources[0]) for name, sources in PARAMETER_SOURCES.items()
 }
-
-#: One line per pipeline parameter, for ``--help`` and the README.
-PARAMETER_HELP = {
-    "lake": "data lake for the raw CSV: a local directory or gs://bucket/prefix",
-    "model_repository": "where deploy publishes models (TF-Serving layout)",
-    "source": "raw CSV: local path, https URL or gs:// URI",
-    "source_sha256": "expected SHA-256 of the source; empty: the pinned one for the default "
-    "source, none for others",
-    "column_mapping": 'JSON {canonical: your_column}, e.g. {"date": "Date", "slug": "Name"}',
-    "coins": "coin slugs to model, comma-separated, or 'all'",
-    "split": "train,eval,test fractions of each coin's dates, in time order",
-    "max_rejected_fraction": "fail the transform when more of the rows are rejected",
-    "runner": "Beam runner of the transform: local (in-process) or dataflow",
-    "tune_backend": "hyper-parameter search backend: optuna",
-    "n_trials": "hyper-parameter trials",
-    "tune_timeout_s": "time budget of the search, seconds",
-    "tune_max_epochs": "epochs per trial (with pruning and early stopping)",
-    "epochs": "maximum epochs of the final training (early stopping on eval)",
-    "seed": "random seed of search and training",
-    "max_mae_ratio": "deploy only if model MAE / persistence MAE is at most this",
-    "model_name": "name of the model in the repository",
-    "deploy_target": "local (model repository + server); vertex and gke are not built yet",
-}
-
 
 #: CPU (cores) and memory (bytes, K8s units) each step's pod asks for and may use at most:
 #: ``(cpu request, cpu limit, memory request, memory limit)``. The pipelines pool's default
@@ -222,6 +181,7 @@ def build_pipeline(images: Mapping[str, str] | None = None, *, retries: bool = T
             seed=seed,
             max_mae_ratio=max_mae_ratio,
             model_name=model_name,
+            source_run=dsl.PIPELINE_JOB_NAME_PLACEHOLDER,
         ).set_display_name("train")
         tasks = {
             "ingest": ingest_task,
@@ -264,5 +224,13 @@ def compile_pipeline(
     output = Path(output)
     output.parent.mkdir(parents=True, exist_ok=True)
     pipeline = build_pipeline(images, retries=retries)
-    compiler.Compiler().compile(pipeline_func=pipeline, package_path=str(output))
+    # Compiled beside the target, then renamed: two runs compiling into one --root at
+    # the same time never read each other's half-written file.
+    fd, tmp = tempfile.mkstemp(dir=output.parent, prefix=f".{output.name}.", suffix=".yaml")
+    os.close(fd)
+    try:
+        compiler.Compiler().compile(pipeline_func=pipeline, package_path=tmp)
+        os.replace(tmp, output)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
     return output

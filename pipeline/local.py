@@ -63,20 +63,39 @@ class LocalRunResult:
 LOCAL_CHOICES = {"runner": ("local",), "tune_backend": ("optuna",), "deploy_target": ("local",)}
 
 
-def check_local_arguments(arguments: dict[str, Any]) -> None:
-    """Refuse, before any step runs, backends that cannot run on this machine."""
+def local_argument_problems(arguments: dict[str, Any]) -> list[str]:
+    """A sentence per backend that cannot run on this machine."""
+    problems = []
     for name, allowed in LOCAL_CHOICES.items():
         value = arguments.get(name)
         if value is not None and value not in allowed:
-            raise ValueError(
-                f"{name}={value!r} cannot run locally; a local run uses "
+            problems.append(
+                f"--{name.replace('_', '-')}: {name}={value!r} cannot run locally;"
+                f" a local run uses "
                 f"{' or '.join(map(repr, allowed))} (cloud backends are submitted with "
                 "`make pipeline`)"
             )
+    return problems
+
+
+def check_local_arguments(arguments: dict[str, Any]) -> None:
+    """Refuse, before any step runs, backends that cannot run on this machine."""
+    problems = local_argument_problems(arguments)
+    if problems:
+        raise ValueError("; ".join(problems))
+
+
+#: Bytes asked for when probing an https source (``Range: bytes=0-N``).
+PROBE_BYTES = 1024
 
 
 def check_source_reachable(source: str, timeout: float = 5.0) -> None:
-    """Fail fast, before any step runs, when an https source cannot be reached."""
+    """Fail fast, before any step runs, when the source cannot be read.
+
+    An https source is probed with a GET of its first ``PROBE_BYTES`` (a Range request),
+    not HEAD: signed URLs and some servers refuse HEAD yet serve GET. A server that
+    ignores the range answers 200; only the first bytes are read before closing.
+    """
     if is_gcs_uri(source):
         return  # ingest reports a missing object or credentials with the client's reason
     if is_local(source):
@@ -84,13 +103,16 @@ def check_source_reachable(source: str, timeout: float = 5.0) -> None:
         if not path.is_file():
             raise SourceUnavailableError(f"source file not found: {path}")
         return
-    request = urllib.request.Request(source, method="HEAD")
+    request = urllib.request.Request(
+        source, method="GET", headers={"Range": f"bytes=0-{PROBE_BYTES - 1}"}
+    )
     try:
-        with urllib.request.urlopen(request, timeout=timeout):
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            response.read(PROBE_BYTES)
             return
     except urllib.error.HTTPError as exc:
-        if exc.code < 500 and exc.code not in (403, 404):
-            return  # reachable; ingest validates the body itself
+        if exc.code == 416:  # an empty file has no byte 0: reachable, ingest says "empty"
+            return
         raise SourceUnavailableError(f"source {source} answered HTTP {exc.code}") from exc
     except (urllib.error.URLError, TimeoutError, OSError) as exc:
         reason = getattr(exc, "reason", exc)
@@ -100,6 +122,15 @@ def check_source_reachable(source: str, timeout: float = 5.0) -> None:
             "    make local SOURCE=path/to/crypto-markets.csv\n"
             "or  python -m pipeline run-local --source path/to/crypto-markets.csv"
         ) from exc
+
+
+def source_problem(source: str, timeout: float = 5.0) -> str:
+    """``check_source_reachable`` as a sentence naming ``--source`` ('' when reachable)."""
+    try:
+        check_source_reachable(source, timeout)
+    except SourceUnavailableError as exc:
+        return f"--source: {exc}"
+    return ""
 
 
 def docker_runner(writable: list[Path], read_only: list[Path]):

@@ -44,6 +44,11 @@ def format_summary(result: LocalRunResult) -> str:
         lines += [f"    {line}" for line in failed.output_tail[-12:]]
         return "\n".join(lines)
 
+    warnings = (result.artifact("transform", "stats") or {}).get("metadata", {}).get("warnings")
+    if warnings:
+        lines += ["", "Transform warnings:"]
+        lines += [f"  warning: {warning}" for warning in warnings]
+
     train_metrics = (result.artifact("train", "metrics") or {}).get("metadata", {})
     pairs = metric_pairs(train_metrics)
     if pairs:

@@ -22,6 +22,10 @@ SHARD_COLUMNS: tuple[str, ...] = (*KEY_COLUMNS, *FEATURE_NAMES, TARGET_NAME)
 STAT_COLUMNS: tuple[str, ...] = (*FEATURE_NAMES, TARGET_NAME)
 #: The dtype the trainer gives each statistics column (shards hold repr-precision floats).
 STAT_DTYPE = "float32"
+#: Key of ``stats.json`` that marks the outputs of a transform that did not succeed (its
+#: value says why): written while the transform runs and when it fails, removed only once
+#: every output is complete and checked, so a killed or failed run is never read as valid.
+STATS_FAILED_KEY = "failed"
 
 
 def shard_names(split: str, num_shards: int) -> list[str]:

@@ -16,6 +16,41 @@ class ParameterError(ValueError):
     """A parameter value the step cannot use (CLI exit status 2); raised before any work."""
 
 
+def raise_for_problems(problems: dict[str, str], error: type[Exception] = ParameterError) -> None:
+    """Raise ``error`` with every problem of a step's ``check_parameters`` (``{parameter:
+    message}``, each message naming its parameter), if there is any."""
+    if problems:
+        raise error("; ".join(problems.values()))
+
+
+def integer_problem(name: str, value: object, minimum: int, maximum: int | None = None) -> str:
+    """'' if ``value`` is an int in ``[minimum, maximum]``, else a sentence naming ``name``."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        return f"{name} must be an integer, got {value!r}"
+    if value < minimum or (maximum is not None and value > maximum):
+        upper = f" and <= {maximum}" if maximum is not None else ""
+        return f"{name} must be >= {minimum}{upper}, got {value}"
+    return ""
+
+
+def number_problem(
+    name: str, value: object, *, above: float | None = None, at_least: float | None = None,
+    at_most: float | None = None,
+) -> str:  # fmt: skip
+    """'' if ``value`` is a real number within the bounds given, else a sentence naming it."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return f"{name} must be a number, got {value!r}"
+    if value != value:  # NaN
+        return f"{name} must be a number, got nan"
+    if above is not None and not value > above:
+        return f"{name} must be > {above:g}, got {value}"
+    if at_least is not None and value < at_least:
+        return f"{name} must be >= {at_least:g}, got {value}"
+    if at_most is not None and value > at_most:
+        return f"{name} must be <= {at_most:g}, got {value}"
+    return ""
+
+
 class StepResult:
     """Mixin of the step result dataclasses."""
 

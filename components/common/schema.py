@@ -66,7 +66,20 @@ def parse_column_mapping(mapping: str | Mapping[str, str] | None) -> dict[str, s
         raise ColumnMappingError(
             f"column mapping values must be non-empty column names: {', '.join(bad)}"
         )
-    return {str(k): str(v).strip() for k, v in mapping.items()}
+    resolved = {str(k): str(v).strip() for k, v in mapping.items()}
+    by_column: dict[str, list[str]] = {}
+    for canonical, column in resolved.items():
+        by_column.setdefault(column.lower(), []).append(canonical)
+    shared = {column: names for column, names in by_column.items() if len(names) > 1}
+    if shared:
+        raise ColumnMappingError(
+            "column mapping must be one-to-one: "
+            + "; ".join(
+                f"{', '.join(sorted(names))} all map to column {column!r}"
+                for column, names in sorted(shared.items())
+            )
+        )
+    return resolved
 
 
 def resolve_columns(
@@ -75,15 +88,25 @@ def resolve_columns(
     """Map each canonical column to its index in ``header``.
 
     Header names are matched after stripping whitespace and a UTF-8 BOM, case-insensitively.
-    Raises SchemaError("missing columns: close, date ...") when a required column is absent.
+    Raises SchemaError("missing columns: close, date ...") when a required column is absent,
+    and when two canonical names would be read from one column (e.g. ``{"close": "open"}``:
+    close mapped onto the column open is read from). An optional column whose own name a
+    mapping gives to another canonical column is not read.
     """
     cleaned = [h.strip().lstrip("\ufeff").strip().lower() for h in header]
     index = {name: i for i, name in reversed(list(enumerate(cleaned)))}
     resolved_mapping = parse_column_mapping(mapping)
+    claimed = {v.lower() for v in resolved_mapping.values()}
     resolved: dict[str, int] = {}
     missing: list[str] = []
     for canonical in KNOWN_COLUMNS:
         source = resolved_mapping.get(canonical, canonical).lower()
+        if (
+            canonical not in resolved_mapping
+            and canonical in OPTIONAL_COLUMNS
+            and source in claimed
+        ):
+            continue  # an optional column's default name taken by the mapping: not read
         if source in index:
             resolved[canonical] = index[source]
         elif canonical in REQUIRED_COLUMNS:
@@ -97,5 +120,18 @@ def resolve_columns(
             f"missing columns: {', '.join(sorted(missing))}; header is: {', '.join(header)}. "
             'Pass a column mapping such as \'{"date": "Date", "slug": "Name"}\' '
             "if your file names them differently."
+        )
+    readers: dict[int, list[str]] = {}
+    for canonical, position in resolved.items():
+        readers.setdefault(position, []).append(canonical)
+    shared = {i: names for i, names in readers.items() if len(names) > 1}
+    if shared:
+        raise SchemaError(
+            "the column mapping must be one-to-one, but "
+            + "; ".join(
+                f"{', '.join(names)} would all be read from column {header[i].strip()!r}"
+                for i, names in sorted(shared.items())
+            )
+            + f"; header is: {', '.join(header)}. Map each canonical name to its own column."
         )
     return resolved

@@ -8,6 +8,8 @@ a body cut short before its Content-Length).
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import unquote, urlparse
@@ -50,6 +52,24 @@ def local_path(uri: str) -> Path:
     return Path(uri).expanduser()
 
 
+def local_dir_problem(name: str, uri: str) -> str:
+    """'' if the local folder ``uri`` exists or can be created, and can be written; else a
+    sentence naming ``name`` and the reason (checked without creating anything)."""
+    import os
+
+    path = local_path(uri)
+    if path.exists() and not path.is_dir():
+        return f"{name} {path} exists and is not a directory"
+    ancestor = path
+    while not ancestor.exists() and ancestor != ancestor.parent:
+        ancestor = ancestor.parent
+    if not ancestor.is_dir():
+        return f"{name} {path} cannot be created: {ancestor} is not a directory"
+    if not os.access(ancestor, os.W_OK | os.X_OK):
+        return f"{name} {path} cannot be written: {ancestor} is not writable by this user"
+    return ""
+
+
 def split_gcs_uri(uri: str) -> tuple[str, str]:
     """``gs://bucket/a/b`` -> ``("bucket", "a/b")``; the object part may be empty."""
     if not is_gcs_uri(uri):
@@ -73,21 +93,112 @@ def basename(uri: str) -> str:
     return local_path(uri).name
 
 
-def read_bytes(uri: str, *, storage_client: storage.Client | None = None) -> bytes:
-    """The whole content of ``uri``. Raises FetchError with an actionable message."""
+#: Default overall deadline of one download, seconds.
+DEFAULT_DEADLINE_S = 1800.0
+#: Default minimum average transfer rate, bytes per second, enforced after
+#: ``RATE_GRACE_S`` (a server that trickles a byte a second is given up on).
+DEFAULT_MIN_BYTES_PER_S = 10_000.0
+RATE_GRACE_S = 30.0
+#: Bytes per read of a stream (small enough for the deadline and rate to be checked often).
+STREAM_CHUNK = 1 << 16
+
+
+class BodyCutShort(FetchError):
+    """An http body ended before its Content-Length: worth requesting again."""
+
+
+class Transfer:
+    """The deadline and minimum rate of one download; ``check`` raises FetchError."""
+
+    def __init__(
+        self, uri: str, deadline_s: float = DEFAULT_DEADLINE_S,
+        min_bytes_per_s: float = DEFAULT_MIN_BYTES_PER_S,
+    ):  # fmt: skip
+        import time
+
+        self.uri = uri
+        self.deadline_s = deadline_s
+        self.min_bytes_per_s = min_bytes_per_s
+        self.started = time.monotonic()
+        self.received = 0
+
+    def problem(self) -> str:
+        import time
+
+        elapsed = time.monotonic() - self.started
+        if elapsed > self.deadline_s:
+            return (
+                f"download of {self.uri} exceeded its deadline of {self.deadline_s:g} s "
+                f"({self.received} bytes received); raise the deadline for a large file"
+            )
+        if elapsed > RATE_GRACE_S and self.received < self.min_bytes_per_s * elapsed:
+            return (
+                f"download of {self.uri} is too slow: {self.received / elapsed:.0f} bytes/s "
+                f"on average over {elapsed:.0f} s, below the minimum of "
+                f"{self.min_bytes_per_s:g} bytes/s"
+            )
+        return ""
+
+    def check(self, chunk: bytes) -> bytes:
+        self.received += len(chunk)
+        if problem := self.problem():
+            raise FetchError(problem)
+        return chunk
+
+
+def iter_chunks(
+    uri: str,
+    *,
+    storage_client: storage.Client | None = None,
+    deadline_s: float = DEFAULT_DEADLINE_S,
+    min_bytes_per_s: float = DEFAULT_MIN_BYTES_PER_S,
+) -> Iterator[bytes]:
+    """The content of ``uri`` as a stream of byte chunks (one request, read as it comes;
+    nothing is held beyond a chunk). Raises FetchError with an actionable message; for
+    an http body cut short, BodyCutShort (the caller may request it again)."""
+    transfer = Transfer(uri, deadline_s, min_bytes_per_s)
     if is_http_url(uri):
-        return _read_http(uri)
-    if is_gcs_uri(uri):
-        return _read_gcs(uri, storage_client)
-    path = local_path(uri)
+        chunks = _http_chunks(uri, transfer)
+    elif is_gcs_uri(uri):
+        chunks = _gcs_chunks(uri, storage_client)
+    else:
+        chunks = _local_chunks(local_path(uri))
+    for chunk in chunks:
+        yield transfer.check(chunk)
+
+
+def read_bytes(uri: str, *, storage_client: storage.Client | None = None) -> bytes:
+    """The whole content of ``uri`` (small files; ``iter_chunks`` streams). Raises
+    FetchError with an actionable message; an http body cut short is requested again."""
+    for attempt in range(HTTP_RETRIES + 1):
+        try:
+            return b"".join(iter_chunks(uri, storage_client=storage_client))
+        except BodyCutShort as exc:
+            problem = str(exc)
+            if attempt == HTTP_RETRIES:
+                raise BodyCutShort(cut_short_message(uri, problem)) from None
+    raise AssertionError("unreachable")
+
+
+def cut_short_message(url: str, problem: str) -> str:
+    return (
+        f"download of {url} was cut short on each of {HTTP_RETRIES + 1} attempts ({problem}): "
+        "the connection closed before the whole body arrived"
+    )
+
+
+def _local_chunks(path: Path) -> Iterator[bytes]:
     try:
-        return path.read_bytes()
+        handle = open(path, "rb")  # noqa: SIM115 (closed below, also when abandoned)
     except FileNotFoundError:
         raise FetchError(f"source not found: {path}") from None
     except IsADirectoryError:
         raise FetchError(f"source is a directory, not a file: {path}") from None
     except OSError as exc:
         raise FetchError(f"cannot read {path}: {exc.strerror or exc}") from None
+    with handle:
+        while chunk := handle.read(_CHUNK):
+            yield chunk
 
 
 def storage_client_or_default(client: storage.Client | None) -> storage.Client:
@@ -108,7 +219,7 @@ def storage_client_or_default(client: storage.Client | None) -> storage.Client:
         ) from None
 
 
-def _read_gcs(uri: str, client: storage.Client | None) -> bytes:
+def _gcs_chunks(uri: str, client: storage.Client | None) -> Iterator[bytes]:
     from google.api_core import exceptions
     from google.cloud.storage.retry import DEFAULT_RETRY
 
@@ -117,12 +228,22 @@ def _read_gcs(uri: str, client: storage.Client | None) -> bytes:
         raise FetchError(f"gs:// source must name an object, not a folder: {uri}")
     client = storage_client_or_default(client)
     try:
-        # Reads are idempotent, so the default retry policy applies; crc32c is verified.
-        return (
-            client.bucket(bucket)
-            .blob(name)
-            .download_as_bytes(checksum="crc32c", retry=DEFAULT_RETRY)
-        )
+        # Reads are idempotent, so the default retry policy applies. The reader fetches
+        # ranges; the object's crc32c is checked over the whole stream at its end.
+        import base64
+
+        import google_crc32c
+
+        blob = client.bucket(bucket).get_blob(name, retry=DEFAULT_RETRY)
+        if blob is None:
+            raise exceptions.NotFound(uri)
+        crc = google_crc32c.Checksum()
+        with blob.open("rb", chunk_size=_CHUNK, retry=DEFAULT_RETRY) as f:
+            while chunk := f.read(_CHUNK):
+                crc.update(chunk)
+                yield chunk
+        if blob.crc32c and base64.b64encode(crc.digest()).decode() != blob.crc32c:
+            raise FetchError(f"{uri}: the bytes read do not match the object's crc32c")
     except exceptions.NotFound:
         raise FetchError(f"source not found: {uri}") from None
     except exceptions.Forbidden as exc:
@@ -162,36 +283,59 @@ def _no_network_message(url: str, exc: Exception) -> str:
     )
 
 
-def _read_http(url: str) -> bytes:
-    """GET ``url`` streamed; connect errors and 429/5xx are retried by urllib3, a body
-    cut short (connection dropped mid-body, fewer bytes than Content-Length) by
-    re-requesting (same budget). A short body is never returned."""
+def _http_chunks(url: str, transfer: Transfer) -> Iterator[bytes]:
+    """GET ``url`` streamed; connect errors and 429/5xx are retried by urllib3. A body cut
+    short raises BodyCutShort (never returned as if complete). A watchdog enforces the
+    transfer's deadline and minimum rate even while a read is blocked (a server that
+    trickles): it shuts the socket down, which ends the read."""
+    import threading
+
     import requests
 
-    attempts = HTTP_RETRIES + 1
-    problem = ""
     with _http_session() as session:
-        for _ in range(attempts):
-            try:
-                with session.get(url, stream=True, timeout=HTTP_TIMEOUT) as response:
-                    if response.status_code != 200:
-                        raise FetchError(
-                            f"HTTP {response.status_code} {response.reason} fetching {url}"
-                        )
-                    data = b"".join(response.iter_content(_CHUNK))
-                    problem = _short_body(response)
-                    if not problem:
-                        return data
-            except (requests.ConnectionError, requests.Timeout) as exc:
-                raise FetchError(_no_network_message(url, exc)) from None
-            except requests.exceptions.ChunkedEncodingError as exc:
-                problem = _broken_reason(exc)
-            except requests.RequestException as exc:
-                raise FetchError(f"cannot fetch {url}: {exc}") from None
-    raise FetchError(
-        f"download of {url} was cut short on each of {attempts} attempts ({problem}): "
-        "the connection closed before the whole body arrived"
-    )
+        try:
+            with session.get(url, stream=True, timeout=HTTP_TIMEOUT) as response:
+                if response.status_code != 200:
+                    raise FetchError(
+                        f"HTTP {response.status_code} {response.reason} fetching {url}"
+                    )
+                stop = threading.Event()
+                why: list[str] = []
+
+                def watch() -> None:
+                    while not stop.wait(0.25):
+                        if problem := transfer.problem():
+                            why.append(problem)
+                            with contextlib.suppress(Exception):
+                                response.raw.shutdown()
+                            return
+
+                watchdog = threading.Thread(target=watch, daemon=True)
+                watchdog.start()
+                try:
+                    try:
+                        for chunk in response.iter_content(STREAM_CHUNK):
+                            if why:
+                                break
+                            yield chunk
+                    except requests.RequestException:
+                        if why:
+                            raise FetchError(why[0]) from None
+                        raise
+                    if why:
+                        raise FetchError(why[0])
+                    if problem := _short_body(response):
+                        raise BodyCutShort(problem)
+                finally:
+                    stop.set()
+        except FetchError:
+            raise
+        except (requests.ConnectionError, requests.Timeout) as exc:
+            raise FetchError(_no_network_message(url, exc)) from None
+        except requests.exceptions.ChunkedEncodingError as exc:
+            raise BodyCutShort(_broken_reason(exc)) from None
+        except requests.RequestException as exc:
+            raise FetchError(f"cannot fetch {url}: {exc}") from None
 
 
 def _short_body(response: requests.Response) -> str:

@@ -1,5 +1,12 @@
 """Deploy step: publish a trained SavedModel into a model repository and serve it."""
 
-from components.deploy.deploy import TARGETS, DeployError, DeployResult, rollback, run
+from components.deploy.deploy import (
+    TARGETS,
+    DeployError,
+    DeployResult,
+    check_parameters,
+    rollback,
+    run,
+)
 
-__all__ = ["TARGETS", "DeployError", "DeployResult", "rollback", "run"]
+__all__ = ["TARGETS", "DeployError", "DeployResult", "check_parameters", "rollback", "run"]

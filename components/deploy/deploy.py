@@ -15,11 +15,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from components.common.contracts import DEFAULT_MODEL_NAME
-from components.common.results import ParameterError, StepResult
+from components.common.results import ParameterError, StepResult, raise_for_problems
+from components.common.uris import local_dir_problem
 from components.deploy.repository import (
     ModelRepository,
     RepositoryError,
     find_versions,
+    validate_model_name,
     validate_version,
 )
 from components.deploy.serving import ModelLoadError, ServingModel, smoke_test
@@ -79,6 +81,29 @@ def _check_target(target: str) -> None:
     raise ParameterError(f"unknown deploy target {target!r}; expected one of {', '.join(TARGETS)}")
 
 
+def check_parameters(
+    *, target: object = None, model_repository: object = None, model_name: object = None
+) -> dict[str, str]:
+    """``{parameter: problem}`` of ``run``'s parameters: a known target; for the local
+    target, a model repository this user can create or write; a valid model name."""
+    problems: dict[str, str] = {}
+    if target is not None and target not in TARGETS:
+        problems["target"] = (
+            f"unknown deploy target {target!r}; expected one of {', '.join(TARGETS)}"
+        )
+    if target in (None, "local") and model_repository is not None:
+        if not model_repository:
+            problems["model_repository"] = "model_repository is required for the local target"
+        elif problem := local_dir_problem("model_repository", str(model_repository)):
+            problems["model_repository"] = problem
+    if model_name is not None:
+        try:
+            validate_model_name(model_name)  # type: ignore[arg-type]
+        except RepositoryError as exc:
+            problems["model_name"] = str(exc)
+    return problems
+
+
 def run(
     model_path: str,
     *,
@@ -102,6 +127,8 @@ def run(
     _check_target(target)
     if not model_repository:
         raise ParameterError("model_repository is required for the local target")
+    # (an invalid model name is refused by ModelRepository below, as a RepositoryError)
+    raise_for_problems(check_parameters(target=target, model_repository=model_repository))
     model_dir = model_path
     repo = ModelRepository(model_repository, model_name)
     versions = find_versions(model_dir)

@@ -5,6 +5,7 @@ from components.ingest.ingest import (
     DEFAULT_SOURCE,
     IngestError,
     IngestResult,
+    check_parameters,
     expected_checksum,
     run,
 )
@@ -14,6 +15,7 @@ __all__ = [
     "DEFAULT_SOURCE",
     "IngestError",
     "IngestResult",
+    "check_parameters",
     "expected_checksum",
     "run",
 ]

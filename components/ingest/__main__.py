@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from components.common.cli import defaults_of, run_step, step_parser
+from components.common.cli import add_step_option, defaults_of, run_step, step_parser
 from components.common.schema import SchemaError
 from components.common.uris import FetchError
 from components.ingest.ingest import DEFAULT_SHA256, IngestError, IngestResult, run
@@ -48,6 +48,20 @@ def build_parser():
         help="JSON object {canonical: your column}, for a file whose columns are named "
         'differently, e.g. \'{"date": "Date", "slug": "Name", "symbol": "Symbol"}\'',
     )
+    add_step_option(
+        parser,
+        "--deadline-s",
+        DEFAULTS,
+        "give up a download that takes longer than this many seconds",
+        type=float,
+    )
+    add_step_option(
+        parser,
+        "--min-bytes-per-s",
+        DEFAULTS,
+        "give up a download slower than this on average (after its first 30 s)",
+        type=float,
+    )
     parser.add_argument(
         "--output",
         default=DEFAULTS["raw_path"],
@@ -83,6 +97,8 @@ def main(argv: list[str] | None = None) -> int:
             raw_path=args.output,
             expected_sha256=args.sha256,
             column_mapping=args.column_mapping,
+            deadline_s=args.deadline_s,
+            min_bytes_per_s=args.min_bytes_per_s,
         ),
         _render,
         failures=(IngestError, SchemaError, FetchError, OSError),

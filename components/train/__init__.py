@@ -2,34 +2,29 @@
 persistence baseline on the test split and exported as a TF-Serving SavedModel.
 
 The package face: ``run`` is the step; the rest is what the tune step trains its trials
-with, so a trial is the same net the train step fits.
+with, so a trial is the same net the train step fits. Names are imported on first use:
+``check_parameters`` and ``new_version`` load neither pandas nor TensorFlow.
 """
 
-from components.train.data import DataContractError, Split, Stats, load_splits, load_stats
-from components.train.evaluate import ratio
-from components.train.model import (
-    DEFAULT_HPARAMS,
-    build_model,
-    fit,
-    limit_threads,
-    predict_log_return,
-    seed_everything,
-)
-from components.train.train import TrainResult, run
+from components.common.lazy import lazy_face
 
-__all__ = [
-    "DEFAULT_HPARAMS",
-    "DataContractError",
-    "Split",
-    "Stats",
-    "TrainResult",
-    "build_model",
-    "fit",
-    "limit_threads",
-    "load_splits",
-    "load_stats",
-    "predict_log_return",
-    "ratio",
-    "run",
-    "seed_everything",
-]
+_EXPORTS = {
+    "DEFAULT_HPARAMS": "components.train.model",
+    "DataContractError": "components.train.data",
+    "Split": "components.train.data",
+    "Stats": "components.train.data",
+    "TrainResult": "components.train.train",
+    "build_model": "components.train.model",
+    "check_parameters": "components.train.parameters",
+    "fit": "components.train.model",
+    "limit_threads": "components.train.model",
+    "load_splits": "components.train.data",
+    "load_stats": "components.train.data",
+    "new_version": "components.train.parameters",
+    "predict_log_return": "components.train.model",
+    "ratio": "components.train.evaluate",
+    "run": "components.train.train",
+    "seed_everything": "components.train.model",
+}
+__all__ = sorted(_EXPORTS)
+__getattr__, __dir__ = lazy_face(__name__, globals(), _EXPORTS)

@@ -71,7 +71,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_step_option(parser, "--model-name", d, "name in the report")
     add_step_option(
-        parser, "--version", d, "model version, digits only (default: UTC time YYYYMMDDHHMMSS)"
+        parser,
+        "--version",
+        d,
+        "model version, digits only (default: UTC time YYYYMMDDHHMMSS and 4 random digits)",
     )
     parser.add_argument(
         "--require-gate",

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from components.common.contracts import SHARD_COLUMNS, SPLITS, shard_glob
+from components.common.contracts import SHARD_COLUMNS, SPLITS, STATS_FAILED_KEY, shard_glob
 from components.common.features import FEATURE_NAMES, TARGET_NAME
 from components.common.jsonfile import read_json
 
@@ -59,6 +59,11 @@ class Stats:
 def load_stats(path: str | os.PathLike) -> Stats:
     """Read and validate stats.json (feature names, target name, mean and positive std)."""
     raw = read_json(path, "stats", DataContractError)
+    if isinstance(raw, dict) and raw.get(STATS_FAILED_KEY):
+        raise DataContractError(
+            f"stats file {path} is from a transform that did not succeed "
+            f"({raw[STATS_FAILED_KEY]}); run the transform again"
+        )
     names = raw.get("feature_names")
     if names is None or tuple(names) != FEATURE_NAMES:
         raise DataContractError(

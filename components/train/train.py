@@ -3,11 +3,9 @@ beside the persistence baseline, export the serving SavedModel and decide the ga
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import logging
 import os
-import re
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -17,16 +15,16 @@ import numpy as np
 
 from components.common.contracts import DEFAULT_MODEL_NAME
 from components.common.jsonfile import read_json
-from components.common.results import ParameterError, StepResult
+from components.common.results import StepResult, raise_for_problems
 from components.train import model as model_lib
 from components.train.data import load_splits, load_stats
 from components.train.evaluate import evaluate, flat_metrics
 from components.train.export import export_serving_model, load_serving_fn
+from components.train.parameters import check_parameters, new_version
 from components.train.report import write_report
 
 log = logging.getLogger(__name__)
 
-_MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 #: The exported model must reproduce the in-memory predictions to float32 precision.
 EXPORT_TOLERANCE = 1e-6
 
@@ -77,11 +75,6 @@ def read_params(
     return model_lib.validate_hparams(params)
 
 
-def new_version() -> str:
-    """A TF-Serving version number: the UTC time as ``YYYYMMDDHHMMSS``."""
-    return dt.datetime.now(dt.UTC).strftime("%Y%m%d%H%M%S")
-
-
 def run(
     features_path: str | os.PathLike,
     stats_path: str | os.PathLike,
@@ -113,16 +106,17 @@ def run(
     The gate passes when ``mae_ratio = model MAE / persistence MAE <= max_mae_ratio``.
     The model is exported either way (deploy decides on the gate).
     """
-    if epochs < 1:
-        raise ParameterError(f"epochs must be >= 1, got {epochs}")
-    if ensemble_size < 1:
-        raise ParameterError(f"ensemble_size must be >= 1, got {ensemble_size}")
-    if not max_mae_ratio > 0:
-        raise ParameterError(f"max_mae_ratio must be > 0, got {max_mae_ratio}")
-    if not _MODEL_NAME.match(model_name):
-        raise ParameterError(
-            f"model_name {model_name!r} must be letters, digits, '_', '.', '-' (a folder name)"
+    raise_for_problems(
+        check_parameters(
+            epochs=epochs,
+            seed=seed,
+            ensemble_size=ensemble_size,
+            max_mae_ratio=max_mae_ratio,
+            model_name=model_name,
+            version=version,
+            patience=patience,
         )
+    )
     version = str(version) if version is not None else new_version()
     hparams = read_params(best_params)
     stats = load_stats(stats_path)

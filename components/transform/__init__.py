@@ -1,13 +1,17 @@
-"""Transform step: parse, validate, feature-engineer and time-split the raw CSV (Beam)."""
+"""Transform step: parse, validate, feature-engineer and time-split the raw CSV (Beam).
 
-from components.transform.errors import TransformError, TransformParameterError
-from components.transform.transform import RUNNERS, RejectedRowsError, TransformResult, run
+Names are imported on first use: ``check_parameters`` does not load Apache Beam."""
 
-__all__ = [
-    "RUNNERS",
-    "RejectedRowsError",
-    "TransformError",
-    "TransformParameterError",
-    "TransformResult",
-    "run",
-]
+from components.common.lazy import lazy_face
+
+_EXPORTS = {
+    "RUNNERS": "components.transform.parameters",
+    "RejectedRowsError": "components.transform.transform",
+    "TransformError": "components.transform.errors",
+    "TransformParameterError": "components.transform.errors",
+    "TransformResult": "components.transform.transform",
+    "check_parameters": "components.transform.parameters",
+    "run": "components.transform.transform",
+}
+__all__ = sorted(_EXPORTS)
+__getattr__, __dir__ = lazy_face(__name__, globals(), _EXPORTS)

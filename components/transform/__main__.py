@@ -9,7 +9,8 @@ import sys
 from components.common.cli import add_step_option, defaults_of, run_step, step_parser
 from components.common.schema import SchemaError
 from components.transform.errors import TransformError, TransformParameterError
-from components.transform.transform import RUNNERS, TransformResult, run
+from components.transform.parameters import RUNNERS
+from components.transform.transform import TransformResult, run
 
 DEFAULTS = defaults_of(run)
 STATS_FILE = "stats.json"
@@ -67,6 +68,42 @@ def build_parser() -> argparse.ArgumentParser:
         "--price-tolerance",
         d,
         "relative slack for open/close outside [low, high]",
+        type=float,
+    )
+    add_step_option(
+        parser,
+        "--max-daily-move",
+        d,
+        "reject a close more than this many times (or less than 1/this of) the previous "
+        "accepted close (implausible_move; inf: no limit)",
+        type=float,
+    )
+    add_step_option(
+        parser,
+        "--max-intraday-range",
+        d,
+        "reject a day whose high/low exceeds this (implausible_range; inf: no limit)",
+        type=float,
+    )
+    add_step_option(
+        parser,
+        "--as-of",
+        d,
+        "the run's date, yyyy-mm-dd: later dates are rejected (future_date; default: today, UTC)",
+    )
+    add_step_option(
+        parser,
+        "--warn-usable-fraction",
+        d,
+        "warn when gaps leave a coin less than this share of the examples a gap-free "
+        "history would give",
+        type=float,
+    )
+    add_step_option(
+        parser,
+        "--min-usable-fraction",
+        d,
+        "fail when gaps leave a coin less than this share",
         type=float,
     )
     add_step_option(parser, "--num-shards", d, "shards per split", type=int)
@@ -134,6 +171,11 @@ def _call(args: argparse.Namespace) -> TransformResult:
         pipeline_options=_dataflow_kwargs(args) if args.runner == "dataflow" else None,
         num_shards=args.num_shards,
         price_tolerance=args.price_tolerance,
+        max_daily_move=args.max_daily_move,
+        max_intraday_range=args.max_intraday_range,
+        as_of=args.as_of,
+        warn_usable_fraction=args.warn_usable_fraction,
+        min_usable_fraction=args.min_usable_fraction,
     )
 
 

@@ -19,9 +19,9 @@ from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.pvalue import TaggedOutput
 
-from components.common.contracts import SPLITS
+from components.common.contracts import SPLITS, STATS_FAILED_KEY
 from components.transform.parse import BarBlock, RowParser, empty_counts, merge_counts
-from components.transform.series import process_coin
+from components.transform.series import DEFAULT_MAX_DAILY_MOVE, process_coin
 from components.transform.stats import build_stats, merge_moments
 
 log = logging.getLogger(__name__)
@@ -168,8 +168,9 @@ class SummaryFn(beam.CombineFn):
 class BuildCoinExamples(beam.DoFn):
     """``(coin, blocks)`` → per non-empty split, the coin's shard rows as a ``PartFile``
     (CSV lines in a part file in ``parts_dir``) keyed for ``WriteSortedCsv``, which
-    concatenates them: ``((split, shard), (coin, PartFile))`` (main); and ``("coin",
-    summary with the train moments)`` (``info``).
+    concatenates them: ``((split, shard), (coin, PartFile))`` (main); ``("coin",
+    summary with the train moments)`` (``info``); and the lines rejected per coin
+    (``rejected``: see ``series.process_coin``).
 
     Part files keep the rows out of the shuffle, so memory does not grow with the input.
     The coins of a bundle share part files of about ``part_bytes`` (creating a file costs
@@ -179,6 +180,7 @@ class BuildCoinExamples(beam.DoFn):
     """
 
     INFO = "info"
+    REJECTED = "rejected"
 
     def __init__(
         self,
@@ -186,7 +188,9 @@ class BuildCoinExamples(beam.DoFn):
         num_shards: int,
         parts_dir: str,
         part_bytes: int | None = None,
+        max_move: float = DEFAULT_MAX_DAILY_MOVE,
     ):
+        self.max_move = max_move
         self.fractions = tuple(fractions)
         self.num_shards = num_shards
         self.parts_dir = parts_dir
@@ -213,7 +217,9 @@ class BuildCoinExamples(beam.DoFn):
 
     def process(self, element):
         coin, blocks = element
-        result = process_coin(coin, BarBlock.concat(blocks), self.fractions)
+        result = process_coin(coin, BarBlock.concat(blocks), self.fractions, max_move=self.max_move)
+        for rejection in result.rejections:
+            yield TaggedOutput(self.REJECTED, rejection)
         counts = result.counts()
         log.info(
             "%s: %d days, %d duplicates dropped, %d gaps → train %d / eval %d / test %d",
@@ -354,9 +360,15 @@ class WriteStats(beam.DoFn):
             coin_infos=infos,
             **counts,
         )
-        with FileSystems.create(self.path, mime_type="application/json") as handle:
-            handle.write(json.dumps(stats, indent=2).encode())
+        # Marked until ``transform.run`` has checked every output (``finish_stats``).
+        stats[STATS_FAILED_KEY] = "incomplete: the transform had not finished"
+        write_stats(self.path, stats)
         yield self.path
+
+
+def write_stats(path: str, stats: dict) -> None:
+    with FileSystems.create(path, mime_type="application/json") as handle:
+        handle.write(json.dumps(stats, indent=2).encode())
 
 
 #: The ``WriteSortedCsv`` key of the rejected rows' file (shards are ``(split, shard)``).

@@ -41,6 +41,13 @@ from components.common.bars import (
 from components.common.features import Bar, epoch_days
 from components.common.schema import REQUIRED_COLUMNS, resolve_columns
 
+#: Default largest intraday range ``high / low`` a day may have (``implausible_range``).
+#: The shared file's widest day is veritaseum on 2017-06-11, high/low = 333,501 (its
+#: low of 0.000337 is a data error of the source, but a real line of it): 1e6 keeps every
+#: real day of the shared file while refusing values off by many orders of magnitude,
+#: whose logarithms would dominate the normalisation statistics.
+DEFAULT_MAX_INTRADAY_RANGE = 1e6
+
 _ISO_DATE = re.compile(r"(\d{4})-(\d{1,2})-(\d{1,2})")
 _DAY_FIRST_DATE = re.compile(r"(\d{1,2})/(\d{1,2})/(\d{4})")
 _PRICE_COLUMNS = ("open", "high", "low", "close")
@@ -53,13 +60,17 @@ MISSING_FIELD = "missing_field"
 EXTRA_FIELDS = "extra_fields"
 BAD_NUMBER = "bad_number"
 BAD_DATE = "bad_date"
+IMPLAUSIBLE_RANGE = "implausible_range"
+FUTURE_DATE = "future_date"
 __all__ = [
     "BAD_DATE",
     "BAD_NUMBER",
     "CLOSE_OUTSIDE_RANGE",
     "DEFAULT_PRICE_TOLERANCE",
     "EXTRA_FIELDS",
+    "FUTURE_DATE",
     "HIGH_BELOW_LOW",
+    "IMPLAUSIBLE_RANGE",
     "MALFORMED_CSV",
     "MISSING_FIELD",
     "NEGATIVE_VOLUME",
@@ -231,11 +242,21 @@ class RowParser:
         columns: Mapping[str, int],
         header_width: int,
         price_tolerance: float = DEFAULT_PRICE_TOLERANCE,
+        max_range: float = DEFAULT_MAX_INTRADAY_RANGE,
+        max_date: dt.date | None = None,
     ):
         check_price_tolerance(price_tolerance)
+        if not max_range > 1:  # also refuses NaN; inf turns the check off
+            raise ValueError(f"max_range must be > 1, got {max_range}")
         self.columns = {name: columns[name] for name in REQUIRED_COLUMNS}
         self.header_width = header_width
         self.price_tolerance = price_tolerance
+        self.max_range = max_range
+        #: The last date a line may have (the run's date); None: no limit.
+        self.max_date = max_date
+        self._max_day = (
+            np.iinfo(np.int64).max if max_date is None else max_date.toordinal() - _EPOCH_ORDINAL
+        )
 
     @classmethod
     def from_header(
@@ -243,10 +264,19 @@ class RowParser:
         header_line: str,
         column_mapping: str | Mapping[str, str] | None = None,
         price_tolerance: float = DEFAULT_PRICE_TOLERANCE,
+        max_range: float = DEFAULT_MAX_INTRADAY_RANGE,
+        max_date: dt.date | None = None,
     ) -> RowParser:
-        """Build a parser from the raw header line; SchemaError if columns are missing."""
+        """Build a parser from the raw header line; SchemaError if columns are missing or
+        the mapping sends two canonical names to one column."""
         header = split_line(header_line.rstrip("\r\n"))
-        return cls(resolve_columns(header, column_mapping), len(header), price_tolerance)
+        return cls(
+            resolve_columns(header, column_mapping),
+            len(header),
+            price_tolerance,
+            max_range=max_range,
+            max_date=max_date,
+        )
 
     def parse(self, line: int, raw: str) -> ParsedRow | Rejection | None:
         """Parse one line. None for a blank line (not data, not a rejection)."""
@@ -278,6 +308,11 @@ class RowParser:
             date = parse_date(values["date"])
         except ValueError as exc:
             raise _Invalid(BAD_DATE, str(exc)) from None
+        if self.max_date is not None and date > self.max_date:
+            raise _Invalid(
+                FUTURE_DATE,
+                f"{date.isoformat()} is after the run's date {self.max_date.isoformat()}",
+            )
         bar = Bar(date=date, **numbers)
         self._check_sanity(bar)
         return ParsedRow(line=line, coin=values["slug"].lower(), bar=bar)
@@ -301,6 +336,12 @@ class RowParser:
             check_bar(bar, self.price_tolerance)
         except BarCheckError as exc:
             raise _Invalid(exc.code, exc.detail) from None
+        if not bar.high <= bar.low * self.max_range:
+            raise _Invalid(
+                IMPLAUSIBLE_RANGE,
+                f"high/low = {bar.high / bar.low:.6g} (high={bar.high!r}, low={bar.low!r}) "
+                f"beyond the limit of {self.max_range:g}",
+            )
 
     def parse_chunk(self, first_line: int, lines: Sequence[str]) -> ChunkResult:
         """Parse consecutive lines, the first of them numbered ``first_line``.
@@ -386,7 +427,7 @@ class RowParser:
             except ValueError:
                 cache[text] = _NO_DAY
         day = np.fromiter(map(cache.__getitem__, values["date"]), np.int64, n)
-        ok &= day != _NO_DAY
+        ok &= (day != _NO_DAY) & (day <= self._max_day)
         o, h, lo_, c, v = (numbers[name] for name in (*_PRICE_COLUMNS, "volume"))
         with np.errstate(invalid="ignore"):
             ok &= (o > 0) & (h > 0) & (lo_ > 0) & (c > 0) & (h >= lo_)
@@ -394,6 +435,7 @@ class RowParser:
             high_limit = h * (1 + self.price_tolerance)
             ok &= (low_limit <= o) & (o <= high_limit) & (low_limit <= c) & (c <= high_limit)
             ok &= v >= 0
+            ok &= h <= lo_ * self.max_range
         coin = np.array(list(map(str.lower, values["slug"])), dtype=object)
         return ok, {"day": day, **numbers, "coin": coin}
 

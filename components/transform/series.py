@@ -12,18 +12,34 @@ import csv
 import datetime as dt
 import io
 import math
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from components.common.contracts import SPLITS, STAT_COLUMNS
-from components.common.features import compute_features, run_starts
-from components.transform.parse import BarBlock, ParsedRow
+from components.common.features import (
+    FEATURE_NAMES,
+    HISTORY_DAYS,
+    compute_features,
+    run_starts,
+)
+from components.transform.parse import BarBlock, ParsedRow, Rejection
 from components.transform.stats import Moments
 
 #: Train, eval and test fractions of each coin's dates, in time order.
 DEFAULT_SPLIT = "0.7,0.15,0.15"
+#: Default largest factor between a close and the previous accepted close of the coin,
+#: either way (``implausible_move``). The shared file's largest move is veritaseum's
+#: close of 2017-06-12, 69,000 times the day before's (log move 11.1): 1e6 keeps every
+#: real day of the shared file.
+DEFAULT_MAX_DAILY_MOVE = 1e6
+
+# Reason codes of rows rejected per coin (after parsing); see parse.py for the others.
+CONFLICTING_DUPLICATE = "conflicting_duplicate"
+IMPLAUSIBLE_MOVE = "implausible_move"
+NON_FINITE_FEATURE = "non_finite_feature"
 
 
 def parse_split(split: str | Sequence[float]) -> tuple[float, float, float]:
@@ -143,6 +159,13 @@ class CoinResult:
     bars: int
     duplicates: int
     gaps: int
+    #: Lines rejected per coin (conflicting duplicates, implausible moves, non-finite
+    #: features or target), in line order; ``raw`` is the parsed bar (``bar_text``).
+    rejections: list[Rejection] = field(default_factory=list)
+    #: Examples before the purge, and the examples a gap-free history of ``bars`` days
+    #: would give (``bars - HISTORY_DAYS``): their ratio is the share gaps left usable.
+    examples: int = 0
+    ideal_examples: int = 0
     #: ``(dropped line, kept line)`` of each duplicate date (line numbers of the raw file).
     duplicate_lines: list[tuple[int, int]] = field(default_factory=list)
     #: The examples after the purge, in date order: their days (since 1970-01-01), split
@@ -178,6 +201,12 @@ class CoinResult:
                 out[split] = (first, last)
         return out
 
+    @property
+    def usable_fraction(self) -> float | None:
+        """Examples over those of a gap-free history as long; None for a coin too short
+        to have any."""
+        return self.examples / self.ideal_examples if self.ideal_examples else None
+
     def info(self) -> dict:
         """The JSON-able per-coin summary (without the examples)."""
         return {
@@ -188,18 +217,144 @@ class CoinResult:
             "gaps": self.gaps,
             "counts": self.counts(),
             "ranges": self.date_ranges(),
+            "rejected_reasons": dict(Counter(r.code for r in self.rejections)),
+            "examples": self.examples,
+            "ideal_examples": self.ideal_examples,
         }
 
 
-def process_coin(
-    coin: str, rows: BarBlock | Iterable[ParsedRow], fractions: Sequence[float]
-) -> CoinResult:
-    """Sort, de-duplicate, count gaps, build examples, split them by date, purge boundaries."""
-    bars, dropped = dedupe_bars(rows)
-    gaps = int(run_starts(bars.day).sum()) - 1 if len(bars) else 0
-    index, features, target = compute_features(
-        bars.day, bars.high, bars.low, bars.close, bars.volume
+def bar_text(coin: str, block: BarBlock, i: int) -> str:
+    """The parsed bar ``i`` of ``block`` as ``coin,date,open,high,low,close,volume``: the
+    ``raw`` of a row rejected per coin (its line in the raw file is the original)."""
+    (date,) = _iso_dates(block.day[i : i + 1])
+    values = ",".join(
+        repr(float(getattr(block, n)[i])) for n in ("open", "high", "low", "close", "volume")
     )
+    return f"{coin},{date},{values}"
+
+
+def split_conflicts(block: BarBlock) -> tuple[BarBlock, list[tuple[int, str]]]:
+    """Remove every line of a date whose lines disagree (any of open, high, low, close,
+    volume differs); return the rest and ``(index into block, detail)`` of each removed
+    line. Lines of a date that agree exactly stay (``dedupe_bars`` keeps the first)."""
+    if len(block) < 2:
+        return block, []
+    order = np.lexsort((block.line, block.day))
+    day = block.day[order]
+    first = np.ones(len(order), dtype=bool)
+    first[1:] = day[1:] != day[:-1]
+    if first.all():
+        return block, []
+    group = np.cumsum(first) - 1
+    head = np.flatnonzero(first)[group]  # position (in order) of each date's first line
+    differs = np.zeros(len(order), dtype=bool)
+    for name in ("open", "high", "low", "close", "volume"):
+        column = getattr(block, name)[order]
+        differs |= column != column[head]
+    bad_group = np.zeros(group[-1] + 1, dtype=bool)
+    bad_group[group[differs]] = True
+    bad = bad_group[group]
+    if not bad.any():
+        return block, []
+    removed: list[tuple[int, str]] = []
+    lines = block.line[order]
+    for g in np.unique(group[bad]).tolist():
+        members = np.flatnonzero(group == g)
+        (date,) = _iso_dates(day[members[:1]])
+        for m in members.tolist():
+            others = ", ".join(str(x) for x in lines[members].tolist() if x != lines[m])
+            removed.append((int(order[m]), f"{date} is also on line(s) {others} with other values"))
+    keep = np.ones(len(block), dtype=bool)
+    keep[[i for i, _ in removed]] = False
+    return block.take(np.flatnonzero(keep)), removed
+
+
+def implausible_moves(close: np.ndarray, max_move: float) -> list[tuple[int, str, str]]:
+    """``(index, code, detail)`` of each bar whose close is more than ``max_move`` times, or
+    less than 1/``max_move`` of, the previous accepted close (``implausible_move``), or
+    whose ratio to it overflows or underflows, so that its log return is not finite
+    (``non_finite_feature``, whatever the limit). ``close`` is in date order; the first
+    bar is the first reference."""
+    if len(close) < 2:
+        return []
+    with np.errstate(over="ignore", under="ignore", divide="ignore"):
+        ratio = close[1:] / close[:-1]
+    with np.errstate(invalid="ignore"):  # 0 * inf when the limit is off
+        plausible = np.isfinite(ratio) & (ratio > 0) & (ratio <= max_move) & (ratio * max_move >= 1)
+    if plausible.all():
+        return []
+    out: list[tuple[int, str, str]] = []
+    reference = float(close[0])
+    for i in range(1, len(close)):  # rare: only coins with a bad day get here
+        value = float(close[i])
+        r = value / reference if math.isfinite(value / reference) else math.inf
+        if not (math.isfinite(r) and r > 0):
+            out.append((i, NON_FINITE_FEATURE, f"the return from close {reference!r} to "
+                        f"{value!r} is not finite"))  # fmt: skip
+        elif r > max_move or r * max_move < 1:
+            out.append((i, IMPLAUSIBLE_MOVE, f"close={value!r} is {r:.6g} times the previous "
+                        f"accepted close {reference!r}, beyond the limit of {max_move:g} "
+                        "either way"))  # fmt: skip
+        else:
+            reference = value
+    return out
+
+
+def _reject(coin: str, block: BarBlock, found: list[tuple[int, str]], code: str):
+    return [
+        Rejection(int(block.line[i]), f"{code}: {detail}", bar_text(coin, block, i))
+        for i, detail in found
+    ]
+
+
+def _reject_coded(coin: str, block: BarBlock, found: list[tuple[int, str, str]]):
+    return [
+        Rejection(int(block.line[i]), f"{code}: {detail}", bar_text(coin, block, i))
+        for i, code, detail in found
+    ]
+
+
+def process_coin(
+    coin: str,
+    rows: BarBlock | Iterable[ParsedRow],
+    fractions: Sequence[float],
+    *,
+    max_move: float = DEFAULT_MAX_DAILY_MOVE,
+) -> CoinResult:
+    """Refuse what cannot be modelled, sort, de-duplicate, count gaps, build examples, split
+    them by date, purge boundaries.
+
+    Rejected (``CoinResult.rejections``): every line of a date whose lines disagree
+    (``conflicting_duplicate``; exact duplicates are dropped, the first kept, as
+    ``duplicate_lines``); a close beyond ``max_move`` of the previous accepted one
+    (``implausible_move``); a day whose features or target are not finite
+    (``non_finite_feature``: the bar is removed and the features computed again, so the
+    day is a gap to its neighbours).
+    """
+    given = as_block(rows)
+    block, conflicts = split_conflicts(given)
+    rejections = _reject(coin, given, conflicts, CONFLICTING_DUPLICATE)
+    bars, dropped = dedupe_bars(block)
+    moves = implausible_moves(bars.close, max_move)
+    if moves:
+        rejections += _reject_coded(coin, bars, moves)
+        bars = _without(bars, [i for i, _, _ in moves])
+    while True:
+        with np.errstate(all="ignore"):
+            index, features, target = compute_features(
+                bars.day, bars.high, bars.low, bars.close, bars.volume
+            )
+        bad = ~np.isfinite(features).all(axis=1) | np.isinf(target)
+        if not bad.any():
+            break
+        found = [
+            (int(i), _non_finite_detail(features[k], target[k]))
+            for k, i in zip(np.flatnonzero(bad).tolist(), index[bad].tolist(), strict=True)
+        ]
+        rejections += _reject(coin, bars, found, NON_FINITE_FEATURE)
+        bars = _without(bars, [i for i, _ in found])
+    rejections.sort(key=lambda r: r.line)
+    gaps = int(run_starts(bars.day).sum()) - 1 if len(bars) else 0
     # The last day of each run has no target: not a training example.
     known = ~np.isnan(target)
     index, features, target = index[known], features[known], target[known]
@@ -224,4 +379,21 @@ def process_coin(
         days=bars.day[index][keep],
         split=split[keep],
         values=values,
+        rejections=rejections,
+        examples=len(index),
+        ideal_examples=max(len(bars) - HISTORY_DAYS, 0),
     )
+
+
+def _without(block: BarBlock, indexes: list[int]) -> BarBlock:
+    keep = np.ones(len(block), dtype=bool)
+    keep[indexes] = False
+    return block.take(np.flatnonzero(keep))
+
+
+def _non_finite_detail(features: np.ndarray, target: float) -> str:
+    values = zip(FEATURE_NAMES, features.tolist(), strict=True)
+    names = [name for name, v in values if not math.isfinite(v)]
+    if math.isinf(target):
+        names.append("target")
+    return f"{', '.join(names)} not finite"

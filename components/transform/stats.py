@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import math
+from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
 
 from components.common.contracts import SPLITS, STAT_COLUMNS, STAT_DTYPE
-from components.common.features import FEATURE_NAMES, TARGET_NAME
+from components.common.features import FEATURE_NAMES, HISTORY_DAYS, TARGET_NAME
 
 
 class Moments:
@@ -73,15 +74,30 @@ def build_stats(
     coins_in_input: Mapping[str, int],
     split_fractions: Sequence[float],
     input_path: str,
+    warn_usable_fraction: float = 0.0,
 ) -> dict:
     """The ``stats.json`` document of the transform → tune/train contract (plus extras).
 
     Contract keys: feature_names, target_name, dtypes, mean, std, splits, coins,
     input_rows, accepted_rows, rejected_rows. Extras: blank_lines, rejected_reasons,
-    coins_in_input (accepted rows per slug, all coins), split_fractions, input.
+    coins_in_input (accepted rows per slug, all coins), split_fractions, input; and, only
+    when a coin's gaps leave less than ``warn_usable_fraction`` of its rows usable,
+    ``warnings`` (sentences) and ``low_usable_coins`` (``{coin: usable share}``). Rows
+    a coin's summary lists as rejected (``rejected_reasons``) move from accepted to
+    rejected.
     ``mean``/``std`` are empty when the train split is.
     """
     infos = sorted(coin_infos, key=lambda info: info["coin"])
+    # Rows rejected per coin (after parsing) were counted as accepted by the parser.
+    rejected_reasons = Counter(rejected_reasons)
+    coins_in_input = Counter(coins_in_input)
+    for info in infos:
+        later = info.get("rejected_reasons", {})
+        rejected_reasons.update(later)
+        coins_in_input[info["coin"]] -= sum(later.values())
+        accepted_rows -= sum(later.values())
+        rejected_rows += sum(later.values())
+    low = low_usable_coins(infos, warn_usable_fraction)
     splits: dict[str, dict] = {}
     for split in SPLITS:
         ranges = [info["ranges"][split] for info in infos if split in info["ranges"]]
@@ -103,6 +119,15 @@ def build_stats(
         for info in infos
     }
     has_train = train_moments.n > 0
+    extra: dict = {}
+    if low:  # present only when there is something to say
+        extra["warnings"] = [
+            f"{coin}: gaps leave {share:.1%} of its rows usable as examples "
+            f"(less than warn_usable_fraction {warn_usable_fraction:g}): each gap restarts "
+            f"the {HISTORY_DAYS}-day warm-up"
+            for coin, share in low.items()
+        ]
+        extra["low_usable_coins"] = low
     return {
         "feature_names": list(FEATURE_NAMES),
         "target_name": TARGET_NAME,
@@ -119,4 +144,16 @@ def build_stats(
         "coins_in_input": dict(sorted(coins_in_input.items())),
         "split_fractions": list(split_fractions),
         "input": input_path,
+        **extra,
     }
+
+
+def low_usable_coins(infos: Iterable[Mapping], threshold: float) -> dict[str, float]:
+    """``{coin: share}`` of the coins whose examples are fewer than ``threshold`` of what a
+    gap-free history as long would give (coins too short to have any are left out)."""
+    low = {}
+    for info in infos:
+        ideal = info.get("ideal_examples", 0)
+        if ideal and info["examples"] / ideal < threshold:
+            low[info["coin"]] = info["examples"] / ideal
+    return dict(sorted(low.items()))

@@ -21,6 +21,7 @@ Chan's formula) make ``stats.json``. During a run the part files live in a hidde
 
 from __future__ import annotations
 
+import datetime as dt
 import glob
 import json
 import logging
@@ -36,24 +37,35 @@ from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import PipelineOptions
 from apache_beam.pvalue import AsList
 
-from components.common.contracts import SHARD_COLUMNS, SPLITS, shard_glob, shard_names
+from components.common.contracts import (
+    SHARD_COLUMNS,
+    SPLITS,
+    STATS_FAILED_KEY,
+    shard_glob,
+    shard_names,
+)
 from components.common.features import HISTORY_DAYS
-from components.common.results import StepResult
+from components.common.results import StepResult, raise_for_problems
 from components.transform import beam_ops
 from components.transform.errors import TransformError, TransformParameterError
-from components.transform.parse import DEFAULT_PRICE_TOLERANCE, RowParser
-from components.transform.series import DEFAULT_SPLIT, parse_split
+from components.transform.parameters import check_parameters, parse_as_of, parse_coins
+from components.transform.parse import (
+    DEFAULT_MAX_INTRADAY_RANGE,
+    DEFAULT_PRICE_TOLERANCE,
+    RowParser,
+)
+from components.transform.series import DEFAULT_MAX_DAILY_MOVE, DEFAULT_SPLIT, parse_split
 
 log = logging.getLogger(__name__)
 
-RUNNERS = ("local", "dataflow")
 #: Name prefix of a run's folder of part files in ``features_path`` (``parts_dir_for``).
 PARTS_PREFIX = ".parts-"
 REJECTED_COLUMNS = ("line", "reason", "raw")
 
 
 class RejectedRowsError(TransformError):
-    """Too many rows were rejected. The outputs, rejected rows included, were written."""
+    """Too many rows were rejected. The rejected rows were written; the shards were removed
+    and ``stats.json`` (its counts kept for a person to read) is marked failed."""
 
     def __init__(self, message: str, result: TransformResult):
         super().__init__(message)
@@ -76,6 +88,8 @@ class TransformResult(StepResult):
     coins: dict[str, dict] = field(default_factory=dict)
     rejected_reasons: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
+    #: Sentences about what the run accepted but a person should know (stats.json too).
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def rejected_fraction(self) -> float:
@@ -102,13 +116,16 @@ class TransformResult(StepResult):
         }
 
     def output_metadata(self) -> dict[str, dict]:
+        stats: dict = {"feature_names": self.feature_names, "splits": self.splits}
+        if self.warnings:
+            stats["warnings"] = list(self.warnings)
         return {
             "features": {
                 "format": "csv",
                 "coins": sorted(self.coins),
                 **{f"{split}_rows": info["rows"] for split, info in self.splits.items()},
             },
-            "stats": {"feature_names": self.feature_names, "splits": self.splits},
+            "stats": stats,
             "rejected": {"rows": self.rejected_rows, "reasons": dict(self.rejected_reasons)},
         }
 
@@ -134,18 +151,8 @@ class TransformResult(StepResult):
             f"{self.rejected_rows} ({self.rejected_fraction:.2%}); blank lines "
             f"{self.blank_lines}; {self.seconds:.1f} s"
         )
+        lines += [f"warning: {warning}" for warning in self.warnings]
         return "\n".join(lines)
-
-
-def parse_coins(coins: str | Sequence[str]) -> frozenset[str] | None:
-    """``"all"`` → None (every coin); ``"bitcoin,Ethereum"`` → lower-case slugs."""
-    items = coins.split(",") if isinstance(coins, str) else list(coins)
-    slugs = frozenset(c.strip().lower() for c in items if c.strip())
-    if not slugs:
-        raise TransformParameterError(
-            "coins must be 'all' or a comma-separated list of slugs, got nothing"
-        )
-    return None if slugs == {"all"} else slugs
 
 
 def read_header(input_path: str) -> str:
@@ -173,8 +180,10 @@ def _prepare_outputs(features_path: str, stats_path: str, rejected_path: str) ->
             os.makedirs(folder, exist_ok=True)
     patterns = [FileSystems.join(features_path, shard_glob(split)) for split in SPLITS]
     stale = [m.path for result in FileSystems.match(patterns) for m in result.metadata_list]
+    if FileSystems.exists(stats_path):  # never left beside this run's shards
+        stale.append(stats_path)
     if stale:
-        log.info("removing %d shards of an earlier run from %s", len(stale), features_path)
+        log.info("removing the outputs of an earlier run: %s", ", ".join(stale))
         FileSystems.delete(stale)
     # Part files of a run that was killed before it could remove them (remove_parts).
     if FileSystems.get_scheme(features_path) in (None, "file"):
@@ -233,6 +242,8 @@ def build_pipeline(
     fractions: Sequence[float],
     num_shards: int,
     parts_dir: str | None = None,
+    max_move: float = DEFAULT_MAX_DAILY_MOVE,
+    warn_usable_fraction: float = 0.0,
 ) -> None:
     """Add the whole transform to ``p``: read ``input_path``, write the three outputs.
 
@@ -255,10 +266,14 @@ def build_pipeline(
         parsed.accepted
         | "GroupByCoin" >> beam.GroupByKey()
         | "Examples"
-        >> beam.ParDo(beam_ops.BuildCoinExamples(fractions, num_shards, parts_dir))
+        >> beam.ParDo(
+            beam_ops.BuildCoinExamples(fractions, num_shards, parts_dir, max_move=max_move)
+        )
         # (the TaggedOutput it also yields would otherwise be inferred as a main output)
         .with_output_types(tuple[Any, Any])
-        .with_outputs(beam_ops.BuildCoinExamples.INFO, main="rows")
+        .with_outputs(
+            beam_ops.BuildCoinExamples.INFO, beam_ops.BuildCoinExamples.REJECTED, main="rows"
+        )
     )
     files = {
         (split, shard): (FileSystems.join(features_path, name), SHARD_COLUMNS)
@@ -266,7 +281,11 @@ def build_pipeline(
         for shard, name in enumerate(shard_names(split, num_shards))
     }
     files[beam_ops.REJECTED_FILE] = (rejected_path, REJECTED_COLUMNS)
-    rejected = parsed.rejected | "RejectedItems" >> beam.Map(beam_ops.rejected_item)
+    rejected = (
+        (parsed.rejected, per_coin.rejected)
+        | "AllRejected" >> beam.Flatten()
+        | "RejectedItems" >> beam.Map(beam_ops.rejected_item)
+    )
     (
         (per_coin.rows, rejected)
         | "AllRows" >> beam.Flatten()
@@ -280,7 +299,12 @@ def build_pipeline(
         | "Summary" >> beam.CombineGlobally(beam_ops.SummaryFn()).without_defaults()
         | "WriteStats"
         >> beam.ParDo(
-            beam_ops.WriteStats(stats_path, split_fractions=list(fractions), input_path=input_path)
+            beam_ops.WriteStats(
+                stats_path,
+                split_fractions=list(fractions),
+                input_path=input_path,
+                warn_usable_fraction=warn_usable_fraction,
+            )
         )
     )
 
@@ -299,6 +323,11 @@ def run(
     pipeline_options: Mapping | None = None,
     num_shards: int = 1,
     price_tolerance: float = DEFAULT_PRICE_TOLERANCE,
+    max_daily_move: float = DEFAULT_MAX_DAILY_MOVE,
+    max_intraday_range: float = DEFAULT_MAX_INTRADAY_RANGE,
+    as_of: str | dt.date | None = None,
+    warn_usable_fraction: float = 0.5,
+    min_usable_fraction: float = 0.25,
 ) -> TransformResult:
     """Run the transform on ``raw_path``; see the module docstring for the three outputs.
 
@@ -308,29 +337,50 @@ def run(
     ``"dataflow"`` the keyword arguments of ``dataflow_options``; for ``"local"`` extra
     Beam options.
 
+    What cannot be modelled is rejected with its reason: a day whose high/low exceeds
+    ``max_intraday_range`` (``implausible_range``) or whose close is more than
+    ``max_daily_move`` times (or less than its inverse) the coin's previous accepted close
+    (``implausible_move``); both defaults keep every real day of the shared file (its
+    extremes: high/low 333,501 and a 69,000-fold move, veritaseum in June 2017; ``inf``
+    turns a check off). Dates after ``as_of`` (default: today, UTC) are rejected as
+    ``future_date``; every line of a date whose lines disagree as
+    ``conflicting_duplicate``; a day whose features or target are not finite as
+    ``non_finite_feature``.
+
+    Gaps restart each coin's warm-up: when a coin keeps fewer than
+    ``warn_usable_fraction`` of the examples a gap-free history as long would give, the
+    result and ``stats.json`` carry a warning; below ``min_usable_fraction`` the run fails.
+    (The shared file's most gapped coin, maker, keeps 83%; one rejected row in 20, spread
+    evenly, leaves runs shorter than the warm-up: nothing usable.)
+
     Raises TransformParameterError for bad parameters, TransformError for a missing input or
     unusable data, SchemaError for a header without the required columns, and
-    RejectedRowsError (after writing every output) when more than ``max_rejected_fraction``
-    of the data rows are rejected.
+    RejectedRowsError when more than ``max_rejected_fraction`` of the data rows are
+    rejected. A run that fails leaves no shards and a ``stats.json`` marked failed (its
+    ``failed`` key says why; train refuses it), with ``rejected_path`` written when the
+    pipeline got that far.
     """
     started = time.monotonic()
-    try:
-        fractions = parse_split(split)
-    except ValueError as exc:
-        raise TransformParameterError(str(exc)) from None
+    raise_for_problems(
+        check_parameters(
+            coins=coins,
+            split=split,
+            max_rejected_fraction=max_rejected_fraction,
+            column_mapping=column_mapping,
+            runner=runner,
+            num_shards=num_shards,
+            price_tolerance=price_tolerance,
+            max_daily_move=max_daily_move,
+            max_intraday_range=max_intraday_range,
+            as_of=as_of,
+            warn_usable_fraction=warn_usable_fraction,
+            min_usable_fraction=min_usable_fraction,
+        ),
+        TransformParameterError,
+    )
+    fractions = parse_split(split)
     wanted = parse_coins(coins)
-    if not 0 <= max_rejected_fraction <= 1:
-        raise TransformParameterError(
-            f"max_rejected_fraction must be in [0, 1], got {max_rejected_fraction}"
-        )
-    if num_shards < 1:
-        raise TransformParameterError(f"num_shards must be >= 1, got {num_shards}")
-    if runner not in RUNNERS:
-        raise TransformParameterError(
-            f"unknown runner {runner!r}; expected one of {', '.join(RUNNERS)}"
-        )
-    if not 0 <= price_tolerance < 1:
-        raise TransformParameterError(f"price_tolerance must be in [0, 1), got {price_tolerance}")
+    max_date = parse_as_of(as_of)
     outputs = (features_path, stats_path, rejected_path)
     if runner == "dataflow":
         local = [p for p in (raw_path, *outputs) if FileSystems.get_scheme(p) != "gs"]
@@ -338,7 +388,13 @@ def run(
             raise TransformParameterError(
                 f"Dataflow workers read and write gs:// only, got {', '.join(local)}"
             )
-    parser = RowParser.from_header(read_header(raw_path), column_mapping, price_tolerance)
+    parser = RowParser.from_header(
+        read_header(raw_path),
+        column_mapping,
+        price_tolerance,
+        max_range=max_intraday_range,
+        max_date=max_date,
+    )
     pipeline = _make_pipeline(runner, pipeline_options)
 
     _prepare_outputs(*outputs)
@@ -362,7 +418,48 @@ def run(
         fractions=fractions,
         num_shards=num_shards,
         parts_dir=parts_dir,
+        max_move=max_daily_move,
+        warn_usable_fraction=warn_usable_fraction,
     )
+    try:
+        result, stats = _run_and_check(
+            pipeline,
+            parts_dir,
+            outputs,
+            started,
+            wanted,
+            max_rejected_fraction,
+            min_usable_fraction,
+        )
+    except BaseException as exc:
+        _invalidate(features_path, stats_path, exc)
+        raise
+    del stats[STATS_FAILED_KEY]
+    beam_ops.write_stats(stats_path, stats)  # the outputs are valid from here on
+    return result
+
+
+def _invalidate(features_path: str, stats_path: str, exc: BaseException) -> None:
+    """After a failure: remove this run's shards and mark ``stats.json`` failed, so no later
+    step takes the outputs for valid (the rejected rows stay, to show what went wrong)."""
+    try:
+        patterns = [FileSystems.join(features_path, shard_glob(split)) for split in SPLITS]
+        shards = [m.path for r in FileSystems.match(patterns) for m in r.metadata_list]
+        if shards:
+            FileSystems.delete(shards)
+        if FileSystems.exists(stats_path):
+            with FileSystems.open(stats_path) as handle:
+                stats = json.loads(handle.read())
+            stats[STATS_FAILED_KEY] = f"{type(exc).__name__}: {exc}"
+            beam_ops.write_stats(stats_path, stats)
+    except Exception as cleanup:  # the original error matters more
+        log.warning("could not invalidate the outputs of the failed run: %s", cleanup)
+
+
+def _run_and_check(
+    pipeline, parts_dir, outputs, started, wanted, max_rejected_fraction, min_usable_fraction
+) -> tuple[TransformResult, dict]:
+    features_path, stats_path, rejected_path = outputs
     try:
         state = pipeline.run().wait_until_finish()
     finally:
@@ -387,10 +484,24 @@ def run(
         coins=stats["coins"],
         rejected_reasons=stats["rejected_reasons"],
         seconds=time.monotonic() - started,
+        warnings=list(stats.get("warnings", [])),
     )
     log.info("transform done in %.1f s\n%s", result.seconds, result.table())
     _check(result, stats, wanted, max_rejected_fraction)
-    return result
+    unusable = {
+        coin: share
+        for coin, share in stats.get("low_usable_coins", {}).items()
+        if share < min_usable_fraction
+    }
+    if unusable:
+        shares = ", ".join(f"{coin} {share:.1%}" for coin, share in unusable.items())
+        raise TransformError(
+            f"gaps leave too few usable rows: {shares} of the examples a gap-free history "
+            f"would give, less than min_usable_fraction {min_usable_fraction:g} (each gap, "
+            f"a rejected row included, restarts the {HISTORY_DAYS}-day warm-up). Rejected "
+            f"rows are in {rejected_path}."
+        )
+    return result, stats
 
 
 def _check(result: TransformResult, stats: dict, wanted, max_rejected_fraction: float) -> None:

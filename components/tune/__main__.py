@@ -16,7 +16,8 @@ from components.common.cli import (
     step_parser,
 )
 from components.train import DataContractError
-from components.tune.tune import BACKENDS, SELECTIONS, TuneResult, run
+from components.tune.parameters import BACKENDS, SELECTIONS
+from components.tune.tune import TuneResult, run
 
 DEFAULTS = defaults_of(run)
 

@@ -40,15 +40,14 @@ import numpy as np
 
 from components import train
 from components.common.contracts import HPARAM_NAMES
-from components.common.results import ParameterError, StepResult
+from components.common.results import StepResult, raise_for_problems
 from components.train import ratio
+from components.tune.parameters import check_parameters
 from components.tune.search_space import SEARCH_SPACE, suggest
 
 log = logging.getLogger(__name__)
 
 #: ``vertex`` (Vertex AI hyper-parameter tuning) is a parameter value the cloud issue builds.
-BACKENDS: tuple[str, ...] = ("optuna", "vertex")
-SELECTIONS: tuple[str, ...] = ("one_se", "min")
 #: Trials that always run to the end before the pruner compares; epochs never pruned.
 PRUNER_STARTUP_TRIALS = 4
 PRUNER_WARMUP_EPOCHS = 5
@@ -173,24 +172,23 @@ def run(
     Writes the outputs it is given paths for: ``best_params_path`` (JSON of the selected
     trial's hyper-parameters, what train reads), ``trials_table_path`` (every trial as a
     Markdown table) and ``metrics_path`` (``TuneResult.metrics()`` as JSON)."""
-    if selection not in SELECTIONS:
-        raise ParameterError(f"selection must be one of {', '.join(SELECTIONS)}, got {selection!r}")
-    if backend not in BACKENDS:
-        raise ParameterError(
-            f"unknown tune backend {backend!r}; expected one of {', '.join(BACKENDS)}"
+    raise_for_problems(
+        check_parameters(
+            n_trials=n_trials,
+            timeout_s=timeout_s,
+            max_epochs=max_epochs,
+            seed=seed,
+            backend=backend,
+            patience=patience,
+            selection=selection,
         )
+    )
     if backend != "optuna":
         raise NotImplementedError(
             f"tune backend {backend!r} is not implemented yet (available: optuna); "
             "the Vertex AI backend comes with the cloud issue, see "
             "search_space.to_vertex_parameter_specs()"
         )
-    if n_trials < 1:
-        raise ParameterError(f"n_trials must be >= 1, got {n_trials}")
-    if not timeout_s > 0:
-        raise ParameterError(f"timeout_s must be > 0, got {timeout_s}")
-    if max_epochs < 1:
-        raise ParameterError(f"max_epochs must be >= 1, got {max_epochs}")
 
     import keras
     import optuna

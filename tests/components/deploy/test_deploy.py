@@ -187,3 +187,34 @@ def test_interrupted_publish_is_named_and_never_served(model_dir, repo):
     assert store.deployed_versions() == ["1"] and store.current() == "1"
     with pytest.raises(RepositoryError, match="no deployment record: left by an interrupted"):
         _deploy(model_dir("v2"), repo)
+
+
+def test_concurrent_deploys_of_two_versions_both_succeed_and_stay_consistent(model_dir, repo):
+    """Two runs that finish together deploy at the same time: the repository's lock makes
+    them take turns; both versions are deployed, CURRENT is the one deployed last."""
+    import threading
+
+    sources = {"1": model_dir("v1"), "2": model_dir("v2")}
+    results, errors = {}, []
+    start = threading.Barrier(2)
+
+    def one(version):
+        start.wait()
+        try:
+            results[version] = _deploy(sources[version], repo, source_run=f"run-{version}")
+        except Exception as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=one, args=(v,)) for v in sources]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    model = ModelRepository(repo, "btc")
+    assert model.deployed_versions() == ["1", "2"]
+    history = model.history()
+    assert sorted(h["version"] for h in history) == ["1", "2"]
+    assert model.current() == history[-1]["version"]
+    # The second deploy saw the first one's version as the previous one.
+    assert history[-1]["previous_version"] == history[0]["version"]

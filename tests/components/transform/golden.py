@@ -11,6 +11,11 @@ Cases: the shared file with ``--coins all`` and with the default ``bitcoin``; an
 shared file with injected bad, blank, duplicate and quoted lines (``injected_lines``), so
 the rejection reasons, texts and line numbers are covered too.
 
+The "injected" case was regenerated once since, by the transform that rejects conflicting
+duplicates (issue 12): its litecoin day with other prices now rejects both lines, and its
+bitcoin duplicate became an exact copy of the real line so that dropping one is still
+pinned. The two cases of the shared file are the row-at-a-time transform's, unchanged.
+
 Regenerate (only when the outputs are meant to change):
 
     CRYPTO_DATA_DIR=<folder with crypto-markets.csv> python -m tests.components.transform.golden
@@ -57,9 +62,10 @@ INJECTED = [
     (11000, "ripple,XRP,Ripple,1/1/2019,1,9.5,10.05,9,9.5,100,1,0.5,1\r"),
     (12000, 'quoted-coin,QC,"Quoted, Coin",1/1/2019,1,"9.5",10,9,9.5,1.5E+3,1,0.5,1'),
     (12001, "quoted-coin,QC,Quoted,2/1/2019,1, 9.5 ,10,9,9.5,1.5E+3,1,0.5,1"),
-    # Duplicate dates: a bitcoin day again (dropped, the earlier line kept) and a
-    # litecoin day again with other prices.
-    (20000, "bitcoin,BTC,Bitcoin,1/5/2013,1,116.38,125.6,92.28,105.21,0,1,0.5,1"),
+    # Duplicate dates: a bitcoin day again, the same line (dropped, the earlier line kept),
+    # and a litecoin day again with other prices (both lines rejected as
+    # conflicting_duplicate).
+    (20000, "bitcoin,BTC,Bitcoin,1/5/2013,1,139,139.89,107.72,116.99,0,1542820000,0.2882,32.17"),
     (20001, "Litecoin,LTC,Litecoin,5/5/2014,1,10,11,9,10.5,2E+6,1,0.5,1"),
 ]
 

@@ -107,7 +107,10 @@ def test_coin_examples_are_split_in_time_order_per_coin(tmp_path) -> None:
     parts = tmp_path / "parts"
     parser = RowParser.from_header(HEADER)
     raw = series("aaa", walk(60)) + series("bbb", walk(45), start=MONDAY + dt.timedelta(days=5))
-    raw.append(line("aaa", MONDAY + dt.timedelta(days=40), 1.0))  # a duplicate date, later line
+    # A duplicate date, later line: an exact copy (dropped; with other values both lines
+    # would be rejected as conflicting_duplicate).
+    raw.append(raw[40])
+    assert (MONDAY + dt.timedelta(days=40)).isoformat() in raw[40]
     chunk = parser.parse_chunk(2, raw)
     # Each coin's rows arrive as several blocks (as from several chunks of the file).
     blocks = [

@@ -86,6 +86,9 @@ def test_many_ranges_chunks_and_part_files_give_the_same_outputs(
 
 def test_the_injected_case_covers_rejections_blanks_and_duplicates() -> None:
     stats = GOLDEN["injected"]["stats"]
-    assert stats["rejected_rows"] == 14 and stats["blank_lines"] == 2
-    assert len(stats["rejected_reasons"]) == 10
+    # 14 bad lines, and both lines of the litecoin day given twice with other values.
+    assert stats["rejected_rows"] == 16 and stats["blank_lines"] == 2
+    assert len(stats["rejected_reasons"]) == 11
+    assert stats["rejected_reasons"]["conflicting_duplicate"] == 2
     assert stats["coins"]["bitcoin"]["duplicate_lines"] == [[20000, 6]]
+    assert stats["accepted_rows"] + stats["rejected_rows"] == stats["input_rows"]

@@ -109,16 +109,19 @@ def test_a_gap_restarts_the_warm_up(tmp_path: Path) -> None:
 def test_duplicate_dates_are_dropped_counted_and_the_first_line_kept(tmp_path: Path) -> None:
     # Examples are days 30..38, split 6 / 1 / 2: days 35 and 36 are purged, the duplicated
     # days 32 and 34 stay in train.
+    # Exact copies of a line (the same values): dropped, counted, the first line kept.
+    # (Lines of a date with other values are rejected: test_conflicting_duplicates_...)
     lines = series("dupes", walk(40))
     original_32 = float(lines[32].split(",")[8])
-    lines.insert(0, line("dupes", MONDAY + 34 * DAY, 555.0))  # first in the file: kept
-    lines.append(line("dupes", MONDAY + 32 * DAY, 777.0))  # after the original: dropped
-    lines.append(line("dupes", MONDAY + 34 * DAY, 666.0))  # dropped
+    original_34 = float(lines[34].split(",")[8])
+    lines.insert(0, lines[34])  # first in the file: kept
+    lines.append(lines[33])  # day 32 again, after the original: dropped
+    lines.append(lines[0])  # day 34 again: dropped
     src = write_csv(tmp_path / "in.csv", lines)
     summary = run_transform(str(src), str(tmp_path / "out"), coins="dupes", max_rejected_fraction=0)
     closes = {r["date"]: float(r["close"]) for r in read_rows(tmp_path / "out")}
     assert closes[(MONDAY + 32 * DAY).isoformat()] == original_32
-    assert closes[(MONDAY + 34 * DAY).isoformat()] == 555.0
+    assert closes[(MONDAY + 34 * DAY).isoformat()] == original_34
     assert summary.coins["dupes"]["duplicates"] == 3
     assert summary.duplicates == 3
     # Nothing is dropped silently: stats.json names each dropped line (header = line 1,
@@ -150,10 +153,12 @@ def test_over_threshold_fails_clearly_and_the_rejected_rows_are_written(tmp_path
     assert [int(r["line"]) for r in rejected] == [42, 43, 44, 45, 46]
     assert rejected[0]["reason"].startswith("non_positive_price")
     assert rejected[4]["raw"] == "coin,COI,Coin"
-    # Nothing is lost: the accepted rows were transformed and counted too.
+    # Nothing is lost: the accepted rows were counted too. But no later step may take the
+    # outputs for valid: the shards are removed and stats.json is marked failed.
     stats = json.loads((out / "stats.json").read_text())
     assert (stats["accepted_rows"], stats["rejected_rows"], stats["input_rows"]) == (40, 5, 45)
-    assert len(read_rows(out, "train")) > 0
+    assert stats["failed"].startswith("RejectedRowsError: 5 of 45 input rows rejected")
+    assert read_rows(out) == [] and not list(out.glob("*-of-*.csv"))
     # The same data passes with a looser threshold.
     assert (
         run_transform(str(src), str(out), coins="coin", max_rejected_fraction=0.2).rejected_rows

@@ -1,0 +1,127 @@
+"""The pipeline's parameters without the pipeline: names, types, help, the step parameters
+they feed, and ``check_arguments``, which checks a run's arguments with each step's own
+``check_parameters`` before anything runs. Loads neither kfp nor any step's heavy code, so
+a usage error is reported in about a second (``tests/pipeline/test_preflight.py`` proves
+that these names and types are the compiled pipeline's).
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Mapping
+from typing import Any
+
+#: Every pipeline parameter and its type, in the pipeline function's order.
+PARAMETER_TYPES: dict[str, type] = {
+    "lake": str,
+    "model_repository": str,
+    "source": str,
+    "source_sha256": str,
+    "column_mapping": str,
+    "coins": str,
+    "split": str,
+    "max_rejected_fraction": float,
+    "runner": str,
+    "tune_backend": str,
+    "n_trials": int,
+    "tune_timeout_s": int,
+    "tune_max_epochs": int,
+    "epochs": int,
+    "seed": int,
+    "max_mae_ratio": float,
+    "model_name": str,
+    "deploy_target": str,
+}
+
+#: Pipeline parameter -> the (step, parameter of its ``run``) it feeds; the first one
+#: gives the default.
+PARAMETER_SOURCES: dict[str, tuple[tuple[str, str], ...]] = {
+    "source": (("ingest", "source"),),
+    "source_sha256": (("ingest", "expected_sha256"),),
+    "column_mapping": (("ingest", "column_mapping"), ("transform", "column_mapping")),
+    "coins": (("transform", "coins"),),
+    "split": (("transform", "split"),),
+    "max_rejected_fraction": (("transform", "max_rejected_fraction"),),
+    "runner": (("transform", "runner"),),
+    "tune_backend": (("tune", "backend"),),
+    "n_trials": (("tune", "n_trials"),),
+    "tune_timeout_s": (("tune", "timeout_s"),),
+    "tune_max_epochs": (("tune", "max_epochs"),),
+    "epochs": (("train", "epochs"),),
+    "seed": (("tune", "seed"), ("train", "seed")),
+    "max_mae_ratio": (("train", "max_mae_ratio"),),
+    "model_name": (("train", "model_name"), ("deploy", "model_name")),
+    "deploy_target": (("deploy", "target"),),
+}
+#: Parameters without a step default (the profile gives them), and the step they feed.
+PROFILE_PARAMETERS: dict[str, tuple[tuple[str, str], ...]] = {
+    "lake": (("ingest", "lake"),),
+    "model_repository": (("deploy", "model_repository"),),
+}
+
+#: One line per pipeline parameter, for ``--help`` and the README.
+PARAMETER_HELP = {
+    "lake": "data lake for the raw CSV: a local directory or gs://bucket/prefix",
+    "model_repository": "where deploy publishes models (TF-Serving layout)",
+    "source": "raw CSV: local path, https URL or gs:// URI",
+    "source_sha256": "expected SHA-256 of the source; empty: the pinned one for the default "
+    "source, none for others",
+    "column_mapping": 'JSON {canonical: your_column}, e.g. {"date": "Date", "slug": "Name"}',
+    "coins": "coin slugs to model, comma-separated, or 'all'",
+    "split": "train,eval,test fractions of each coin's dates, in time order",
+    "max_rejected_fraction": "fail the transform when more of the rows are rejected",
+    "runner": "Beam runner of the transform: local (in-process) or dataflow",
+    "tune_backend": "hyper-parameter search backend: optuna",
+    "n_trials": "hyper-parameter trials",
+    "tune_timeout_s": "time budget of the search, seconds",
+    "tune_max_epochs": "epochs per trial (with pruning and early stopping)",
+    "epochs": "maximum epochs of the final training (early stopping on eval)",
+    "seed": "random seed of search and training",
+    "max_mae_ratio": "deploy only if model MAE / persistence MAE is at most this",
+    "model_name": "name of the model in the repository",
+    "deploy_target": "local (model repository + server); vertex and gke are not built yet",
+}
+
+
+#: Parameters whose step default is None: the pipeline passes "" for it.
+EMPTY_IS_NONE = frozenset({"source_sha256", "column_mapping"})
+
+
+def flag(name: str) -> str:
+    return f"--{name.replace('_', '-')}"
+
+
+def convert(given: Mapping[str, str]) -> tuple[dict[str, Any], list[str]]:
+    """Command-line strings → typed values; and a sentence per value of the wrong type."""
+    values: dict[str, Any] = {}
+    problems: list[str] = []
+    for name, text in given.items():
+        kind = PARAMETER_TYPES[name]
+        try:
+            values[name] = kind(text) if kind is not str else text
+        except ValueError:
+            what = "an integer" if kind is int else "a number"
+            problems.append(f"{flag(name)}: must be {what}, got {text!r}")
+    return values, problems
+
+
+def check_arguments(arguments: Mapping[str, Any]) -> list[str]:
+    """A sentence per problem of the given pipeline arguments, each naming its parameter
+    (``--tune-max-epochs: max_epochs must be >= 1, got 0``). Each step checks the values it
+    will receive with its own ``check_parameters``; nothing is fetched or created."""
+    per_step: dict[str, dict[str, Any]] = {}
+    pipeline_name: dict[tuple[str, str], str] = {}
+    for name, value in arguments.items():
+        for step, parameter in {**PARAMETER_SOURCES, **PROFILE_PARAMETERS}.get(name, ()):
+            # An empty string is the pipeline's "not given" for a step default of None.
+            if not (value == "" and name in EMPTY_IS_NONE):
+                per_step.setdefault(step, {})[parameter] = value
+            pipeline_name[step, parameter] = name
+    problems: dict[str, str] = {}
+    for step, given in per_step.items():
+        face = importlib.import_module(f"components.{step}")
+        for parameter, problem in face.check_parameters(**given).items():
+            name = pipeline_name.get((step, parameter))
+            if name is not None:
+                problems.setdefault(name, f"{flag(name)}: {problem}")
+    return [problems[name] for name in PARAMETER_TYPES if name in problems]
