@@ -20,7 +20,7 @@ from components import deploy, ingest, train, transform, tune
 from components.common.cli import defaults_of
 from components.common.placement import PIPELINES_LABEL, PIPELINES_TOLERATION
 from components.deploy.component import deploy_op
-from components.images import STEPS, image_refs, validate_images
+from components.images import DATAFLOW_WORKER, STEPS, image_refs, validate_images
 from components.ingest.component import ingest_op
 from components.train.component import train_op
 from components.transform.component import transform_op
@@ -43,6 +43,8 @@ STEP_RUNS: dict[str, Callable] = {
     "tune": tune.run,
     "train": train.run,
     "deploy": deploy.run,
+    # The transform's Dataflow settings (used with runner=dataflow).
+    "dataflow": transform.dataflow_options,
 }
 #: Pipeline parameter -> the (step, parameter of its ``run``) it feeds; the first one
 #: gives the default.
@@ -54,6 +56,21 @@ PARAMETER_SOURCES: dict[str, tuple[tuple[str, str], ...]] = {
     "split": (("transform", "split"),),
     "max_rejected_fraction": (("transform", "max_rejected_fraction"),),
     "runner": (("transform", "runner"),),
+    **{
+        f"dataflow_{name}": (("dataflow", option),)
+        for name, option in (
+            ("project", "project"),
+            ("region", "region"),
+            ("temp_location", "temp_location"),
+            ("staging_location", "staging_location"),
+            ("service_account", "service_account_email"),
+            ("subnetwork", "subnetwork"),
+            ("machine_type", "machine_type"),
+            ("max_workers", "max_num_workers"),
+            ("private_ips", "no_use_public_ips"),
+            ("labels", "labels"),
+        )
+    },
     "tune_backend": (("tune", "backend"),),
     "n_trials": (("tune", "n_trials"),),
     "tune_timeout_s": (("tune", "timeout_s"),),
@@ -92,7 +109,17 @@ PARAMETER_HELP = {
     "split": "train,eval,test fractions of each coin's dates, in time order",
     "max_rejected_fraction": "fail the transform when more of the rows are rejected",
     "runner": "Beam runner of the transform: local (in-process) or dataflow",
-    "tune_backend": "hyper-parameter search backend: optuna",
+    "dataflow_project": "runner=dataflow: the GCP project of the job",
+    "dataflow_region": "runner=dataflow: the job's region",
+    "dataflow_temp_location": "runner=dataflow: gs:// temp location",
+    "dataflow_staging_location": "runner=dataflow: gs:// staging location",
+    "dataflow_service_account": "runner=dataflow: the workers' service account",
+    "dataflow_subnetwork": "runner=dataflow: regions/REGION/subnetworks/NAME",
+    "dataflow_machine_type": "runner=dataflow: worker machine type (empty: Dataflow's)",
+    "dataflow_max_workers": "runner=dataflow: autoscaling limit",
+    "dataflow_private_ips": "runner=dataflow: workers without public IPs",
+    "dataflow_labels": 'runner=dataflow: job labels, JSON {"key": "value"}',
+    "tune_backend": "hyper-parameter search backend: optuna (in the pod) or vertex",
     "n_trials": "hyper-parameter trials",
     "tune_timeout_s": "time budget of the search, seconds",
     "tune_max_epochs": "epochs per trial (with pruning and early stopping)",
@@ -180,6 +207,16 @@ def build_pipeline(images: Mapping[str, str] | None = None, *, retries: bool = T
         split: str = d["split"],
         max_rejected_fraction: float = d["max_rejected_fraction"],
         runner: str = d["runner"],
+        dataflow_project: str = d["dataflow_project"],
+        dataflow_region: str = d["dataflow_region"],
+        dataflow_temp_location: str = d["dataflow_temp_location"],
+        dataflow_staging_location: str = d["dataflow_staging_location"],
+        dataflow_service_account: str = d["dataflow_service_account"],
+        dataflow_subnetwork: str = d["dataflow_subnetwork"],
+        dataflow_machine_type: str = d["dataflow_machine_type"],
+        dataflow_max_workers: int = d["dataflow_max_workers"],
+        dataflow_private_ips: bool = d["dataflow_private_ips"],
+        dataflow_labels: str = d["dataflow_labels"],
         tune_backend: str = d["tune_backend"],
         n_trials: int = d["n_trials"],
         tune_timeout_s: int = d["tune_timeout_s"],
@@ -204,6 +241,18 @@ def build_pipeline(images: Mapping[str, str] | None = None, *, retries: bool = T
             max_rejected_fraction=max_rejected_fraction,
             column_mapping=column_mapping,
             runner=runner,
+            dataflow_project=dataflow_project,
+            dataflow_region=dataflow_region,
+            dataflow_temp_location=dataflow_temp_location,
+            dataflow_staging_location=dataflow_staging_location,
+            dataflow_service_account=dataflow_service_account,
+            dataflow_subnetwork=dataflow_subnetwork,
+            # The Dataflow workers' SDK image is a build output, not a run parameter.
+            dataflow_worker_image=images.get(DATAFLOW_WORKER, ""),
+            dataflow_machine_type=dataflow_machine_type,
+            dataflow_max_workers=dataflow_max_workers,
+            dataflow_private_ips=dataflow_private_ips,
+            dataflow_labels=dataflow_labels,
         ).set_display_name("transform")
         tune_task = ops["tune"](
             features=transform_task.outputs["features"],

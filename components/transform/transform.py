@@ -347,7 +347,12 @@ def run(
         fractions=fractions,
         num_shards=num_shards,
     )
-    state = pipeline.run().wait_until_finish()
+    if runner == "dataflow":
+        from components.transform.dataflow import run_and_wait
+
+        state = run_and_wait(pipeline)  # streams the job's state and messages to the log
+    else:
+        state = pipeline.run().wait_until_finish()
     if state not in (None, "DONE"):
         raise TransformError(f"the Beam pipeline ended in state {state}")
 
