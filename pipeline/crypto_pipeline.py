@@ -72,6 +72,17 @@ PARAMETER_SOURCES: dict[str, tuple[tuple[str, str], ...]] = {
         )
     },
     "tune_backend": (("tune", "backend"),),
+    "parallel_trials": (("tune", "parallel_trials"),),
+    **{
+        name: (("tune", name),)
+        for name in (
+            "vertex_project",
+            "vertex_region",
+            "vertex_service_account",
+            "vertex_staging_bucket",
+            "vertex_machine_type",
+        )
+    },
     "n_trials": (("tune", "n_trials"),),
     "tune_timeout_s": (("tune", "timeout_s"),),
     "tune_max_epochs": (("tune", "max_epochs"),),
@@ -121,6 +132,12 @@ PARAMETER_HELP = {
     "dataflow_labels": 'runner=dataflow: job labels, JSON {"key": "value"}',
     "tune_backend": "hyper-parameter search backend: optuna (in the pod) or vertex",
     "n_trials": "hyper-parameter trials",
+    "parallel_trials": "tune_backend=vertex: trials running at once",
+    "vertex_project": "tune_backend=vertex: the GCP project of the tuning job",
+    "vertex_region": "tune_backend=vertex: the job's region",
+    "vertex_service_account": "tune_backend=vertex: the trials' service account",
+    "vertex_staging_bucket": "tune_backend=vertex: gs:// staging folder of the job",
+    "vertex_machine_type": "tune_backend=vertex: machine type of each trial",
     "tune_timeout_s": "time budget of the search, seconds",
     "tune_max_epochs": "epochs per trial (with pruning and early stopping)",
     "epochs": "maximum epochs of the final training (early stopping on eval)",
@@ -218,6 +235,12 @@ def build_pipeline(images: Mapping[str, str] | None = None, *, retries: bool = T
         dataflow_private_ips: bool = d["dataflow_private_ips"],
         dataflow_labels: str = d["dataflow_labels"],
         tune_backend: str = d["tune_backend"],
+        parallel_trials: int = d["parallel_trials"],
+        vertex_project: str = d["vertex_project"],
+        vertex_region: str = d["vertex_region"],
+        vertex_service_account: str = d["vertex_service_account"],
+        vertex_staging_bucket: str = d["vertex_staging_bucket"],
+        vertex_machine_type: str = d["vertex_machine_type"],
         n_trials: int = d["n_trials"],
         tune_timeout_s: int = d["tune_timeout_s"],
         tune_max_epochs: int = d["tune_max_epochs"],
@@ -262,6 +285,14 @@ def build_pipeline(images: Mapping[str, str] | None = None, *, retries: bool = T
             max_epochs=tune_max_epochs,
             seed=seed,
             backend=tune_backend,
+            parallel_trials=parallel_trials,
+            vertex_project=vertex_project,
+            vertex_region=vertex_region,
+            vertex_service_account=vertex_service_account,
+            vertex_staging_bucket=vertex_staging_bucket,
+            vertex_machine_type=vertex_machine_type,
+            # Each trial runs the tune step's own image (by digest in a cloud build).
+            vertex_image=images["tune"],
         ).set_display_name("tune")
         train_task = ops["train"](
             features=transform_task.outputs["features"],

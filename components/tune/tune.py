@@ -46,7 +46,7 @@ from components.tune.search_space import SEARCH_SPACE, suggest
 
 log = logging.getLogger(__name__)
 
-#: ``vertex`` (Vertex AI hyper-parameter tuning) is a parameter value the cloud issue builds.
+#: ``optuna`` searches in this process; ``vertex`` runs Vertex AI hyper-parameter tuning.
 BACKENDS: tuple[str, ...] = ("optuna", "vertex")
 SELECTIONS: tuple[str, ...] = ("one_se", "min")
 #: Trials that always run to the end before the pruner compares; epochs never pruned.
@@ -164,6 +164,13 @@ def run(
     pruner_startup_trials: int = PRUNER_STARTUP_TRIALS,
     pruner_warmup_epochs: int = PRUNER_WARMUP_EPOCHS,
     selection: str = "one_se",
+    parallel_trials: int = 4,
+    vertex_project: str | None = None,
+    vertex_region: str | None = None,
+    vertex_service_account: str | None = None,
+    vertex_staging_bucket: str | None = None,
+    vertex_image: str | None = None,
+    vertex_machine_type: str = "n1-standard-4",
 ) -> TuneResult:
     """Search the space in ``search_space``; objective: eval-split MAE of the predicted
     next-day close. Stops after ``n_trials`` or, between trials, after ``timeout_s``.
@@ -172,18 +179,17 @@ def run(
 
     Writes the outputs it is given paths for: ``best_params_path`` (JSON of the selected
     trial's hyper-parameters, what train reads), ``trials_table_path`` (every trial as a
-    Markdown table) and ``metrics_path`` (``TuneResult.metrics()`` as JSON)."""
+    Markdown table) and ``metrics_path`` (``TuneResult.metrics()`` as JSON).
+
+    ``backend="vertex"``: a Vertex AI HyperparameterTuningJob (``components.tune.vertex``)
+    runs ``n_trials`` trials, ``parallel_trials`` at a time, each a custom job on
+    ``vertex_image`` (the tune image by digest) as ``vertex_service_account``; the
+    outputs have the same shape and the same selection rule applies."""
     if selection not in SELECTIONS:
         raise ParameterError(f"selection must be one of {', '.join(SELECTIONS)}, got {selection!r}")
     if backend not in BACKENDS:
         raise ParameterError(
             f"unknown tune backend {backend!r}; expected one of {', '.join(BACKENDS)}"
-        )
-    if backend != "optuna":
-        raise NotImplementedError(
-            f"tune backend {backend!r} is not implemented yet (available: optuna); "
-            "the Vertex AI backend comes with the cloud issue, see "
-            "search_space.to_vertex_parameter_specs()"
         )
     if n_trials < 1:
         raise ParameterError(f"n_trials must be >= 1, got {n_trials}")
@@ -191,6 +197,35 @@ def run(
         raise ParameterError(f"timeout_s must be > 0, got {timeout_s}")
     if max_epochs < 1:
         raise ParameterError(f"max_epochs must be >= 1, got {max_epochs}")
+    if backend == "vertex":
+        from components.tune import vertex
+
+        result = vertex.search(
+            str(features_path),
+            str(stats_path),
+            settings=vertex.VertexSettings(
+                project=vertex_project,
+                region=vertex_region,
+                service_account=vertex_service_account,
+                staging_bucket=vertex_staging_bucket,
+                image=vertex_image,
+                machine_type=vertex_machine_type,
+                parallel_trials=parallel_trials,
+            ),
+            n_trials=n_trials,
+            timeout_s=timeout_s,
+            max_epochs=max_epochs,
+            seed=seed,
+            patience=patience,
+            selection=selection,
+        )
+        _write_outputs(
+            result,
+            best_params_path=best_params_path,
+            trials_table_path=trials_table_path,
+            metrics_path=metrics_path,
+        )
+        return result
 
     import keras
     import optuna
@@ -338,6 +373,47 @@ def run(
         elapsed,
     )
     return result
+
+
+def train_trial(
+    features_path: str | os.PathLike,
+    stats_path: str | os.PathLike,
+    params: Mapping[str, Any],
+    *,
+    max_epochs: int,
+    seed: int,
+    patience: int,
+) -> tuple[float, list[float], int, float]:
+    """Train one configuration as an Optuna trial does (without its pruner): ``(eval price
+    MAE, absolute error per eval row, epochs, persistence eval MAE)``. Vertex AI trials
+    run this."""
+    import keras
+
+    stats = train.load_stats(stats_path)
+    splits = train.load_splits(features_path, ("train", "eval"))
+    train_split, eval_split = splits["train"], splits["eval"]
+    train.limit_threads()
+    keras.backend.clear_session()
+    train.seed_everything(seed)
+    model = train.build_model(dict(params), stats)
+    history = train.fit(
+        model,
+        train_split,
+        eval_split,
+        stats,
+        dict(params),
+        epochs=max_epochs,
+        patience=patience,
+        label="trial",
+        log_level=logging.INFO,
+    )
+    predicted = eval_split.close * np.exp(train.predict_log_return(model, eval_split))
+    errors = np.abs(predicted - eval_split.next_close())
+    value = float(np.mean(errors))
+    if not math.isfinite(value):
+        raise FloatingPointError(f"eval price MAE is {value}")
+    baseline = float(np.mean(np.abs(eval_split.close - eval_split.next_close())))
+    return value, [float(e) for e in errors], len(history["loss"]), baseline
 
 
 def _round(value: Any) -> Any:
