@@ -21,9 +21,7 @@ from pathlib import Path
 
 from components.common.contracts import HPARAM_NAMES
 from components.tune.search_space import SEARCH_SPACE, validate
-
-#: The metric every trial reports and the tuning job minimises.
-METRIC = "eval_price_mae"
+from components.tune.vertex import METRIC
 
 log = logging.getLogger(__name__)
 

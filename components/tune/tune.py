@@ -200,7 +200,7 @@ def run(
     if backend == "vertex":
         from components.tune import vertex
 
-        result = vertex.search(
+        found = vertex.search(
             str(features_path),
             str(stats_path),
             settings=vertex.VertexSettings(
@@ -217,8 +217,8 @@ def run(
             max_epochs=max_epochs,
             seed=seed,
             patience=patience,
-            selection=selection,
         )
+        result = _vertex_result(found, selection)
         _write_outputs(
             result,
             best_params_path=best_params_path,
@@ -373,6 +373,44 @@ def run(
         elapsed,
     )
     return result
+
+
+def _vertex_result(found: Mapping[str, Any], selection: str) -> TuneResult:
+    """The ``TuneResult`` of a Vertex AI search (``vertex.search``), with the same
+    selection rule and trial rows as the Optuna backend."""
+    rows, errors, baseline = found["rows"], found["errors"], found["baseline"]
+    if not errors:
+        raise RuntimeError(f"no Vertex AI tuning trial succeeded ({len(rows)} ran); see the log")
+    lowest, within = within_one_se(errors)
+    chosen = select_one_se(errors, found["l2"]) if selection == "one_se" else lowest
+    trials = [
+        {
+            **r,
+            "eval_mae_ratio": ratio(r["eval_price_mae"], baseline)
+            if r["eval_price_mae"] is not None
+            else None,
+            "within_one_se": within.get(r["number"]),
+        }
+        for r in rows
+    ]
+    best = next(t for t in trials if t["number"] == chosen)
+    value = {t["number"]: t["eval_price_mae"] for t in trials}
+    return TuneResult(
+        best_params=dict(best["params"]),
+        best_value=float(best["eval_price_mae"]),
+        best_trial=chosen,
+        baseline_eval_mae=baseline,
+        trials_run=len(trials),
+        trials_pruned=sum(t["state"] == "pruned" for t in trials),
+        trials_failed=sum(t["state"] == "fail" for t in trials),
+        elapsed_s=found["elapsed_s"],
+        trials=trials,
+        selection=selection,
+        lowest_trial=lowest,
+        lowest_value=float(value[lowest]),
+        trials_within_one_se=sum(within.values()),
+        backend="vertex",
+    )
 
 
 def train_trial(

@@ -4,8 +4,9 @@ space (``search_space.to_vertex_parameter_specs``).
 Each trial is a custom job on the tune image (by digest) running
 ``python -m components.tune.trial`` with the sampled values; it reports the eval price MAE
 with cloudml-hypertune and leaves its row-by-row errors under the job's staging folder.
-This process waits for the job (the SDK logs its state), reads every trial, and builds the
-``TuneResult`` the Optuna backend builds: same trials table, same selection rule.
+This process waits for the job (the SDK logs its state) and reads every trial; the tune
+step then builds the ``TuneResult`` the Optuna backend builds: same trials table, same
+selection rule (``tune._vertex_result``).
 """
 
 from __future__ import annotations
@@ -21,13 +22,12 @@ import numpy as np
 
 from components.common.contracts import HPARAM_NAMES
 from components.common.results import ParameterError
-from components.train import ratio
 from components.tune.search_space import SEARCH_SPACE, to_vertex_parameter_specs
-from components.tune.trial import METRIC
-from components.tune.tune import TuneResult, select_one_se, within_one_se
 
 log = logging.getLogger(__name__)
 
+#: The metric every trial reports and the tuning job minimises.
+METRIC = "eval_price_mae"
 TRIAL_COMMAND = ["python", "-m", "components.tune.trial"]
 #: Vertex trial states -> the Optuna backend's state names.
 STATES = {"SUCCEEDED": "complete", "INFEASIBLE": "fail", "STOPPING": "pruned"}
@@ -170,10 +170,9 @@ def search(
     max_epochs: int,
     seed: int,
     patience: int,
-    selection: str,
     read_bytes=None,
-) -> TuneResult:
-    """Run the tuning job, wait for it, and turn its trials into a ``TuneResult``."""
+) -> dict:
+    """Run the tuning job, wait for it, and read its trials (``read_trials``)."""
     from components.common import uris
 
     settings.check(n_trials)
@@ -199,28 +198,25 @@ def search(
     # Each trial may run for the search's time budget; the SDK logs the job's state.
     job.run(service_account=settings.service_account, timeout=int(timeout_s), sync=True)
     reader = read_bytes or uris.read_bytes
-    return result_from_trials(job.trials, errors_dir, reader, selection, time.monotonic() - started)
+    return {**read_trials(job.trials, errors_dir, reader), "elapsed_s": time.monotonic() - started}
 
 
-def result_from_trials(trials, errors_dir: str, read_bytes, selection: str, elapsed: float):
-    """A ``TuneResult`` from the job's trials (``gca`` Trial messages) and their errors."""
-    rows, errors, l2, values, baseline = [], {}, {}, {}, math.nan
+def read_trials(trials, errors_dir: str, read_bytes) -> dict:
+    """The job's trials (``gca`` Trial messages) as the Optuna backend's trial rows, with
+    each succeeded trial's eval errors (the trials' files) and the persistence MAE."""
+    rows, errors, l2, baseline = [], {}, {}, math.nan
     for trial in trials:
         number = int(trial.id)
         state = STATES.get(trial.state.name, "fail")
-        params = {p.parameter_id: p.value for p in trial.parameters}
-        params = {
-            name: _typed(name, params[name]) if name in params else None for name in HPARAM_NAMES
-        }
-        value = None
-        epochs = None
+        values = {p.parameter_id: p.value for p in trial.parameters}
+        params = {n: _typed(n, values[n]) if n in values else None for n in HPARAM_NAMES}
+        value = epochs = seconds = None
         if state == "complete":
             detail = json.loads(read_bytes(f"{errors_dir}/{trial.id}.json"))
             value = next(m.value for m in trial.final_measurement.metrics if m.metric_id == METRIC)
             errors[number] = np.asarray(detail["errors"], dtype=np.float64)
-            l2[number], values[number] = params["l2"], value
+            l2[number] = params["l2"]
             epochs, baseline = detail["epochs"], detail["baseline"]
-        seconds = None
         if trial.start_time and trial.end_time:
             seconds = round((trial.end_time - trial.start_time).total_seconds(), 2)
         rows.append(
@@ -233,42 +229,7 @@ def result_from_trials(trials, errors_dir: str, read_bytes, selection: str, elap
                 "params": params,
             }
         )
-    if not errors:
-        raise RuntimeError(f"no Vertex AI tuning trial succeeded ({len(rows)} ran)")
-    lowest, within = within_one_se(errors)
-    chosen = select_one_se(errors, l2) if selection == "one_se" else lowest
-    ordered = [
-        {
-            "number": r["number"],
-            "state": r["state"],
-            "eval_price_mae": r["eval_price_mae"],
-            "eval_mae_ratio": ratio(r["eval_price_mae"], baseline)
-            if r["eval_price_mae"] is not None
-            else None,
-            "epochs": r["epochs"],
-            "seconds": r["seconds"],
-            "params": r["params"],
-            "within_one_se": within.get(r["number"]),
-        }
-        for r in rows
-    ]
-    best = next(r for r in ordered if r["number"] == chosen)
-    return TuneResult(
-        best_params=dict(best["params"]),
-        best_value=float(best["eval_price_mae"]),
-        best_trial=chosen,
-        baseline_eval_mae=baseline,
-        trials_run=len(rows),
-        trials_pruned=sum(r["state"] == "pruned" for r in rows),
-        trials_failed=sum(r["state"] == "fail" for r in rows),
-        elapsed_s=elapsed,
-        trials=ordered,
-        selection=selection,
-        lowest_trial=lowest,
-        lowest_value=float(values[lowest]),
-        trials_within_one_se=sum(within.values()),
-        backend="vertex",
-    )
+    return {"rows": rows, "errors": errors, "l2": l2, "baseline": baseline}
 
 
 def _typed(name: str, value):
