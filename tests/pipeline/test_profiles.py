@@ -279,3 +279,34 @@ def test_missing_pulumi_cli_says_how_to_install_or_what_to_pass(tmp_path, monkey
     message = str(err.value)
     assert "Pulumi CLI is not on PATH" in message
     assert "pulumi.com/docs/install" in message and "--stack-outputs FILE" in message
+
+
+def test_dry_run_prints_the_dataflow_and_vertex_settings_from_the_stack(tmp_path):
+    import subprocess
+
+    outputs_file = tmp_path / "outputs.json"
+    outputs_file.write_text(json.dumps(stack_outputs()))
+    proc = subprocess.run(
+        [sys.executable, "-m", "pipeline", "submit", "--dry-run", "--allow-unpinned",
+         "--stack-outputs", str(outputs_file), "-o", str(tmp_path / "p.yaml")],
+        capture_output=True, text=True, cwd=PROJECT_ROOT, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    out = proc.stdout
+    assert "Dataflow (transform):" in out and "Vertex AI (tune):" in out
+    for line in (
+        "dataflow_subnetwork = 'regions/europe-west4/subnetworks/crypto-kfp-subnet'",
+        "dataflow_service_account = 'crypto-kfp-dataflow@acme-forecasting.iam.gserviceaccount.com'",
+        "vertex_staging_bucket = 'gs://crypto-kfp-artifacts-acme-forecasting/vertex-staging'",
+        "vertex_service_account = 'crypto-kfp-vertex@acme-forecasting.iam.gserviceaccount.com'",
+    ):
+        assert line in out, line
+    local = subprocess.run(
+        [sys.executable, "-m", "pipeline", "submit", "--dry-run", "--allow-unpinned",
+         "--stack-outputs", str(outputs_file), "-o", str(tmp_path / "q.yaml"),
+         "--runner", "local", "--tune-backend", "optuna"],
+        capture_output=True, text=True, cwd=PROJECT_ROOT, check=False,
+    )  # fmt: skip
+    assert local.returncode == 0, local.stderr
+    assert "Dataflow (transform): not used" in local.stdout
+    assert "Vertex AI (tune): not used" in local.stdout
