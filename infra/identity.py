@@ -34,8 +34,11 @@ PROJECT_ROLES = {
     # GKE's least-privilege node role: log writing, metric writing, resource metadata. It
     # replaces the default compute service account, which has project Editor.
     "nodes": ("roles/container.defaultNodeServiceAccount",),
-    # Dataflow jobs and Vertex AI jobs/endpoints are project-scoped resources.
-    "pipeline": ("roles/dataflow.developer", "roles/aiplatform.user"),
+    # Dataflow jobs and Vertex AI jobs/endpoints are project-scoped resources. Creating a
+    # Dataflow job also checks machine types, regions, zones and the buckets
+    # (compute.machineTypes.get, compute.regions.list, compute.zones.list,
+    # storage.buckets.get): dataflow.developer lacks them, dataflow.admin has them.
+    "pipeline": ("roles/dataflow.admin", "roles/aiplatform.user"),
     "dataflow": ("roles/dataflow.worker",),
 }
 
@@ -55,6 +58,8 @@ BUCKET_ROLES = {
     ("dataflow", "artifacts"): (ADMIN,),
     ("dataflow", "dataflow_temp"): (ADMIN,),
     ("dataflow", "dataflow_staging"): (VIEW,),
+    # Tuning trials read the features from the pipeline root and Vertex stages each custom
+    # job's files under the pipeline root's vertex-staging/ prefix (the job's staging bucket).
     ("vertex", "artifacts"): (ADMIN,),
     ("vertex", "models"): (VIEW,),
     ("kfp-ui", "artifacts"): (VIEW,),
@@ -65,6 +70,8 @@ BUCKET_ROLES = {
 REPOSITORY_ROLES = {
     "nodes": ("roles/artifactregistry.reader",),
     "dataflow": ("roles/artifactregistry.reader",),
+    # Vertex custom jobs (tuning trials) run the tune image from this repository.
+    "vertex": ("roles/artifactregistry.reader",),
 }
 
 # The pipeline launches Dataflow jobs and Vertex AI jobs *as* these accounts, which needs

@@ -26,7 +26,7 @@ def manifest_url(path: str, version: str) -> str:
 
 
 class KubeflowPipelines(pulumi.ComponentResource):
-    """Installs KFP from its release manifests, then patches the GCP-specific settings."""
+    """Installs KFP from its release manifests, then annotates its service accounts."""
 
     def __init__(
         self,
@@ -71,22 +71,13 @@ class KubeflowPipelines(pulumi.ComponentResource):
         # re-applied install has reset the fields to the manifests' values.
         version_annotation = {"crypto-kfp/kfp-version": settings.kfp_version}
 
-        # The launcher in every step pod reads the pipeline root from kfp-launcher at run
-        # time. Kustomize copies pipeline-install-config's value into it only at build
-        # time, so both are patched; the API server reads the latter when it starts.
-        self.config_patches = [
-            k8s.core.v1.ConfigMapPatch(
-                f"{name}-{config_map}-pipeline-root",
-                metadata=k8s.meta.v1.ObjectMetaPatchArgs(
-                    name=config_map,
-                    namespace=KFP_NAMESPACE,
-                    annotations={**PATCH_FORCE, **version_annotation},
-                ),
-                data={"defaultPipelineRoot": pipeline_root},
-                opts=after_install,
-            )
-            for config_map in ("kfp-launcher", "pipeline-install-config")
-        ]
+        # The pipeline root has one owner: the run. `python -m pipeline submit` passes the
+        # stack's pipeline_root with every run, so no ConfigMap is patched here. A
+        # ConfigMapPatch of kfp-launcher's defaultPipelineRoot would share that field with
+        # the Directory above (which renders it), and server-side apply would then fail with
+        # a field conflict on the next upgrade or refresh. (In 2.17 only the root DAG driver
+        # reads the key, from kfp-launcher; pipeline-install-config's copy is never read.)
+        # Runs started without a root (e.g. from the UI) use the manifests' default.
         # Step pods (pipeline-runner) and the UI (ml-pipeline-ui) reach GCS as their Google
         # service accounts through Workload Identity: no key file anywhere.
         self.service_account_patches = [

@@ -10,10 +10,16 @@ from infra.options import child_options
 
 PODS_RANGE = "pods"
 SERVICES_RANGE = "services"
-# Kubeflow Pipelines' cache server is an admission webhook listening on 8443. GKE's own
-# firewall rules for private clusters only open 443 and 10250 from the control plane, so
-# without this rule every pod creation in kubeflow waits for the webhook and times out.
+# Kubeflow Pipelines' cache server is a mutating admission webhook on 8443, which GKE's own
+# private-cluster rules (443, 10250 from the control plane) do not open. In KFP 2.17 it
+# matters little: the webhook selects only v1 pods (its pipelines.kubeflow.org/cache_enabled
+# label), so v2 step and driver pods never reach it, and its failurePolicy is Ignore. The
+# rule is kept so the API server's calls for v1 pods do not each wait for a timeout.
 WEBHOOK_PORTS = ("8443",)
+# Dataflow workers shuffle and exchange data with each other on these ports; every Dataflow
+# VM carries the network tag "dataflow", so the rule admits exactly worker-to-worker traffic.
+DATAFLOW_WORKER_PORTS = ("12345-12346",)
+DATAFLOW_TAG = "dataflow"
 
 
 class Network(pulumi.ComponentResource):
@@ -89,8 +95,25 @@ class Network(pulumi.ComponentResource):
             source_ranges=[settings.master_cidr],
             target_tags=[self.node_tag],
             allows=[gcp.compute.FirewallAllowArgs(protocol="tcp", ports=list(WEBHOOK_PORTS))],
-            description="GKE control plane to admission webhooks (KFP cache server) on "
-            "private nodes",
+            description="GKE control plane to KFP's cache webhook on private nodes (reached "
+            "only for v1 pods in KFP 2.17)",
             opts=child,
+        )
+        self.dataflow_firewall = gcp.compute.Firewall(
+            f"{name}-dataflow-workers",
+            name=settings.name("dataflow-workers"),
+            network=self.vpc.id,
+            direction="INGRESS",
+            source_tags=[DATAFLOW_TAG],
+            target_tags=[DATAFLOW_TAG],
+            allows=[
+                gcp.compute.FirewallAllowArgs(protocol="tcp", ports=list(DATAFLOW_WORKER_PORTS))
+            ],
+            description="Dataflow worker to worker (shuffle, data exchange) on the private VPC",
+            opts=child,
+        )
+        # What Dataflow's --subnetwork takes.
+        self.subnetwork_path = self.subnet.name.apply(
+            lambda n: f"regions/{settings.region}/subnetworks/{n}"
         )
         self.register_outputs({"vpc": self.vpc.id, "subnet": self.subnet.id})

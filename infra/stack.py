@@ -78,6 +78,12 @@ def build_stack(settings: Settings) -> dict[str, Any]:
         "pipelines_node_selector": dict(PIPELINES_LABEL),
         "pipelines_toleration": dict(PIPELINES_TOLERATION),
         "protect": settings.protect,
+        # The transform's Dataflow job and the Vertex AI tuning job (gcp profile).
+        "dataflow_subnetwork": network.subnetwork_path,
+        "labels": dict(settings.labels),
+        "vertex_staging_uri": storage.buckets["artifacts"].name.apply(
+            lambda n: f"gs://{n}/vertex-staging"
+        ),
     }
     outputs.update({BUCKET_OUTPUTS[key]: uri for key, uri in storage.uris.items()})
     outputs.update({ACCOUNT_OUTPUTS[key]: email for key, email in identity.emails.items()})

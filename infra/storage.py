@@ -20,6 +20,9 @@ class BucketSpec:
     expires: bool = False
     # Data buckets are Pulumi-protected and survive `pulumi destroy` when the stack is protected.
     holds_data: bool = True
+    # Scratch buckets keep no soft-deleted copies: Dataflow writes and deletes many temp
+    # files per job, each would be billed for GCS's default 7 days (Beam warns about it).
+    soft_delete: bool = True
 
 
 BUCKETS = {
@@ -27,10 +30,10 @@ BUCKETS = {
     "raw": BucketSpec("raw", "raw data lake", versioned=True),
     "artifacts": BucketSpec("artifacts", "KFP pipeline root: every step's artifacts"),
     "dataflow_temp": BucketSpec(
-        "df-temp", "Dataflow temporary files", expires=True, holds_data=False
+        "df-temp", "Dataflow temporary files", expires=True, holds_data=False, soft_delete=False
     ),
     "dataflow_staging": BucketSpec(
-        "df-staging", "Dataflow staged packages", expires=True, holds_data=False
+        "df-staging", "Dataflow staged packages", expires=True, holds_data=False, soft_delete=False
     ),
     "models": BucketSpec("models", "trained models for serving", versioned=True),
 }
@@ -62,6 +65,9 @@ class Buckets(pulumi.ComponentResource):
                 lifecycle_rules=_expiry_rules(settings.temp_object_ttl_days)
                 if spec.expires
                 else None,
+                soft_delete_policy=None
+                if spec.soft_delete
+                else gcp.storage.BucketSoftDeletePolicyArgs(retention_duration_seconds=0),
                 labels={**settings.labels, "purpose": spec.suffix},
                 # A disposable stack must be destroyable with objects inside; a protected
                 # stack refuses to delete a data bucket that still holds objects.

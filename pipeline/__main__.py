@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from components.images import (
+    DATAFLOW_WORKER,
     DEFAULT_REGISTRY,
     DEFAULT_TAG,
     ImagesError,
@@ -179,6 +180,7 @@ def _cmd_submit(args) -> int:
     from pipeline.parameters import check_arguments
     from pipeline.profiles import (
         StackOutputsError,
+        cloud_settings,
         cloud_warnings,
         gcp_arguments,
         load_stack_outputs,
@@ -205,6 +207,11 @@ def _cmd_submit(args) -> int:
         registry = str(outputs["registry_url"]).rstrip("/")
         images = _images(args, registry)
         check_registry(images, registry)
+        if arguments.get("runner") == "dataflow" and DATAFLOW_WORKER not in images:
+            raise SubmitError(
+                f"runner 'dataflow' needs the {DATAFLOW_WORKER} image (the Dataflow workers' "
+                "SDK container) in --images: build it with `make images`, or pass --runner local."
+            )
         unpinned = sorted(step for step, ref in images.items() if not is_pinned(ref))
         if unpinned and not args.allow_unpinned:
             raise SubmitError(
@@ -226,6 +233,8 @@ def _cmd_submit(args) -> int:
     for name, value in sorted(arguments.items()):
         print(f"    {name} = {value!r}")
     print(f"Pipeline root: {outputs['pipeline_root']}")
+    for line in cloud_settings(arguments):
+        print(line)
     sys.stdout.flush()
     for warning in cloud_warnings(arguments):
         print(f"warning: {warning}", file=sys.stderr)
@@ -320,8 +329,10 @@ def build_parser(show_defaults: bool = True) -> argparse.ArgumentParser:
         "Reach the cluster first:\n"
         "    make kubeconfig && export KUBECONFIG=$PWD/.local/kubeconfig\n"
         "    kubectl -n kubeflow port-forward svc/ml-pipeline-ui 8080:80\n\n"
+        "The transform runs on Dataflow and the search on Vertex AI (settings from the "
+        "stack outputs); --runner local / --tune-backend optuna keep them in their pods. "
         "Not built yet: the vertex/gke deploy targets (a model that passes the gate fails "
-        "at deploy) and the Dataflow runner (Beam runs inside the transform pod).",
+        "at deploy).",
     )
     cloud.add_argument(
         "--host",
@@ -375,7 +386,8 @@ def build_parser(show_defaults: bool = True) -> argparse.ArgumentParser:
         {
             "lake": "the raw_bucket output",
             "model_repository": "models_bucket/repository",
-            "runner": "'local': Beam inside the transform pod",
+            "runner": "'dataflow' (settings from the stack; 'local': Beam in the pod)",
+            "tune_backend": "'vertex' (settings from the stack; 'optuna': in the pod)",
             "deploy_target": "'vertex' (not built yet)",
         },
         show_defaults,

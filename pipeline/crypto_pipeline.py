@@ -22,7 +22,7 @@ from components import deploy, ingest, train, transform, tune
 from components.common.cli import defaults_of
 from components.common.placement import PIPELINES_LABEL, PIPELINES_TOLERATION
 from components.deploy.component import deploy_op
-from components.images import STEPS, image_refs, validate_images
+from components.images import DATAFLOW_WORKER, STEPS, image_refs, validate_images
 from components.ingest.component import ingest_op
 from components.train.component import train_op
 from components.transform.component import transform_op
@@ -46,6 +46,8 @@ STEP_RUNS: dict[str, Callable] = {
     "tune": tune.run,
     "train": train.run,
     "deploy": deploy.run,
+    # The transform's Dataflow settings (used with runner=dataflow).
+    "dataflow": transform.dataflow_options,
 }
 
 
@@ -139,7 +141,23 @@ def build_pipeline(images: Mapping[str, str] | None = None, *, retries: bool = T
         split: str = d["split"],
         max_rejected_fraction: float = d["max_rejected_fraction"],
         runner: str = d["runner"],
+        dataflow_project: str = d["dataflow_project"],
+        dataflow_region: str = d["dataflow_region"],
+        dataflow_temp_location: str = d["dataflow_temp_location"],
+        dataflow_staging_location: str = d["dataflow_staging_location"],
+        dataflow_service_account: str = d["dataflow_service_account"],
+        dataflow_subnetwork: str = d["dataflow_subnetwork"],
+        dataflow_machine_type: str = d["dataflow_machine_type"],
+        dataflow_max_workers: int = d["dataflow_max_workers"],
+        dataflow_private_ips: bool = d["dataflow_private_ips"],
+        dataflow_labels: str = d["dataflow_labels"],
         tune_backend: str = d["tune_backend"],
+        parallel_trials: int = d["parallel_trials"],
+        vertex_project: str = d["vertex_project"],
+        vertex_region: str = d["vertex_region"],
+        vertex_service_account: str = d["vertex_service_account"],
+        vertex_staging_bucket: str = d["vertex_staging_bucket"],
+        vertex_machine_type: str = d["vertex_machine_type"],
         n_trials: int = d["n_trials"],
         tune_timeout_s: int = d["tune_timeout_s"],
         tune_max_epochs: int = d["tune_max_epochs"],
@@ -163,6 +181,18 @@ def build_pipeline(images: Mapping[str, str] | None = None, *, retries: bool = T
             max_rejected_fraction=max_rejected_fraction,
             column_mapping=column_mapping,
             runner=runner,
+            dataflow_project=dataflow_project,
+            dataflow_region=dataflow_region,
+            dataflow_temp_location=dataflow_temp_location,
+            dataflow_staging_location=dataflow_staging_location,
+            dataflow_service_account=dataflow_service_account,
+            dataflow_subnetwork=dataflow_subnetwork,
+            # The Dataflow workers' SDK image is a build output, not a run parameter.
+            dataflow_worker_image=images.get(DATAFLOW_WORKER, ""),
+            dataflow_machine_type=dataflow_machine_type,
+            dataflow_max_workers=dataflow_max_workers,
+            dataflow_private_ips=dataflow_private_ips,
+            dataflow_labels=dataflow_labels,
         ).set_display_name("transform")
         tune_task = ops["tune"](
             features=transform_task.outputs["features"],
@@ -172,6 +202,14 @@ def build_pipeline(images: Mapping[str, str] | None = None, *, retries: bool = T
             max_epochs=tune_max_epochs,
             seed=seed,
             backend=tune_backend,
+            parallel_trials=parallel_trials,
+            vertex_project=vertex_project,
+            vertex_region=vertex_region,
+            vertex_service_account=vertex_service_account,
+            vertex_staging_bucket=vertex_staging_bucket,
+            vertex_machine_type=vertex_machine_type,
+            # Each trial runs the tune step's own image (by digest in a cloud build).
+            vertex_image=images["tune"],
         ).set_display_name("tune")
         train_task = ops["train"](
             features=transform_task.outputs["features"],

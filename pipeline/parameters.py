@@ -22,7 +22,23 @@ PARAMETER_TYPES: dict[str, type] = {
     "split": str,
     "max_rejected_fraction": float,
     "runner": str,
+    "dataflow_project": str,
+    "dataflow_region": str,
+    "dataflow_temp_location": str,
+    "dataflow_staging_location": str,
+    "dataflow_service_account": str,
+    "dataflow_subnetwork": str,
+    "dataflow_machine_type": str,
+    "dataflow_max_workers": int,
+    "dataflow_private_ips": bool,
+    "dataflow_labels": str,
     "tune_backend": str,
+    "parallel_trials": int,
+    "vertex_project": str,
+    "vertex_region": str,
+    "vertex_service_account": str,
+    "vertex_staging_bucket": str,
+    "vertex_machine_type": str,
     "n_trials": int,
     "tune_timeout_s": int,
     "tune_max_epochs": int,
@@ -43,7 +59,33 @@ PARAMETER_SOURCES: dict[str, tuple[tuple[str, str], ...]] = {
     "split": (("transform", "split"),),
     "max_rejected_fraction": (("transform", "max_rejected_fraction"),),
     "runner": (("transform", "runner"),),
+    **{
+        f"dataflow_{name}": (("dataflow", option),)
+        for name, option in (
+            ("project", "project"),
+            ("region", "region"),
+            ("temp_location", "temp_location"),
+            ("staging_location", "staging_location"),
+            ("service_account", "service_account_email"),
+            ("subnetwork", "subnetwork"),
+            ("machine_type", "machine_type"),
+            ("max_workers", "max_num_workers"),
+            ("private_ips", "no_use_public_ips"),
+            ("labels", "labels"),
+        )
+    },
     "tune_backend": (("tune", "backend"),),
+    "parallel_trials": (("tune", "parallel_trials"),),
+    **{
+        name: (("tune", name),)
+        for name in (
+            "vertex_project",
+            "vertex_region",
+            "vertex_service_account",
+            "vertex_staging_bucket",
+            "vertex_machine_type",
+        )
+    },
     "n_trials": (("tune", "n_trials"),),
     "tune_timeout_s": (("tune", "timeout_s"),),
     "tune_max_epochs": (("tune", "max_epochs"),),
@@ -71,8 +113,24 @@ PARAMETER_HELP = {
     "split": "train,eval,test fractions of each coin's dates, in time order",
     "max_rejected_fraction": "fail the transform when more of the rows are rejected",
     "runner": "Beam runner of the transform: local (in-process) or dataflow",
-    "tune_backend": "hyper-parameter search backend: optuna",
+    "dataflow_project": "runner=dataflow: the GCP project of the job",
+    "dataflow_region": "runner=dataflow: the job's region",
+    "dataflow_temp_location": "runner=dataflow: gs:// temp location",
+    "dataflow_staging_location": "runner=dataflow: gs:// staging location",
+    "dataflow_service_account": "runner=dataflow: the workers' service account",
+    "dataflow_subnetwork": "runner=dataflow: regions/REGION/subnetworks/NAME",
+    "dataflow_machine_type": "runner=dataflow: worker machine type (empty: Dataflow's)",
+    "dataflow_max_workers": "runner=dataflow: autoscaling limit",
+    "dataflow_private_ips": "runner=dataflow: workers without public IPs",
+    "dataflow_labels": 'runner=dataflow: job labels, JSON {"key": "value"}',
+    "tune_backend": "hyper-parameter search backend: optuna (in the pod) or vertex",
     "n_trials": "hyper-parameter trials",
+    "parallel_trials": "tune_backend=vertex: trials running at once",
+    "vertex_project": "tune_backend=vertex: the GCP project of the tuning job",
+    "vertex_region": "tune_backend=vertex: the job's region",
+    "vertex_service_account": "tune_backend=vertex: the trials' service account",
+    "vertex_staging_bucket": "tune_backend=vertex: gs:// staging folder of the job",
+    "vertex_machine_type": "tune_backend=vertex: machine type of each trial",
     "tune_timeout_s": "time budget of the search, seconds",
     "tune_max_epochs": "epochs per trial (with pruning and early stopping)",
     "epochs": "maximum epochs of the final training (early stopping on eval)",
@@ -83,12 +141,27 @@ PARAMETER_HELP = {
 }
 
 
+#: The steps with a light ``check_parameters``. The ``dataflow_*`` settings are not among
+#: them: Beam's own validator checks them (it needs Beam), when the transform builds its
+#: options, and lists every problem at once there.
+LIGHT_CHECKS = frozenset({"ingest", "transform", "tune", "train", "deploy"})
+
 #: Parameters whose step default is None: the pipeline passes "" for it.
 EMPTY_IS_NONE = frozenset({"source_sha256", "column_mapping"})
 
 
 def flag(name: str) -> str:
     return f"--{name.replace('_', '-')}"
+
+
+def parse_bool(text: str) -> bool:
+    """``true``/``false`` (also ``1``/``0``, ``yes``/``no``), any case; ValueError otherwise."""
+    lowered = str(text).strip().lower()
+    if lowered in ("true", "1", "yes"):
+        return True
+    if lowered in ("false", "0", "no"):
+        return False
+    raise ValueError(f"not a boolean: {text!r}")
 
 
 def convert(given: Mapping[str, str]) -> tuple[dict[str, Any], list[str]]:
@@ -98,9 +171,12 @@ def convert(given: Mapping[str, str]) -> tuple[dict[str, Any], list[str]]:
     for name, text in given.items():
         kind = PARAMETER_TYPES[name]
         try:
-            values[name] = kind(text) if kind is not str else text
+            if kind is bool:
+                values[name] = parse_bool(text)
+            else:
+                values[name] = kind(text) if kind is not str else text
         except ValueError:
-            what = "an integer" if kind is int else "a number"
+            what = {int: "an integer", float: "a number", bool: "true or false"}[kind]
             problems.append(f"{flag(name)}: must be {what}, got {text!r}")
     return values, problems
 
@@ -119,6 +195,8 @@ def check_arguments(arguments: Mapping[str, Any]) -> list[str]:
             pipeline_name[step, parameter] = name
     problems: dict[str, str] = {}
     for step, given in per_step.items():
+        if step not in LIGHT_CHECKS:
+            continue
         face = importlib.import_module(f"components.{step}")
         for parameter, problem in face.check_parameters(**given).items():
             name = pipeline_name.get((step, parameter))

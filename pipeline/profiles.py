@@ -85,23 +85,76 @@ def validate_stack_outputs(outputs: dict[str, Any]) -> None:
         )
 
 
+#: Stack outputs the cloud backends read (runner=dataflow, tune_backend=vertex).
+BACKEND_OUTPUTS = {
+    "project": "GCP project of the Dataflow and Vertex AI jobs",
+    "region": "their region",
+    "dataflow_temp_bucket": "Dataflow temp location (gs:// URI)",
+    "dataflow_staging_bucket": "Dataflow staging location (gs:// URI)",
+    "dataflow_service_account": "Dataflow worker service account",
+    "dataflow_subnetwork": "subnetwork of the private Dataflow workers",
+    "vertex_service_account": "service account of the Vertex AI tuning trials",
+    "vertex_staging_uri": "staging folder of the Vertex AI tuning job (gs:// URI)",
+}
+
+
 def gcp_arguments(stack_outputs: dict[str, Any]) -> dict[str, Any]:
     """Pipeline arguments of the gcp profile, from the stack outputs.
 
-    ``runner="local"``: Beam runs in-process inside the transform pod (Dataflow
-    submission is not built yet). ``deploy_target="vertex"``: the cloud target, not
-    built yet either, so a run whose model passes the gate fails at deploy with
+    The heavy steps go to Google's engines: ``runner="dataflow"`` (the transform submits a
+    Beam job) and ``tune_backend="vertex"`` (a Vertex AI hyper-parameter tuning job), every
+    setting from the stack. ``--runner local`` / ``--tune-backend optuna`` on the command
+    line run them inside their pods instead. ``deploy_target="vertex"``: the cloud target,
+    not built yet, so a run whose model passes the gate fails at deploy with
     NotImplementedError (see ``cloud_warnings``).
     """
-    missing = _missing(stack_outputs, ("raw_bucket", "models_bucket"))
+    missing = _missing(stack_outputs, ("raw_bucket", "models_bucket", *BACKEND_OUTPUTS))
     if missing:
-        raise StackOutputsError(f"stack outputs lack {', '.join(missing)}. {_fix_hint()}")
+        named = ", ".join(
+            f"{key} ({BACKEND_OUTPUTS[key]})" if key in BACKEND_OUTPUTS else key for key in missing
+        )
+        raise StackOutputsError(f"stack outputs lack {named}. {_fix_hint()}")
+    o = {key: str(value).rstrip("/") for key, value in stack_outputs.items() if key != "labels"}
+    labels = {**(stack_outputs.get("labels") or {}), "step": "transform"}
     return {
-        "lake": str(stack_outputs["raw_bucket"]).rstrip("/"),
-        "model_repository": str(stack_outputs["models_bucket"]).rstrip("/") + "/repository",
-        "runner": "local",
+        "lake": o["raw_bucket"],
+        "model_repository": o["models_bucket"] + "/repository",
+        "runner": "dataflow",
+        "dataflow_project": o["project"],
+        "dataflow_region": o["region"],
+        "dataflow_temp_location": o["dataflow_temp_bucket"] + "/temp",
+        "dataflow_staging_location": o["dataflow_staging_bucket"] + "/staging",
+        "dataflow_service_account": o["dataflow_service_account"],
+        "dataflow_subnetwork": o["dataflow_subnetwork"],
+        "dataflow_labels": json.dumps(labels, sort_keys=True),
+        "tune_backend": "vertex",
+        "vertex_project": o["project"],
+        "vertex_region": o["region"],
+        "vertex_service_account": o["vertex_service_account"],
+        "vertex_staging_bucket": o["vertex_staging_uri"],
         "deploy_target": "vertex",
     }
+
+
+def cloud_settings(arguments: dict[str, Any]) -> list[str]:
+    """The Dataflow and Vertex AI settings a run will use, one line each (for --dry-run)."""
+    from pipeline.crypto_pipeline import DEFAULTS
+
+    lines = []
+    groups = (
+        ("runner", "dataflow", "Dataflow (transform)", "dataflow_"),
+        ("tune_backend", "vertex", "Vertex AI (tune)", ("vertex_", "parallel_trials", "n_trials")),
+    )
+    for key, engine, title, prefixes in groups:
+        value = arguments.get(key, DEFAULTS[key])
+        if value != engine:
+            lines.append(f"{title}: not used ({key}={value!r}: runs inside the step's pod)")
+            continue
+        lines.append(f"{title}:")
+        for name in sorted(DEFAULTS):
+            if name.startswith(prefixes):
+                lines.append(f"    {name} = {arguments.get(name, DEFAULTS[name])!r}")
+    return lines
 
 
 def validate_cloud_arguments(arguments: dict[str, Any]) -> None:
@@ -137,14 +190,6 @@ def cloud_warnings(arguments: dict[str, Any]) -> list[str]:
             "gate, the deploy step fails with NotImplementedError (ingest, transform, tune "
             "and train run, and their artifacts stay in the pipeline root)."
         )
-    if arguments.get("runner") == "dataflow":
-        warnings.append(
-            "runner 'dataflow' is not wired into the pipeline yet: the transform "
-            "step fails; the default runner 'local' runs Beam inside its pod."
-        )
-    backend = arguments.get("tune_backend")
-    if backend not in (None, "optuna"):
-        warnings.append(f"tune backend {backend!r} is not built yet: the tune step fails.")
     return warnings
 
 

@@ -99,6 +99,11 @@ def configure_logging(quiet: bool = False) -> None:
         force=True,
     )
     logging.getLogger("apache_beam").setLevel(logging.WARNING)
+    # Except the Dataflow runner's poller: its job states and job messages are the step's
+    # progress with runner=dataflow.
+    logging.getLogger("apache_beam.runners.dataflow").setLevel(
+        logging.WARNING if quiet else logging.INFO
+    )
 
 
 def error_prefix(parser: argparse.ArgumentParser) -> str:

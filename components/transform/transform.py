@@ -424,6 +424,7 @@ def run(
     try:
         result, stats = _run_and_check(
             pipeline,
+            runner,
             parts_dir,
             outputs,
             started,
@@ -457,11 +458,23 @@ def _invalidate(features_path: str, stats_path: str, exc: BaseException) -> None
 
 
 def _run_and_check(
-    pipeline, parts_dir, outputs, started, wanted, max_rejected_fraction, min_usable_fraction
+    pipeline,
+    runner,
+    parts_dir,
+    outputs,
+    started,
+    wanted,
+    max_rejected_fraction,
+    min_usable_fraction,
 ) -> tuple[TransformResult, dict]:
     features_path, stats_path, rejected_path = outputs
     try:
-        state = pipeline.run().wait_until_finish()
+        if runner == "dataflow":
+            from components.transform.dataflow import run_and_wait
+
+            state = run_and_wait(pipeline)  # streams the job's state and messages to the log
+        else:
+            state = pipeline.run().wait_until_finish()
     finally:
         remove_parts(parts_dir)
     if state not in (None, "DONE"):

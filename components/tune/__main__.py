@@ -61,7 +61,11 @@ def build_parser() -> argparse.ArgumentParser:
         choices=SELECTIONS,
     )
     add_step_option(
-        parser, "--backend", d, "optuna (local); vertex is not implemented yet", choices=BACKENDS
+        parser,
+        "--backend",
+        d,
+        "optuna (in this process); vertex (Vertex AI, settings from the pipeline)",
+        choices=BACKENDS,
     )
     return parser
 

@@ -20,8 +20,16 @@ def check_parameters(
     backend: object = None,
     patience: object = None,
     selection: object = None,
+    parallel_trials: object = None,
+    vertex_project: object = None,
+    vertex_region: object = None,
+    vertex_service_account: object = None,
+    vertex_staging_bucket: object = None,
+    vertex_machine_type: object = None,
+    vertex_image: object = None,
 ) -> dict[str, str]:
-    """``{parameter: problem}`` for the given (not None) parameters of ``tune.run``."""
+    """``{parameter: problem}`` for the given (not None) parameters of ``tune.run``. The
+    ``vertex_*`` settings are required only with ``backend="vertex"``."""
     problems = {
         "n_trials": n_trials is not None and integer_problem("n_trials", n_trials, 1),
         "timeout_s": timeout_s is not None and number_problem("timeout_s", timeout_s, above=0),
@@ -37,4 +45,59 @@ def check_parameters(
         problems["selection"] = (
             f"selection must be one of {', '.join(SELECTIONS)}, got {selection!r}"
         )
+    if parallel_trials is not None:
+        problems["parallel_trials"] = integer_problem("parallel_trials", parallel_trials, 1)
+        if (
+            backend == "vertex"
+            and not problems["parallel_trials"]
+            and isinstance(n_trials, int)
+            and parallel_trials > n_trials
+        ):
+            problems["parallel_trials"] = (
+                f"parallel_trials must be at most n_trials={n_trials}, got {parallel_trials}"
+            )
+    if backend == "vertex":
+        problems.update(
+            vertex_problems(
+                project=vertex_project,
+                region=vertex_region,
+                service_account=vertex_service_account,
+                staging_bucket=vertex_staging_bucket,
+                machine_type=vertex_machine_type,
+                image=vertex_image,
+            )
+        )
     return {name: problem for name, problem in problems.items() if problem}
+
+
+#: Run-time settings given by the pipeline (the image comes from images.json, not a
+#: parameter: checked only when given).
+_VERTEX_REQUIRED = ("project", "region", "service_account", "staging_bucket")
+
+
+def vertex_problems(*, image: object = None, **settings: object) -> dict[str, str]:
+    """``{vertex_<setting>: problem}`` for the Vertex AI tuning settings (backend=vertex).
+    A required setting that is missing or empty is a problem; so is a staging bucket that is
+    not gs:// and an image that is not pinned by digest."""
+    problems = {
+        f"vertex_{name}": f"vertex_{name} is required with backend=vertex"
+        for name in _VERTEX_REQUIRED
+        if not settings.get(name)
+    }
+    bucket = settings.get("staging_bucket")
+    if bucket and not str(bucket).startswith("gs://"):
+        problems["vertex_staging_bucket"] = (
+            f"vertex_staging_bucket must be a gs:// URI, got {bucket!r}"
+        )
+    if "machine_type" in settings and settings["machine_type"] == "":
+        problems["vertex_machine_type"] = "vertex_machine_type must not be empty"
+    if image == "":
+        problems["vertex_image"] = (
+            "vertex_image is required with backend=vertex (the tune image by digest, from "
+            "images.json)"
+        )
+    elif image is not None and "@sha256:" not in str(image):
+        problems["vertex_image"] = (
+            f"vertex_image must be the tune image pinned by digest (…@sha256:…), got {image!r}"
+        )
+    return problems

@@ -47,7 +47,6 @@ from components.tune.search_space import SEARCH_SPACE, suggest
 
 log = logging.getLogger(__name__)
 
-#: ``vertex`` (Vertex AI hyper-parameter tuning) is a parameter value the cloud issue builds.
 #: Trials that always run to the end before the pruner compares; epochs never pruned.
 PRUNER_STARTUP_TRIALS = 4
 PRUNER_WARMUP_EPOCHS = 5
@@ -163,6 +162,13 @@ def run(
     pruner_startup_trials: int = PRUNER_STARTUP_TRIALS,
     pruner_warmup_epochs: int = PRUNER_WARMUP_EPOCHS,
     selection: str = "one_se",
+    parallel_trials: int = 4,
+    vertex_project: str | None = None,
+    vertex_region: str | None = None,
+    vertex_service_account: str | None = None,
+    vertex_staging_bucket: str | None = None,
+    vertex_image: str | None = None,
+    vertex_machine_type: str = "n1-standard-4",
 ) -> TuneResult:
     """Search the space in ``search_space``; objective: eval-split MAE of the predicted
     next-day close. Stops after ``n_trials`` or, between trials, after ``timeout_s``.
@@ -171,7 +177,12 @@ def run(
 
     Writes the outputs it is given paths for: ``best_params_path`` (JSON of the selected
     trial's hyper-parameters, what train reads), ``trials_table_path`` (every trial as a
-    Markdown table) and ``metrics_path`` (``TuneResult.metrics()`` as JSON)."""
+    Markdown table) and ``metrics_path`` (``TuneResult.metrics()`` as JSON).
+
+    ``backend="vertex"``: a Vertex AI HyperparameterTuningJob (``components.tune.vertex``)
+    runs ``n_trials`` trials, ``parallel_trials`` at a time, each a custom job on
+    ``vertex_image`` (the tune image by digest) as ``vertex_service_account``; the
+    outputs have the same shape and the same selection rule applies."""
     raise_for_problems(
         check_parameters(
             n_trials=n_trials,
@@ -181,14 +192,45 @@ def run(
             backend=backend,
             patience=patience,
             selection=selection,
+            parallel_trials=parallel_trials,
+            vertex_project=vertex_project,
+            vertex_region=vertex_region,
+            vertex_service_account=vertex_service_account,
+            vertex_staging_bucket=vertex_staging_bucket,
+            vertex_machine_type=vertex_machine_type,
+            # The image is not a pipeline parameter (images.json gives it): checked here.
+            vertex_image=(vertex_image or "") if backend == "vertex" else None,
         )
     )
-    if backend != "optuna":
-        raise NotImplementedError(
-            f"tune backend {backend!r} is not implemented yet (available: optuna); "
-            "the Vertex AI backend comes with the cloud issue, see "
-            "search_space.to_vertex_parameter_specs()"
+    if backend == "vertex":
+        from components.tune import vertex
+
+        found = vertex.search(
+            str(features_path),
+            str(stats_path),
+            settings=vertex.VertexSettings(
+                project=vertex_project,
+                region=vertex_region,
+                service_account=vertex_service_account,
+                staging_bucket=vertex_staging_bucket,
+                image=vertex_image,
+                machine_type=vertex_machine_type,
+                parallel_trials=parallel_trials,
+            ),
+            n_trials=n_trials,
+            timeout_s=timeout_s,
+            max_epochs=max_epochs,
+            seed=seed,
+            patience=patience,
         )
+        result = _vertex_result(found, selection)
+        _write_outputs(
+            result,
+            best_params_path=best_params_path,
+            trials_table_path=trials_table_path,
+            metrics_path=metrics_path,
+        )
+        return result
 
     import keras
     import optuna
@@ -336,6 +378,85 @@ def run(
         elapsed,
     )
     return result
+
+
+def _vertex_result(found: Mapping[str, Any], selection: str) -> TuneResult:
+    """The ``TuneResult`` of a Vertex AI search (``vertex.search``), with the same
+    selection rule and trial rows as the Optuna backend."""
+    rows, errors, baseline = found["rows"], found["errors"], found["baseline"]
+    if not errors:
+        raise RuntimeError(f"no Vertex AI tuning trial succeeded ({len(rows)} ran); see the log")
+    lowest, within = within_one_se(errors)
+    chosen = select_one_se(errors, found["l2"]) if selection == "one_se" else lowest
+    trials = [
+        {
+            **r,
+            "eval_mae_ratio": ratio(r["eval_price_mae"], baseline)
+            if r["eval_price_mae"] is not None
+            else None,
+            "within_one_se": within.get(r["number"]),
+        }
+        for r in rows
+    ]
+    best = next(t for t in trials if t["number"] == chosen)
+    value = {t["number"]: t["eval_price_mae"] for t in trials}
+    return TuneResult(
+        best_params=dict(best["params"]),
+        best_value=float(best["eval_price_mae"]),
+        best_trial=chosen,
+        baseline_eval_mae=baseline,
+        trials_run=len(trials),
+        trials_pruned=sum(t["state"] == "pruned" for t in trials),
+        trials_failed=sum(t["state"] == "fail" for t in trials),
+        elapsed_s=found["elapsed_s"],
+        trials=trials,
+        selection=selection,
+        lowest_trial=lowest,
+        lowest_value=float(value[lowest]),
+        trials_within_one_se=sum(within.values()),
+        backend="vertex",
+    )
+
+
+def train_trial(
+    features_path: str | os.PathLike,
+    stats_path: str | os.PathLike,
+    params: Mapping[str, Any],
+    *,
+    max_epochs: int,
+    seed: int,
+    patience: int,
+) -> tuple[float, list[float], int, float]:
+    """Train one configuration as an Optuna trial does (without its pruner): ``(eval price
+    MAE, absolute error per eval row, epochs, persistence eval MAE)``. Vertex AI trials
+    run this."""
+    import keras
+
+    stats = train.load_stats(stats_path)
+    splits = train.load_splits(features_path, ("train", "eval"))
+    train_split, eval_split = splits["train"], splits["eval"]
+    train.limit_threads()
+    keras.backend.clear_session()
+    train.seed_everything(seed)
+    model = train.build_model(dict(params), stats)
+    history = train.fit(
+        model,
+        train_split,
+        eval_split,
+        stats,
+        dict(params),
+        epochs=max_epochs,
+        patience=patience,
+        label="trial",
+        log_level=logging.INFO,
+    )
+    predicted = eval_split.close * np.exp(train.predict_log_return(model, eval_split))
+    errors = np.abs(predicted - eval_split.next_close())
+    value = float(np.mean(errors))
+    if not math.isfinite(value):
+        raise FloatingPointError(f"eval price MAE is {value}")
+    baseline = float(np.mean(np.abs(eval_split.close - eval_split.next_close())))
+    return value, [float(e) for e in errors], len(history["loss"]), baseline
 
 
 def _round(value: Any) -> Any:

@@ -200,22 +200,6 @@ def check_kfp_directories(run: ProgramRun, version: str) -> None:
     )
 
 
-def check_pipeline_root_patch(run: ProgramRun) -> None:
-    artifacts = bucket(run, "artifacts").inputs["name"]
-    patches = [
-        p
-        for p in run.of_type(CONFIG_MAP_PATCH)
-        if dig(p.inputs, "metadata", "name") == "kfp-launcher"
-    ]
-    assert len(patches) == 1, f"expected one kfp-launcher patch, found {len(patches)}"
-    patch = patches[0]
-    assert dig(patch.inputs, "metadata", "namespace") == "kubeflow", f"{patch.urn}: wrong namespace"
-    root = dig(patch.inputs, "data", "defaultPipelineRoot", default="")
-    assert root.startswith(f"gs://{artifacts}/"), (
-        f"{patch.urn}: pipeline root {root!r} is not in gs://{artifacts}"
-    )
-
-
 def check_webhook_firewall(run: ProgramRun) -> None:
     master_cidr = dig(run.one(CLUSTER).inputs, "privateClusterConfig", "masterIpv4CidrBlock")
     node_tags = {tag for p in node_pools(run) for tag in p.inputs["nodeConfig"]["tags"]}

@@ -9,7 +9,7 @@ from tests.infra.harness import GCP_PROJECT
 # Project-level roles the design allows, each because no narrower resource exists.
 ALLOWED_PROJECT_ROLES = {
     "roles/container.defaultNodeServiceAccount",
-    "roles/dataflow.developer",
+    "roles/dataflow.admin",
     "roles/dataflow.worker",
     "roles/aiplatform.user",
 }
@@ -97,3 +97,53 @@ def test_workload_identity_bindings_wait_for_the_cluster(default_run):
     assert len(bindings) == 2
     for binding in bindings:
         assert cluster.urn in binding.dependencies, binding.urn
+
+
+def test_pipeline_may_create_dataflow_jobs_and_act_as_the_worker(default_run):
+    roles = {
+        r.inputs["role"]
+        for r in default_run.of_type(PROJECT_IAM)
+        if r.inputs["member"] == f"serviceAccount:{checks.account_email(default_run, 'pipeline')}"
+    }
+    # dataflow.developer alone lacks compute.machineTypes.get, compute.regions.list, ...
+    assert (
+        "roles/dataflow.admin" in roles
+        or {
+            "roles/dataflow.developer",
+            "roles/compute.viewer",
+        }
+        <= roles
+    ), roles
+    acts_as = [
+        b
+        for b in default_run.of_type(ACCOUNT_IAM)
+        if b.inputs["role"] == "roles/iam.serviceAccountUser"
+    ]
+    targets = {b.inputs["serviceAccountId"] for b in acts_as}
+    dataflow = checks.account_email(default_run, "dataflow")
+    assert f"projects/demo-project-123/serviceAccounts/{dataflow}" in targets
+    assert all(
+        b.inputs["member"] == f"serviceAccount:{checks.account_email(default_run, 'pipeline')}"
+        for b in acts_as
+    )
+
+
+def test_vertex_account_reads_the_image_repository_and_the_pipeline_root_bucket_only(default_run):
+    vertex = f"serviceAccount:{checks.account_email(default_run, 'vertex')}"
+    repo = [
+        r.inputs["role"]
+        for r in default_run.of_type("gcp:artifactregistry/repositoryIamMember:RepositoryIamMember")
+        if r.inputs["member"] == vertex
+    ]
+    assert repo == ["roles/artifactregistry.reader"]
+    project = [
+        r.inputs["role"] for r in default_run.of_type(PROJECT_IAM) if r.inputs["member"] == vertex
+    ]
+    assert project == [], "Vertex trials need no project-wide role"
+    buckets = {
+        (r.inputs["bucket"], r.inputs["role"])
+        for r in default_run.of_type(BUCKET_IAM)
+        if r.inputs["member"] == vertex
+    }
+    artifacts = checks.bucket(default_run, "artifacts").inputs["name"]
+    assert (artifacts, "roles/storage.objectAdmin") in buckets

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pulumi
+
 from tests.infra import checks
 from tests.infra.checks import CONFIG_MAP_PATCH, DIRECTORY, K8S_PROVIDER, SERVICE_ACCOUNT_PATCH
 from tests.infra.harness import dig, is_secret, unwrap
@@ -28,7 +30,7 @@ def test_install_waits_for_nodes_and_the_webhook_rule(default_run):
         d for d in default_run.of_type(DIRECTORY) if "platform-agnostic" in d.inputs["directory"]
     )
     system_pool = checks.pool(default_run, "system")
-    firewall = default_run.one(checks.FIREWALL)
+    firewall = default_run.one(checks.FIREWALL, "network-master-webhooks")
     assert system_pool.urn in platform.dependencies
     assert firewall.urn in platform.dependencies
 
@@ -47,25 +49,33 @@ def test_kubernetes_resources_use_the_gke_provider_with_a_secret_kubeconfig(defa
         assert patch.provider == reference, patch.urn
 
 
-def test_pipeline_root_patch_of_kfp_launcher_names_the_artifacts_bucket(default_run):
-    checks.check_pipeline_root_patch(default_run)
+def test_no_config_map_field_is_owned_by_both_the_directory_and_a_patch(default_run, custom_run):
+    # Every ConfigMap of the install is rendered by a Directory, so any patch of one shares
+    # fields with it; the pipeline root is passed with each run instead (submit).
+    for run in (default_run, custom_run):
+        assert run.of_type(CONFIG_MAP_PATCH) == [], [p.urn for p in run.of_type(CONFIG_MAP_PATCH)]
+    patched = {
+        (dig(p.inputs, "metadata", "namespace"), dig(p.inputs, "metadata", "name"))
+        for p in default_run.resources
+        if p.type.startswith("kubernetes:") and p.type.endswith("Patch")
+    }
+    assert patched == {("kubeflow", "pipeline-runner"), ("kubeflow", "ml-pipeline-ui")}
+    for patch in default_run.of_type(SERVICE_ACCOUNT_PATCH):
+        # Only annotations, which the manifests' ServiceAccounts do not set.
+        assert set(patch.inputs) <= {"metadata", "apiVersion", "kind"}, patch.urn
+        assert set(patch.inputs["metadata"]) <= {"name", "namespace", "annotations"}, patch.urn
 
 
-def test_pipeline_install_config_gets_the_same_root_and_patches_follow_the_install(default_run):
-    patches = {dig(p.inputs, "metadata", "name"): p for p in default_run.of_type(CONFIG_MAP_PATCH)}
-    assert set(patches) == {"kfp-launcher", "pipeline-install-config"}
-    roots = {dig(p.inputs, "data", "defaultPipelineRoot") for p in patches.values()}
+@pulumi.runtime.test
+def test_the_pipeline_root_is_a_stack_output_that_submit_passes(default_run):
+    # tests/pipeline/test_submit.py checks that submit sends it as the run's pipeline_root.
     artifacts = checks.bucket(default_run, "artifacts").inputs["name"]
-    assert roots == {f"gs://{artifacts}/pipeline-root"}
-    platform = next(
-        d for d in default_run.of_type(DIRECTORY) if "platform-agnostic" in d.inputs["directory"]
-    )
-    for patch in patches.values():
-        # The install owns these fields too; only a forced patch may take them over.
-        assert dig(patch.inputs, "metadata", "annotations", "pulumi.com/patchForce") == "true", (
-            patch.urn
-        )
-        assert platform.urn in patch.dependencies, patch.urn
+    root = default_run.outputs["pipeline_root"]
+    return root.apply(lambda value: _check_root(value, artifacts))
+
+
+def _check_root(value: str, artifacts: str) -> None:
+    assert value == f"gs://{artifacts}/pipeline-root"
 
 
 def test_kfp_service_accounts_are_annotated_for_workload_identity(default_run):

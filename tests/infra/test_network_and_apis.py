@@ -79,6 +79,25 @@ def test_control_plane_reaches_webhooks_on_8443(default_run):
 
 
 def test_firewall_opens_nothing_else(default_run):
-    for rule in default_run.of_type(checks.FIREWALL):
-        assert rule.inputs["sourceRanges"] != ["0.0.0.0/0"], rule.urn
-        assert all(a["ports"] == ["8443"] for a in rule.inputs["allows"]), rule.urn
+    ports = {"network-master-webhooks": ["8443"], "network-dataflow-workers": ["12345-12346"]}
+    rules = default_run.of_type(checks.FIREWALL)
+    assert sorted(r.name for r in rules) == sorted(ports)
+    for rule in rules:
+        assert rule.inputs.get("sourceRanges") != ["0.0.0.0/0"], rule.urn
+        assert all(a["ports"] == ports[rule.name] for a in rule.inputs["allows"]), rule.urn
+
+
+def test_dataflow_workers_reach_each_other_on_12345_12346_only(default_run):
+    rule = default_run.one(checks.FIREWALL, "network-dataflow-workers")
+    assert rule.inputs["direction"] == "INGRESS", rule.urn
+    assert rule.inputs["sourceTags"] == ["dataflow"], rule.urn
+    assert rule.inputs["targetTags"] == ["dataflow"], rule.urn
+    assert "sourceRanges" not in rule.inputs, f"{rule.urn}: only tagged workers may connect"
+    assert rule.inputs["allows"] == [{"protocol": "tcp", "ports": ["12345-12346"]}], rule.urn
+    vpc = default_run.one("gcp:compute/network:Network")
+    assert rule.inputs["network"] == f"{vpc.name}-id", rule.urn
+
+
+def test_webhook_rule_comment_gives_the_true_reason(default_run):
+    rule = default_run.one(checks.FIREWALL, "network-master-webhooks")
+    assert "v1 pods" in rule.inputs["description"], rule.urn

@@ -38,6 +38,9 @@ EXPECTED_OUTPUTS = {
     "pipelines_node_selector",
     "pipelines_toleration",
     "protect",
+    "dataflow_subnetwork",
+    "labels",
+    "vertex_staging_uri",
 }
 PREFIX = f"{GCP_PROJECT}-crypto-kfp"
 
@@ -152,3 +155,13 @@ def test_kubeconfig_is_a_secret_and_uses_the_auth_plugin(default_run):
     return pulumi.Output.all(pulumi.Output.from_input(kubeconfig.is_secret()), kubeconfig).apply(
         check
     )
+
+
+@pulumi.runtime.test
+def test_cloud_backend_outputs(default_run):
+    def check(v):
+        assert v["dataflow_subnetwork"] == "regions/us-central1/subnetworks/crypto-kfp-subnet"
+        assert v["vertex_staging_uri"] == f"{v['artifacts_bucket']}/vertex-staging"
+        assert v["labels"] and all(isinstance(x, str) for x in v["labels"].values())
+
+    return expect_outputs(default_run.outputs, check)

@@ -56,3 +56,13 @@ def test_registry_cleanup_keeps_newest_versions_and_deletes_old_ones(default_run
         assert dig(policies["KEEP"], "mostRecentVersions", "keepCount") == keep
         assert dig(policies["DELETE"], "condition", "tagState") == "ANY"
         assert dig(policies["DELETE"], "condition", "olderThan").endswith("s")
+
+
+def test_dataflow_buckets_keep_no_soft_deleted_objects_and_data_buckets_do(default_run):
+    for purpose in ("df-temp", "df-staging"):
+        bucket = checks.bucket(default_run, purpose)
+        policy = bucket.inputs.get("softDeletePolicy")
+        assert policy == {"retentionDurationSeconds": 0}, f"{bucket.urn}: {policy}"
+    for purpose in ("raw", "models", "artifacts"):
+        bucket = checks.bucket(default_run, purpose)
+        assert "softDeletePolicy" not in bucket.inputs, bucket.urn  # GCS's default is kept

@@ -213,3 +213,16 @@ def test_a_local_compile_has_no_retries(tmp_path):
     """kfp.local honours retry policies; a local failure is not a preemption."""
     local = _documents(compile_pipeline(tmp_path / "local.yaml", IMAGES, retries=False))[0]
     assert all("retryPolicy" not in t for t in _executor_tasks(local).values())
+
+
+def test_transform_gets_the_dataflow_worker_image_and_every_dataflow_parameter(tmp_path):
+    worker = "europe-west1-docker.pkg.dev/p/images/transform-worker@sha256:" + "c" * 64
+    images = {**image_refs("europe-west1-docker.pkg.dev/p/images", "t"), "transform-worker": worker}
+    spec = _documents(compile_pipeline(tmp_path / "p.yaml", images))[0]
+    task = _all_tasks(spec)["transform-op"]
+    inputs = task["inputs"]["parameters"]
+    assert inputs["dataflow_worker_image"]["runtimeValue"]["constant"] == worker
+    names = [n for n in spec["root"]["inputDefinitions"]["parameters"] if n.startswith("dataflow_")]
+    assert len(names) == 10
+    for name in names:
+        assert inputs[name]["componentInputParameter"] == name, name

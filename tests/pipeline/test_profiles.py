@@ -54,6 +54,9 @@ def stack_outputs() -> dict:
         "vertex_service_account": "crypto-kfp-vertex@acme-forecasting.iam.gserviceaccount.com",
         "node_service_account": "crypto-kfp-nodes@acme-forecasting.iam.gserviceaccount.com",
         "kfp_ui_service_account": "crypto-kfp-kfp-ui@acme-forecasting.iam.gserviceaccount.com",
+        "dataflow_subnetwork": "regions/europe-west4/subnetworks/crypto-kfp-subnet",
+        "labels": {"app": "crypto-kfp", "stack": "dev"},
+        "vertex_staging_uri": "gs://crypto-kfp-artifacts-acme-forecasting/vertex-staging",
     }
 
 
@@ -61,9 +64,38 @@ def test_gcp_arguments_map_buckets_and_cloud_backends():
     assert gcp_arguments(stack_outputs()) == {
         "lake": "gs://crypto-kfp-raw-acme-forecasting",
         "model_repository": "gs://crypto-kfp-models-acme-forecasting/repository",
-        "runner": "local",
+        "runner": "dataflow",
+        "dataflow_project": "acme-forecasting",
+        "dataflow_region": "europe-west4",
+        "dataflow_temp_location": "gs://crypto-kfp-dataflow-temp-acme-forecasting/temp",
+        "dataflow_staging_location": "gs://crypto-kfp-dataflow-staging-acme-forecasting/staging",
+        "dataflow_service_account": "crypto-kfp-dataflow@acme-forecasting.iam.gserviceaccount.com",
+        "dataflow_subnetwork": "regions/europe-west4/subnetworks/crypto-kfp-subnet",
+        "dataflow_labels": '{"app": "crypto-kfp", "stack": "dev", "step": "transform"}',
+        "tune_backend": "vertex",
+        "vertex_project": "acme-forecasting",
+        "vertex_region": "europe-west4",
+        "vertex_service_account": "crypto-kfp-vertex@acme-forecasting.iam.gserviceaccount.com",
+        "vertex_staging_bucket": "gs://crypto-kfp-artifacts-acme-forecasting/vertex-staging",
         "deploy_target": "vertex",
     }
+
+
+def test_gcp_dataflow_arguments_pass_the_transforms_own_validation():
+    from components.transform import dataflow_options
+
+    a = gcp_arguments(stack_outputs())
+    dataflow_options(
+        project=a["dataflow_project"],
+        region=a["dataflow_region"],
+        temp_location=a["dataflow_temp_location"],
+        staging_location=a["dataflow_staging_location"],
+        service_account_email=a["dataflow_service_account"],
+        subnetwork=a["dataflow_subnetwork"],
+        sdk_container_image="europe-west4-docker.pkg.dev/acme/crypto-kfp/transform-worker@sha256:"
+        + "e" * 64,
+        labels=json.loads(a["dataflow_labels"]),
+    )
 
 
 def test_gcp_arguments_are_valid_cloud_arguments():
@@ -71,7 +103,17 @@ def test_gcp_arguments_are_valid_cloud_arguments():
     validate_cloud_arguments(gcp_arguments(stack_outputs()))
 
 
-@pytest.mark.parametrize("key", ["raw_bucket", "models_bucket"])
+@pytest.mark.parametrize(
+    "key",
+    [
+        "raw_bucket",
+        "models_bucket",
+        "dataflow_subnetwork",
+        "dataflow_service_account",
+        "vertex_staging_uri",
+        "vertex_service_account",
+    ],
+)
 def test_gcp_arguments_name_a_missing_output(key):
     outputs = stack_outputs()
     del outputs[key]
@@ -151,10 +193,8 @@ def test_warnings_say_the_vertex_deploy_target_is_not_built():
     warnings = cloud_warnings(gcp_arguments(stack_outputs()))
     assert len(warnings) == 1
     assert "'vertex'" in warnings[0] and "NotImplementedError" in warnings[0]
-    more = cloud_warnings(
-        gcp_arguments(stack_outputs()) | {"runner": "dataflow", "tune_backend": "vertex"}
-    )
-    assert len(more) == 3 and "transform" in more[1] and "tune" in more[2]
+    # The cloud backends are built: nothing to warn about for them.
+    assert cloud_warnings(gcp_arguments(stack_outputs()) | {"deploy_target": "local"}) == []
 
 
 # -- load_stack_outputs -------------------------------------------------------------------
@@ -239,3 +279,34 @@ def test_missing_pulumi_cli_says_how_to_install_or_what_to_pass(tmp_path, monkey
     message = str(err.value)
     assert "Pulumi CLI is not on PATH" in message
     assert "pulumi.com/docs/install" in message and "--stack-outputs FILE" in message
+
+
+def test_dry_run_prints_the_dataflow_and_vertex_settings_from_the_stack(tmp_path):
+    import subprocess
+
+    outputs_file = tmp_path / "outputs.json"
+    outputs_file.write_text(json.dumps(stack_outputs()))
+    proc = subprocess.run(
+        [sys.executable, "-m", "pipeline", "submit", "--dry-run", "--allow-unpinned",
+         "--stack-outputs", str(outputs_file), "-o", str(tmp_path / "p.yaml")],
+        capture_output=True, text=True, cwd=PROJECT_ROOT, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    out = proc.stdout
+    assert "Dataflow (transform):" in out and "Vertex AI (tune):" in out
+    for line in (
+        "dataflow_subnetwork = 'regions/europe-west4/subnetworks/crypto-kfp-subnet'",
+        "dataflow_service_account = 'crypto-kfp-dataflow@acme-forecasting.iam.gserviceaccount.com'",
+        "vertex_staging_bucket = 'gs://crypto-kfp-artifacts-acme-forecasting/vertex-staging'",
+        "vertex_service_account = 'crypto-kfp-vertex@acme-forecasting.iam.gserviceaccount.com'",
+    ):
+        assert line in out, line
+    local = subprocess.run(
+        [sys.executable, "-m", "pipeline", "submit", "--dry-run", "--allow-unpinned",
+         "--stack-outputs", str(outputs_file), "-o", str(tmp_path / "q.yaml"),
+         "--runner", "local", "--tune-backend", "optuna"],
+        capture_output=True, text=True, cwd=PROJECT_ROOT, check=False,
+    )  # fmt: skip
+    assert local.returncode == 0, local.stderr
+    assert "Dataflow (transform): not used" in local.stdout
+    assert "Vertex AI (tune): not used" in local.stdout

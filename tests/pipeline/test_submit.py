@@ -290,7 +290,9 @@ def test_cli_dry_run_shows_registry_images_and_submits_nothing(kfp_stub, outputs
 
 
 def test_cli_submits_and_prints_the_run_url(kfp_stub, outputs_file, tmp_path):
-    images = {step: f"{REGISTRY}/{step}@sha256:{'ab' * 32}" for step in STEPS}
+    images = {
+        step: f"{REGISTRY}/{step}@sha256:{'ab' * 32}" for step in (*STEPS, "transform-worker")
+    }
     images_file = tmp_path / "images.json"
     images_file.write_text(json.dumps(images))
     proc = _cli(
@@ -323,7 +325,9 @@ def test_cli_submits_and_prints_the_run_url(kfp_stub, outputs_file, tmp_path):
         e["container"]["image"]
         for e in run["pipeline_spec"]["pipeline_spec"]["deploymentSpec"]["executors"].values()
     }
-    assert sent == set(images.values())
+    assert sent == {ref for step, ref in images.items() if step in STEPS}
+    # The Dataflow workers' image goes to the transform task as a constant.
+    assert images["transform-worker"] in json.dumps(run["pipeline_spec"])
 
 
 def test_cli_refuses_unpinned_images_and_names_them(kfp_stub, outputs_file, tmp_path):

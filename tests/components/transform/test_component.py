@@ -17,6 +17,22 @@ IMAGE = image_refs()["transform"]
 transform_op = step_component("transform", IMAGE)
 
 
+#: The Dataflow settings a local run passes (unused with runner="local").
+LOCAL_DATAFLOW = {
+    "dataflow_project": "",
+    "dataflow_region": "",
+    "dataflow_temp_location": "",
+    "dataflow_staging_location": "",
+    "dataflow_service_account": "",
+    "dataflow_subnetwork": "",
+    "dataflow_worker_image": "",
+    "dataflow_machine_type": "",
+    "dataflow_max_workers": 4,
+    "dataflow_private_ips": True,
+    "dataflow_labels": "",
+}
+
+
 @dsl.pipeline(name="transform-only")
 def transform_pipeline(raw_uri: str, coins: str = "bitcoin"):
     raw = dsl.importer(artifact_uri=raw_uri, artifact_class=dsl.Dataset)
@@ -27,6 +43,7 @@ def transform_pipeline(raw_uri: str, coins: str = "bitcoin"):
         max_rejected_fraction=0.05,
         column_mapping="",
         runner="local",
+        **LOCAL_DATAFLOW,
     )
 
 
@@ -55,6 +72,7 @@ def test_compiles_with_typed_artifacts_and_the_step_image(tmp_path: Path) -> Non
         "max_rejected_fraction",
         "column_mapping",
         "runner",
+        *LOCAL_DATAFLOW,
     }
     container = spec["deploymentSpec"]["executors"]["exec-transform-op"]["container"]
     assert container["image"] == IMAGE

@@ -54,11 +54,11 @@ def test_default_job_name_is_valid_and_unique_per_second() -> None:
 @pytest.mark.parametrize(
     ("change", "message"),
     [
-        ({"project": ""}, "project is required"),
-        ({"project": "My_Project"}, "project must be a GCP project id"),
-        ({"region": "europe west"}, "region must be a GCP region"),
-        ({"temp_location": "/tmp/x"}, "temp_location must be a gs://bucket/path URI"),
-        ({"staging_location": None}, "staging_location is required"),
+        ({"project": ""}, "Missing required option: project"),  # Beam's check
+        ({"region": ""}, "region is required"),
+        ({"project": "My_Project"}, "Invalid Project ID (My_Project)"),  # Beam's check
+        ({"temp_location": "/tmp/x"}, "Invalid GCS path (/tmp/x)"),  # Beam's check
+        ({"staging_location": None}, "Missing GCS path option: staging_location"),
         ({"service_account_email": ""}, "service_account_email is required"),
         ({"service_account_email": "someone@gmail.com"}, "service_account_email must be"),
         ({"sdk_container_image": ""}, "sdk_container_image is required"),
@@ -73,7 +73,8 @@ def test_default_job_name_is_valid_and_unique_per_second() -> None:
             {"subnetwork": "regions/us-central1/subnetworks/pipelines"},
             "subnetwork is in region us-central1",
         ),
-        ({"job_name": "Bad_Name"}, "job_name must be lower-case"),
+        ({"job_name": "Bad_Name"}, "Invalid job_name (Bad_Name)"),  # Beam's check
+        ({"staging_location": "gs://x"}, "Invalid GCS bucket (gs://x)"),  # Beam's check
         ({"labels": {"Team": "x"}}, "label Team=x is not a valid GCP label"),
     ],
 )
@@ -85,7 +86,7 @@ def test_each_invalid_value_is_named(change: dict, message: str) -> None:
 
 def test_all_problems_are_listed_at_once() -> None:
     with pytest.raises(DataflowOptionsError) as caught:
-        dataflow_options(**{**GOOD, "project": "", "region": "", "temp_location": "x"})
+        dataflow_options(**{**GOOD, "project": "", "subnetwork": "x", "temp_location": "x"})
     assert str(caught.value).count("\n  - ") == 3
 
 
@@ -103,7 +104,7 @@ def test_run_transform_validates_dataflow_options_before_submitting(monkeypatch)
     monkeypatch.setattr(
         "components.transform.transform.RowParser.from_header", lambda *a, **k: None
     )
-    with pytest.raises(DataflowOptionsError, match="project is required"):
+    with pytest.raises(DataflowOptionsError, match="Missing required option: project"):
         run_transform(
             "gs://raw/in.csv",
             "gs://out/features",

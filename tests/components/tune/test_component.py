@@ -16,6 +16,18 @@ def _fake_transform(features: Output[Dataset], stats: Output[Artifact]):
     pass
 
 
+#: The Vertex AI settings a local run passes (unused with backend="optuna").
+LOCAL_VERTEX = {
+    "parallel_trials": 4,
+    "vertex_project": "",
+    "vertex_region": "",
+    "vertex_service_account": "",
+    "vertex_staging_bucket": "",
+    "vertex_machine_type": "n1-standard-4",
+    "vertex_image": "",
+}
+
+
 @dsl.pipeline(name="tune-only")
 def _pipeline(n_trials: int = 3):
     upstream = _fake_transform()
@@ -27,6 +39,7 @@ def _pipeline(n_trials: int = 3):
         max_epochs=2,
         seed=0,
         backend="optuna",
+        **LOCAL_VERTEX,
     )
 
 
@@ -47,5 +60,12 @@ def test_tune_op_compiles(tmp_path):
         "trials_table": "system.Markdown",
     }
     inputs = spec["components"]["comp-tune-op"]["inputDefinitions"]
-    assert set(inputs["parameters"]) == {"n_trials", "timeout_s", "max_epochs", "seed", "backend"}
+    assert set(inputs["parameters"]) == {
+        "n_trials",
+        "timeout_s",
+        "max_epochs",
+        "seed",
+        "backend",
+        *LOCAL_VERTEX,
+    }
     assert set(inputs["artifacts"]) == {"features", "stats"}
