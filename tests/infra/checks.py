@@ -26,6 +26,11 @@ SERVICE_ACCOUNT_PATCH = "kubernetes:core/v1:ServiceAccountPatch"
 K8S_SECRET = "kubernetes:core/v1:Secret"
 K8S_PROVIDER = "pulumi:providers:kubernetes"
 SERVICE = "gcp:projects/service:Service"
+NAMESPACE = "kubernetes:core/v1:Namespace"
+K8S_SERVICE_ACCOUNT = "kubernetes:core/v1:ServiceAccount"
+ROLE = "kubernetes:rbac.authorization.k8s.io/v1:Role"
+ROLE_BINDING = "kubernetes:rbac.authorization.k8s.io/v1:RoleBinding"
+VERTEX_ENDPOINT = "gcp:vertex/aiEndpoint:AiEndpoint"
 BUDGET = "gcp:billing/budget:Budget"
 
 PRIMITIVE_ROLES = {"roles/owner", "roles/editor", "roles/viewer"}
