@@ -154,8 +154,8 @@ class VertexEndpoint(pulumi.ComponentResource):
     has deployed models, and neither those deployments nor the Model Registry versions are
     in Pulumi's state. So ``python -m components.deploy teardown`` runs first: it
     undeploys every model from this endpoint and deletes the models the deploy step
-    uploaded (and the serving objects it applied on GKE). Only then does ``pulumi
-    destroy`` delete the endpoint, the serving namespace and the accounts.
+    uploaded. Only then does ``pulumi destroy`` delete the endpoint, the serving namespace
+    (with whatever a GKE deploy applied in it) and the accounts.
     """
 
     def __init__(
