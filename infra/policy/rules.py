@@ -1,5 +1,6 @@
 """Each policy's check: a plain function of a resource's type, its inputs and the policy's
-config, returning the violations (empty: the resource complies or is not concerned).
+config (and, for the Kubernetes rules, its URN), returning the violations (empty: the
+resource complies or is not concerned).
 
 Inputs use the engine's property names (camelCase), as a policy pack and the test harness
 both see them. Nothing here imports Pulumi: the engine calls these through ``pack``, the
@@ -25,8 +26,6 @@ PRIMITIVE_ROLES = frozenset({"roles/owner", "roles/editor", "roles/viewer"})
 WIDE_IAM_MODULES = ("gcp:projects/", "gcp:folder/", "gcp:organizations/")
 PIPELINES_POOL = "pipelines"
 RBAC_MODULE = "kubernetes:rbac.authorization.k8s.io/"
-ROLE = f"{RBAC_MODULE}v1:Role"
-ROLE_BINDING = f"{RBAC_MODULE}v1:RoleBinding"
 NAMESPACE = "kubernetes:core/v1:Namespace"
 # Kubeflow Pipelines' own install (its kustomize Directories, inside the KubeflowPipelines
 # component) brings cluster roles and namespaces the program does not write; the RBAC and
@@ -233,7 +232,7 @@ def _kind(resource_type: str) -> str:
 def from_kfp_install(urn: str) -> bool:
     """True for a resource registered by KFP's kustomize install (its parents' types are in
     the URN: ``urn:pulumi:<stack>::<project>::<parent types and its own, $-joined>::<name>``)."""
-    parts = urn.split("::")
+    parts = urn.split("::", 3)
     if len(parts) < 4:
         return False
     parents = parts[2].split("$")[:-1]
