@@ -81,7 +81,9 @@ REPOSITORY_ROLES = {
     "dataflow": ("roles/artifactregistry.reader",),
     # Vertex custom jobs (tuning trials) run the tune image from this repository.
     "vertex": ("roles/artifactregistry.reader",),
-    # The serving image, pulled for the Vertex AI endpoint's deployed models.
+    # Read access to the serving image only. GKE nodes pull it as the node account and
+    # Vertex AI always pulls as its own service agent (a deployed model's service account
+    # is never used for the pull); this covers what runs as the serving identity itself.
     "serving": ("roles/artifactregistry.reader",),
 }
 
