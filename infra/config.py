@@ -141,6 +141,12 @@ SCHEMA: dict[str, Setting] = {
         0,
         "Monthly budget in the billing account's currency (whole units); 0: no budget.",
     ),
+    "vertexEndpointName": Setting(
+        "string",
+        "",
+        "Display name of the Vertex AI endpoint the deploy step serves on (up to 128 "
+        "characters); empty: <resourcePrefix>-forecast.",
+    ),
 }
 
 RELEASE_CHANNELS = ("RAPID", "REGULAR", "STABLE", "EXTENDED")
@@ -153,6 +159,12 @@ _REGION = re.compile(r"^[a-z]+-[a-z]+[0-9]+$")
 # (cluster-scoped-resources + env/platform-agnostic).
 _KFP_VERSION = re.compile(r"^2\.\d+\.\d+(-rc\.\d+)?$")
 _BILLING_ACCOUNT = re.compile(r"^[0-9A-F]{6}-[0-9A-F]{6}-[0-9A-F]{6}$")
+# Vertex AI takes any UTF-8 display name up to 128 characters; control characters would
+# only make the name impossible to pass on a command line or in a list filter.
+_ENDPOINT_NAME_MAX = 128
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+# The endpoint's display name when the stack names none: "<resourcePrefix>-forecast".
+ENDPOINT_SUFFIX = "forecast"
 # Bucket names are "<project>-<prefix>-<suffix>": 30 + 1 + 20 + 1 + len("df-staging") = 62,
 # inside GCS's 63-character limit, so the two patterns above keep every name valid.
 
@@ -188,6 +200,7 @@ class Settings:
     paused: bool = False
     billing_account: str = ""
     monthly_budget: int = 0
+    vertex_endpoint_name: str = ""
 
     @property
     def cluster_location(self) -> str:
@@ -201,6 +214,11 @@ class Settings:
     def bucket_name(self, suffix: str) -> str:
         """A globally unique bucket name: the project id makes it unique."""
         return f"{self.project}-{self.resource_prefix}-{suffix}"
+
+    @property
+    def endpoint_display_name(self) -> str:
+        """The Vertex AI endpoint's display name: the setting, else ``<prefix>-forecast``."""
+        return self.vertex_endpoint_name or self.name(ENDPOINT_SUFFIX)
 
     @property
     def budget_requested(self) -> bool:
@@ -414,6 +432,16 @@ def load_settings() -> Settings:
             "100" if missing == "monthlyBudget" else "012345-6789AB-CDEF01",
         )
 
+    endpoint_name = r.string("vertexEndpointName")
+    if len(endpoint_name) > _ENDPOINT_NAME_MAX or _CONTROL.search(endpoint_name):
+        r.fail(
+            "vertexEndpointName",
+            f"{endpoint_name!r} must be at most {_ENDPOINT_NAME_MAX} characters without "
+            "control characters",
+            "btc-forecast",
+        )
+        endpoint_name = ""
+
     settings = Settings(
         project=project,
         stack=pulumi.get_stack(),
@@ -444,6 +472,7 @@ def load_settings() -> Settings:
         paused=r.boolean("paused"),
         billing_account=billing_account,
         monthly_budget=monthly_budget,
+        vertex_endpoint_name=endpoint_name,
     )
     if r.errors:
         raise ConfigError("Invalid stack configuration:\n  - " + "\n  - ".join(r.errors))

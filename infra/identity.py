@@ -5,7 +5,9 @@ Rules this module follows (and tests check):
 - storage roles are granted on a bucket, never on the project;
 - project-level roles only where GCP has no narrower resource to grant on;
 - ``iam.serviceAccountUser`` only on the accounts the pipeline launches jobs as;
-- Kubernetes workloads get Google credentials through Workload Identity, not keys.
+- Kubernetes workloads get Google credentials through Workload Identity, not keys;
+- the serving account has no project-level role at all: it reads the models bucket and
+  pulls from the repository, nothing else.
 """
 
 from __future__ import annotations
@@ -19,13 +21,17 @@ from infra.config import Settings
 from infra.options import child_options
 
 KFP_NAMESPACE = "kubeflow"
+# Where the model server runs on GKE, and the Kubernetes service account it runs as.
+SERVING_NAMESPACE = "serving"
+SERVING_KSA = "model-server"
 
 # account -> what it is for
 ACCOUNTS = {
     "nodes": "GKE nodes: write logs and metrics, pull step images",
     "pipeline": "KFP pipeline steps (KSA kubeflow/pipeline-runner)",
     "dataflow": "Dataflow workers of the transform step",
-    "vertex": "Vertex AI tuning trials and model serving",
+    "vertex": "Vertex AI tuning trials",
+    "serving": "Model server on GKE (KSA serving/model-server) and Vertex AI endpoints",
     "kfp-ui": "KFP UI showing artifacts stored in GCS (KSA kubeflow/ml-pipeline-ui)",
 }
 
@@ -61,7 +67,10 @@ BUCKET_ROLES = {
     # Tuning trials read the features from the pipeline root and Vertex stages each custom
     # job's files under the pipeline root's vertex-staging/ prefix (the job's staging bucket).
     ("vertex", "artifacts"): (ADMIN,),
-    ("vertex", "models"): (VIEW,),
+    # The model server loads the CURRENT version from the model repository and nothing else:
+    # read-only, on the models bucket only. (Vertex AI's service agent, not this account,
+    # copies a model's artifacts to the serving container's AIP_STORAGE_URI.)
+    ("serving", "models"): (VIEW,),
     ("kfp-ui", "artifacts"): (VIEW,),
 }
 
@@ -72,14 +81,31 @@ REPOSITORY_ROLES = {
     "dataflow": ("roles/artifactregistry.reader",),
     # Vertex custom jobs (tuning trials) run the tune image from this repository.
     "vertex": ("roles/artifactregistry.reader",),
+    # Read access to the serving image only. GKE nodes pull it as the node account and
+    # Vertex AI always pulls as its own service agent (a deployed model's service account
+    # is never used for the pull); this covers what runs as the serving identity itself.
+    "serving": ("roles/artifactregistry.reader",),
 }
 
 # The pipeline launches Dataflow jobs and Vertex AI jobs *as* these accounts, which needs
-# iam.serviceAccountUser on each of them (and on nothing else).
-ACTS_AS = {"pipeline": ("dataflow", "vertex")}
+# iam.serviceAccountUser on each of them (and on nothing else). The deploy step deploys a
+# Vertex AI model with ``deployed_model.service_account`` set to the serving account.
+ACTS_AS = {"pipeline": ("dataflow", "vertex", "serving")}
 
-# account -> Kubernetes service account in the KFP namespace that impersonates it.
+# account -> Kubernetes service account in the KFP namespace that impersonates it (the
+# install creates them; kubeflow.py annotates them).
 WORKLOAD_IDENTITY = {"pipeline": "pipeline-runner", "kfp-ui": "ml-pipeline-ui"}
+# account -> (namespace, Kubernetes service account) of every Workload Identity binding:
+# KFP's accounts above, and the model server's (serving.py creates its namespace and KSA).
+WORKLOAD_IDENTITY_MEMBERS = {
+    **{account: (KFP_NAMESPACE, ksa) for account, ksa in WORKLOAD_IDENTITY.items()},
+    "serving": (SERVING_NAMESPACE, SERVING_KSA),
+}
+
+
+def workload_identity_member(project: str, namespace: str, ksa: str) -> str:
+    """The IAM member a Kubernetes service account is known as in the project's pool."""
+    return f"serviceAccount:{project}.svc.id.goog[{namespace}/{ksa}]"
 
 
 def _short(role: str) -> str:
@@ -158,7 +184,7 @@ class ServiceAccounts(pulumi.ComponentResource):
 
 
 class WorkloadIdentityBindings(pulumi.ComponentResource):
-    """Lets the KFP Kubernetes service accounts act as their Google service accounts.
+    """Lets the Kubernetes service accounts act as their Google service accounts.
 
     Created after the cluster: the ``<project>.svc.id.goog`` identity pool only exists once
     a cluster with Workload Identity does, and binding to it earlier fails.
@@ -173,8 +199,8 @@ class WorkloadIdentityBindings(pulumi.ComponentResource):
     ) -> None:
         super().__init__("crypto-kfp:infra:WorkloadIdentityBindings", name, None, opts)
         self.members = {}
-        for account, ksa in WORKLOAD_IDENTITY.items():
-            member = f"serviceAccount:{settings.project}.svc.id.goog[{KFP_NAMESPACE}/{ksa}]"
+        for account, (namespace, ksa) in WORKLOAD_IDENTITY_MEMBERS.items():
+            member = workload_identity_member(settings.project, namespace, ksa)
             gcp.serviceaccount.IAMMember(
                 f"{name}-{account}-{ksa}",
                 service_account_id=accounts.accounts[account].name,

@@ -11,11 +11,12 @@ from infra.apis import ProjectApis
 from infra.budget import ProjectBudget
 from infra.cluster import GkeCluster
 from infra.config import Settings
-from infra.identity import ServiceAccounts, WorkloadIdentityBindings
+from infra.identity import SERVING_KSA, SERVING_NAMESPACE, ServiceAccounts, WorkloadIdentityBindings
 from infra.keys import KEYED_ACCOUNTS, ServiceAccountKeys
 from infra.kubeflow import KubeflowPipelines
 from infra.network import Network
 from infra.registry import ContainerRegistry
+from infra.serving import SERVING_NODE_SELECTOR, ServingNamespace, VertexEndpoint
 from infra.storage import Buckets
 
 # Stack outputs for every service account, named after its role in the pipeline.
@@ -23,6 +24,7 @@ ACCOUNT_OUTPUTS = {
     "pipeline": "pipeline_service_account",
     "dataflow": "dataflow_service_account",
     "vertex": "vertex_service_account",
+    "serving": "serving_service_account",
     "nodes": "node_service_account",
     "kfp-ui": "kfp_ui_service_account",
 }
@@ -64,6 +66,19 @@ def build_stack(settings: Settings) -> dict[str, Any]:
         depends_on=[gke.system_pool, network.webhook_firewall, workload_identity],
     )
 
+    ServingNamespace(
+        "serving",
+        settings,
+        provider=kfp.provider,
+        serving_account_email=identity.emails["serving"],
+        # Serving pods run on the system pool; on destroy the namespace (and any pod the
+        # deploy step left in it) goes while the nodes are still there.
+        depends_on=[gke.system_pool],
+    )
+    # make destroy runs `python -m components.deploy teardown` before `pulumi destroy`:
+    # the endpoint can only be deleted once no model is deployed on it (VertexEndpoint).
+    endpoint = VertexEndpoint("vertex", settings, opts=after_apis)
+
     outputs: dict[str, Any] = {
         "project": settings.project,
         "region": settings.region,
@@ -84,6 +99,12 @@ def build_stack(settings: Settings) -> dict[str, Any]:
         "vertex_staging_uri": storage.buckets["artifacts"].name.apply(
             lambda n: f"gs://{n}/vertex-staging"
         ),
+        # The deploy step's targets: gke (namespace, KSA, placement) and vertex (endpoint).
+        "serving_namespace": SERVING_NAMESPACE,
+        "serving_k8s_service_account": SERVING_KSA,
+        "serving_node_selector": dict(SERVING_NODE_SELECTOR),
+        "vertex_endpoint": endpoint.display_name,
+        "vertex_endpoint_id": endpoint.resource_name,
     }
     outputs.update({BUCKET_OUTPUTS[key]: uri for key, uri in storage.uris.items()})
     outputs.update({ACCOUNT_OUTPUTS[key]: email for key, email in identity.emails.items()})

@@ -16,7 +16,7 @@ PACK_NAME = "crypto-kfp-guardrails"
 
 def _validate(rule: Rule):
     def validate(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
-        for message in rule(args.resource_type, args.props, args.get_config()):
+        for message in rule(args.resource_type, args.props, args.get_config(), urn=args.urn):
             report_violation(message, None)
 
     return validate

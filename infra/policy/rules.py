@@ -1,5 +1,6 @@
 """Each policy's check: a plain function of a resource's type, its inputs and the policy's
-config, returning the violations (empty: the resource complies or is not concerned).
+config (and, for the Kubernetes rules, its URN), returning the violations (empty: the
+resource complies or is not concerned).
 
 Inputs use the engine's property names (camelCase), as a policy pack and the test harness
 both see them. Nothing here imports Pulumi: the engine calls these through ``pack``, the
@@ -24,6 +25,16 @@ PRIMITIVE_ROLES = frozenset({"roles/owner", "roles/editor", "roles/viewer"})
 # IAM resources granting on a whole project, folder or organisation.
 WIDE_IAM_MODULES = ("gcp:projects/", "gcp:folder/", "gcp:organizations/")
 PIPELINES_POOL = "pipelines"
+RBAC_MODULE = "kubernetes:rbac.authorization.k8s.io/"
+NAMESPACE = "kubernetes:core/v1:Namespace"
+# Kubeflow Pipelines' own install (its kustomize Directories, inside the KubeflowPipelines
+# component) brings cluster roles and namespaces the program does not write; the RBAC and
+# namespace rules judge what the program declares itself.
+KFP_INSTALL_CHAIN = ("crypto-kfp:infra:KubeflowPipelines", "kubernetes:kustomize/v2:Directory")
+# Verbs that let whoever holds a role grant themselves more than the role says.
+ESCALATING_VERBS = frozenset({"escalate", "bind", "impersonate"})
+POD_SECURITY_ENFORCE = "pod-security.kubernetes.io/enforce"
+POD_SECURITY_LEVELS = frozenset({"baseline", "restricted"})
 
 Props = Mapping[str, Any]
 Config = Mapping[str, Any]
@@ -214,19 +225,107 @@ def no_open_control_plane(resource_type: str, props: Props, config: Config) -> l
     ]
 
 
+def _kind(resource_type: str) -> str:
+    return resource_type.rsplit(":", 1)[-1]
+
+
+def from_kfp_install(urn: str) -> bool:
+    """True for a resource registered by KFP's kustomize install (its parents' types are in
+    the URN: ``urn:pulumi:<stack>::<project>::<parent types and its own, $-joined>::<name>``)."""
+    parts = urn.split("::", 3)
+    if len(parts) < 4:
+        return False
+    parents = parts[2].split("$")[:-1]
+    it = iter(parents)
+    # The component, then (anywhere below it) a Directory: in that order.
+    return all(any(p == wanted for p in it) for wanted in KFP_INSTALL_CHAIN)
+
+
+def _is_cluster_rbac(resource_type: str) -> bool:
+    return resource_type.startswith(RBAC_MODULE) and _kind(resource_type).startswith("ClusterRole")
+
+
+def _is_role_binding(resource_type: str) -> bool:
+    return resource_type.startswith(RBAC_MODULE) and _kind(resource_type).startswith("RoleBinding")
+
+
+def _is_role(resource_type: str) -> bool:
+    return resource_type.startswith(RBAC_MODULE) and _kind(resource_type) in (
+        "Role",
+        "RolePatch",
+        "ClusterRole",
+        "ClusterRolePatch",
+    )
+
+
+def no_cluster_wide_rbac(resource_type: str, props: Props, config: Config, urn: str) -> list[str]:
+    if from_kfp_install(urn):
+        return []
+    if _is_cluster_rbac(resource_type):
+        return [
+            f"{_kind(resource_type)} grants across the whole cluster: use a Role and a "
+            "RoleBinding in the namespace"
+        ]
+    if _is_role_binding(resource_type) and dig(props, "roleRef", "kind") == "ClusterRole":
+        name = dig(props, "roleRef", "name", default="")
+        return [f"RoleBinding to ClusterRole {name!r}: bind a Role that names what it allows"]
+    return []
+
+
+def least_privilege_roles(resource_type: str, props: Props, config: Config, urn: str) -> list[str]:
+    if not _is_role(resource_type) or from_kfp_install(urn):
+        return []
+    problems = []
+    for i, rule in enumerate(dig(props, "rules", default=[])):
+        groups = list(dig(rule, "apiGroups", default=[]))
+        resources = list(dig(rule, "resources", default=[]))
+        verbs = list(dig(rule, "verbs", default=[]))
+        for field_name, values in (
+            ("apiGroups", groups),
+            ("resources", resources),
+            ("verbs", verbs),
+        ):
+            if "*" in values:
+                problems.append(f"rule {i}: wildcard in {field_name}")
+        for verb in sorted(ESCALATING_VERBS.intersection(verbs)):
+            problems.append(f"rule {i}: verb {verb!r} lets the holder grant itself more")
+        if "rbac.authorization.k8s.io" in groups:
+            problems.append(f"rule {i}: access to RBAC objects lets the holder grant itself more")
+    return problems
+
+
+def namespace_pod_security(resource_type: str, props: Props, config: Config, urn: str) -> list[str]:
+    if resource_type != NAMESPACE or from_kfp_install(urn):
+        return []
+    level = dig(props, "metadata", "labels", default={}).get(POD_SECURITY_ENFORCE)
+    if level not in POD_SECURITY_LEVELS:
+        return [
+            f"namespace enforces no Pod Security Standard ({POD_SECURITY_ENFORCE} is "
+            f"{level!r}; use restricted or baseline)"
+        ]
+    return []
+
+
 @dataclass(frozen=True)
 class Rule:
     name: str
     description: str
-    check: Callable[[str, Props, Config], list[str]]
+    check: Callable[..., list[str]]
     # Whether a resource type is one the rule examines (tests require one in the program).
     applies_to: Callable[[str], bool]
     # JSON schema properties of the rule's config, with their defaults.
     config: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # The check also takes the resource's URN (to tell KFP's own install apart).
+    uses_urn: bool = False
 
-    def __call__(self, resource_type: str, props: Props, config: Config | None = None) -> list[str]:
+    def __call__(
+        self, resource_type: str, props: Props, config: Config | None = None, urn: str = ""
+    ) -> list[str]:
         defaults = {key: spec["default"] for key, spec in self.config.items()}
-        return self.check(resource_type, props, {**defaults, **(config or {})})
+        merged = {**defaults, **(config or {})}
+        if self.uses_urn:
+            return self.check(resource_type, props, merged, urn)
+        return self.check(resource_type, props, merged)
 
 
 def _types(*names: str) -> Callable[[str], bool]:
@@ -302,5 +401,29 @@ RULES = (
         no_open_control_plane,
         _types(CLUSTER),
         config={"allowOpenToAnyAddress": {"type": "boolean", "default": False}},
+    ),
+    Rule(
+        "no-cluster-wide-rbac",
+        "No ClusterRole or ClusterRoleBinding, and no RoleBinding to a ClusterRole, outside "
+        "Kubeflow Pipelines' own install: the program grants in one namespace at a time.",
+        no_cluster_wide_rbac,
+        lambda t: _is_cluster_rbac(t) or _is_role_binding(t),
+        uses_urn=True,
+    ),
+    Rule(
+        "least-privilege-roles",
+        "Roles name their API groups, resources and verbs: no wildcard, no escalate, bind "
+        "or impersonate, no access to RBAC objects.",
+        least_privilege_roles,
+        _is_role,
+        uses_urn=True,
+    ),
+    Rule(
+        "namespace-pod-security",
+        "Every namespace the program creates enforces the restricted (or baseline) Pod "
+        "Security Standard.",
+        namespace_pod_security,
+        _types(NAMESPACE),
+        uses_urn=True,
     ),
 )

@@ -26,6 +26,11 @@ SERVICE_ACCOUNT_PATCH = "kubernetes:core/v1:ServiceAccountPatch"
 K8S_SECRET = "kubernetes:core/v1:Secret"
 K8S_PROVIDER = "pulumi:providers:kubernetes"
 SERVICE = "gcp:projects/service:Service"
+NAMESPACE = "kubernetes:core/v1:Namespace"
+K8S_SERVICE_ACCOUNT = "kubernetes:core/v1:ServiceAccount"
+ROLE = "kubernetes:rbac.authorization.k8s.io/v1:Role"
+ROLE_BINDING = "kubernetes:rbac.authorization.k8s.io/v1:RoleBinding"
+VERTEX_ENDPOINT = "gcp:vertex/aiEndpoint:AiEndpoint"
 BUDGET = "gcp:billing/budget:Budget"
 
 PRIMITIVE_ROLES = {"roles/owner", "roles/editor", "roles/viewer"}
@@ -302,3 +307,70 @@ def check_closed_control_plane(run: ProgramRun) -> None:
     )
     dns = dig(cluster.inputs, "controlPlaneEndpointsConfig", "dnsEndpointConfig", default={})
     assert dns.get("allowExternalTraffic") is True, f"{cluster.urn}: no DNS endpoint: {dns}"
+
+
+# Everything the model server's Google account may do, and nothing more: read the models
+# bucket and pull from the one repository.
+SERVING_GRANTS = {
+    (BUCKET_IAM, "models", "roles/storage.objectViewer"),
+    (REPOSITORY_IAM, "repository", "roles/artifactregistry.reader"),
+}
+
+
+def check_serving_account_grants(run: ProgramRun) -> None:
+    """The serving account holds exactly SERVING_GRANTS: no project-level role of any
+    kind (nor folder or organisation), no other bucket, no other role."""
+    member = f"serviceAccount:{account_email(run, 'serving')}"
+    names = {b.inputs["name"]: dig(b.inputs, "labels", "purpose") for b in run.of_type(BUCKET)}
+    held = set()
+    for r in run.resources:
+        if not (r.type.startswith("gcp:") and "member" in r.inputs):
+            continue
+        if r.inputs["member"] != member:
+            continue
+        assert not r.type.startswith(("gcp:projects/", "gcp:folder/", "gcp:organizations/")), (
+            f"{r.urn}: project-level role {r.inputs['role']} for the serving account"
+        )
+        where = names.get(r.inputs.get("bucket"), "repository" if r.type == REPOSITORY_IAM else "?")
+        held.add((r.type, where, r.inputs["role"]))
+    assert held == SERVING_GRANTS, (
+        f"serving account grants {sorted(held)}, expected {sorted(SERVING_GRANTS)}"
+    )
+
+
+# (API group, resource, verb) the deploy step may use in the serving namespace, spelled
+# out one by one.
+_MANAGE = ("get", "list", "watch", "create", "update", "patch", "delete")
+_READ = ("get", "list", "watch")
+SERVING_PERMISSIONS = (
+    {("apps", "deployments", v) for v in _MANAGE}
+    | {("", "services", v) for v in _MANAGE}
+    | {("", "configmaps", v) for v in _MANAGE}
+    | {("autoscaling", "horizontalpodautoscalers", v) for v in _MANAGE}
+    | {("policy", "poddisruptionbudgets", v) for v in _MANAGE}
+    | {("", "pods", v) for v in _READ}
+    | {("", "events", v) for v in _READ}
+)
+
+
+def check_serving_role(run: ProgramRun) -> None:
+    """The one Role is in ``serving`` and allows exactly SERVING_PERMISSIONS."""
+    role = run.one(ROLE)
+    assert dig(role.inputs, "metadata", "namespace") == "serving", (
+        f"{role.urn}: namespace {dig(role.inputs, 'metadata', 'namespace')}"
+    )
+    granted = set()
+    for rule in role.inputs["rules"]:
+        assert not rule.get("resourceNames") and not rule.get("nonResourceURLs"), (
+            f"{role.urn}: rule {rule}"
+        )
+        granted |= {
+            (group, resource, verb)
+            for group in rule["apiGroups"]
+            for resource in rule["resources"]
+            for verb in rule["verbs"]
+        }
+    assert granted == SERVING_PERMISSIONS, (
+        f"{role.urn}: extra {sorted(granted - SERVING_PERMISSIONS)}, "
+        f"missing {sorted(SERVING_PERMISSIONS - granted)}"
+    )

@@ -32,6 +32,8 @@ GCP_PROJECT = "demo-project-123"
 GCP_PROJECT_NUMBER = "123456789012"
 FAKE_CA = base64.b64encode(b"fake-ca").decode()
 DNS_ENDPOINT = "gke-0123456789abcdef0123456789abcdef-123456789012.us-central1-a.gke.goog"
+VERTEX_ENDPOINT = "gcp:vertex/aiEndpoint:AiEndpoint"
+ENDPOINT_ID = "4242424242"
 # The one provider call the program may make: the project number for a budget's filter.
 GET_PROJECT = "gcp:organizations/getProject:getProject"
 
@@ -83,6 +85,11 @@ class RecordingMocks(pulumi.runtime.Mocks):
             state["privateKey"] = base64.b64encode(json.dumps(key_file).encode()).decode()
         elif args.typ == "gcp:artifactregistry/repository:Repository":
             state["name"] = args.inputs["repositoryId"]
+        elif args.typ == VERTEX_ENDPOINT:
+            # Vertex AI assigns the numeric id; the provider's id is the resource name.
+            state["name"] = ENDPOINT_ID
+            location = args.inputs["location"]
+            resource_id = f"projects/{GCP_PROJECT}/locations/{location}/endpoints/{ENDPOINT_ID}"
         return resource_id, state
 
     def __init__(self) -> None:

@@ -13,10 +13,14 @@ import pulumi
 import pytest
 
 import infra.cluster
+import infra.config
 import infra.identity
 import infra.network
+import infra.serving
+import infra.stack
 import infra.storage
 from tests.infra import checks
+from tests.infra import test_serving as serving_tests
 from tests.infra.harness import run_program, stack_config
 from tests.infra.test_outputs import expect_outputs
 
@@ -107,3 +111,56 @@ def test_wrong_output_value_fails_a_pulumi_runtime_test():
     # The assertion runs inside apply(); returning the Output is what makes it count.
     with pytest.raises(AssertionError):
         broken()
+
+
+@pytest.mark.parametrize("role", ["roles/aiplatform.user", "roles/logging.logWriter"])
+def test_any_project_role_for_the_serving_account_is_caught(monkeypatch, role):
+    monkeypatch.setattr(
+        infra.identity, "PROJECT_ROLES", {**infra.identity.PROJECT_ROLES, "serving": (role,)}
+    )
+    run = run_program(stack_config())
+    with pytest.raises(AssertionError, match=f"project-level role {role} for the serving"):
+        checks.check_serving_account_grants(run)
+
+
+def test_serving_account_on_another_bucket_is_caught(monkeypatch):
+    monkeypatch.setattr(
+        infra.identity,
+        "BUCKET_ROLES",
+        {**infra.identity.BUCKET_ROLES, ("serving", "artifacts"): (infra.identity.VIEW,)},
+    )
+    run = run_program(stack_config())
+    with pytest.raises(AssertionError, match="serving account grants"):
+        checks.check_serving_account_grants(run)
+
+
+def test_an_extra_permission_in_the_serving_role_is_caught(monkeypatch):
+    monkeypatch.setattr(
+        infra.serving,
+        "SERVING_RULES",
+        (*infra.serving.SERVING_RULES, ("", ("secrets",), infra.serving.READ)),
+    )
+    run = run_program(stack_config())
+    with pytest.raises(AssertionError, match=r"extra \[\('', 'secrets', 'get'\)"):
+        checks.check_serving_role(run)
+
+
+def test_a_missing_permission_in_the_serving_role_is_caught(monkeypatch):
+    monkeypatch.setattr(infra.serving, "SERVING_RULES", infra.serving.SERVING_RULES[:-1])
+    run = run_program(stack_config())
+    with pytest.raises(AssertionError, match=r"missing \[\('', 'events', 'get'\)"):
+        checks.check_serving_role(run)
+
+
+def test_serving_on_the_spot_pool_is_caught(monkeypatch):
+    monkeypatch.setattr(infra.stack, "SERVING_NODE_SELECTOR", {"pool": "pipelines"})
+    run = run_program(stack_config())
+    with pytest.raises(AssertionError):
+        serving_tests.test_serving_pods_select_the_on_demand_untainted_system_pool(run)
+
+
+def test_a_wrong_endpoint_output_is_caught(monkeypatch):
+    monkeypatch.setattr(infra.config, "ENDPOINT_SUFFIX", "other")
+    run = run_program(stack_config())
+    with pytest.raises(AssertionError):
+        serving_tests.test_serving_outputs(run)

@@ -17,7 +17,9 @@ ALLOWED_PROJECT_ROLES = {
 
 def test_service_accounts_exist_for_each_workload(default_run):
     ids = {a.inputs["accountId"] for a in default_run.of_type(ACCOUNT)}
-    assert ids == {f"crypto-kfp-{k}" for k in ("nodes", "pipeline", "dataflow", "vertex", "kfp-ui")}
+    assert ids == {
+        f"crypto-kfp-{k}" for k in ("nodes", "pipeline", "dataflow", "vertex", "kfp-ui", "serving")
+    }
     assert all(6 <= len(i) <= 30 for i in ids)
 
 
@@ -69,7 +71,7 @@ def test_service_account_user_only_on_the_accounts_the_pipeline_launches_jobs_as
     targets = {r.inputs["serviceAccountId"] for r in grants}
     assert targets == {
         f"projects/{GCP_PROJECT}/serviceAccounts/{checks.account_email(default_run, k)}"
-        for k in ("dataflow", "vertex")
+        for k in ("dataflow", "vertex", "serving")
     }
 
 
@@ -94,7 +96,7 @@ def test_workload_identity_bindings_wait_for_the_cluster(default_run):
         for r in default_run.of_type(ACCOUNT_IAM)
         if r.inputs["role"] == "roles/iam.workloadIdentityUser"
     ]
-    assert len(bindings) == 2
+    assert len(bindings) == 3
     for binding in bindings:
         assert cluster.urn in binding.dependencies, binding.urn
 
@@ -147,3 +149,8 @@ def test_vertex_account_reads_the_image_repository_and_the_pipeline_root_bucket_
     }
     artifacts = checks.bucket(default_run, "artifacts").inputs["name"]
     assert (artifacts, "roles/storage.objectAdmin") in buckets
+
+
+def test_vertex_trials_no_longer_read_the_models_bucket(default_run):
+    # Serving moved to its own account; tuning trials only need the pipeline root.
+    assert _bucket_roles(default_run, "vertex") == {("artifacts", "roles/storage.objectAdmin")}

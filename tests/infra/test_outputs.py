@@ -41,6 +41,12 @@ EXPECTED_OUTPUTS = {
     "dataflow_subnetwork",
     "labels",
     "vertex_staging_uri",
+    "serving_namespace",
+    "serving_k8s_service_account",
+    "serving_service_account",
+    "serving_node_selector",
+    "vertex_endpoint",
+    "vertex_endpoint_id",
 }
 PREFIX = f"{GCP_PROJECT}-crypto-kfp"
 
@@ -112,6 +118,7 @@ def test_service_account_emails(default_run):
             ("vertex_service_account", "vertex"),
             ("node_service_account", "nodes"),
             ("kfp_ui_service_account", "kfp-ui"),
+            ("serving_service_account", "serving"),
         ):
             assert v[output] == f"crypto-kfp-{account}@{GCP_PROJECT}.iam.gserviceaccount.com", (
                 output

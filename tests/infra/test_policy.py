@@ -27,9 +27,12 @@ from tests.infra.checks import (
     BUCKET_IAM,
     CLUSTER,
     KEY,
+    NAMESPACE,
     NODE_POOL,
     PROJECT_IAM,
     REPOSITORY_IAM,
+    ROLE,
+    ROLE_BINDING,
 )
 from tests.infra.harness import PROJECT_ROOT, ProgramRun, run_program, stack_config
 
@@ -56,11 +59,13 @@ def runs() -> dict[str, tuple[ProgramRun, dict[str, Any]]]:
     return result
 
 
-def violations(resource_type: str, props: dict, config: dict) -> dict[str, list[str]]:
+def violations(
+    resource_type: str, props: dict, config: dict, urn: str = ""
+) -> dict[str, list[str]]:
     """Every policy's violations for one resource (policies without any left out)."""
     found = {}
     for name, rule in RULES.items():
-        messages = rule(resource_type, props, config.get(name))
+        messages = rule(resource_type, props, config.get(name), urn=urn)
         if messages:
             found[name] = messages
     return found
@@ -70,7 +75,9 @@ def violations(resource_type: str, props: dict, config: dict) -> dict[str, list[
 def test_every_policy_passes_on_the_program(runs, stack):
     run, config = runs[stack]
     failing = {
-        r.urn: found for r in run.resources if (found := violations(r.type, r.inputs, config))
+        r.urn: found
+        for r in run.resources
+        if (found := violations(r.type, r.inputs, config, r.urn))
     }
     assert failing == {}
 
@@ -103,6 +110,10 @@ def _pipelines(r) -> bool:
 
 def _system(r) -> bool:
     return r.inputs.get("name") == "system"
+
+
+def _serving_binding(r) -> bool:
+    return r.inputs.get("roleRef", {}).get("name") == "serving-deployer"
 
 
 def _project_role(role: str):
@@ -175,6 +186,21 @@ BROKEN = [
         ("masterAuthorizedNetworksConfig", "gcpPublicCidrsAccessEnabled"),
         True,
     ),
+    ("no-cluster-wide-rbac", ROLE_BINDING, _serving_binding, ("roleRef", "kind"), "ClusterRole"),
+    (
+        "namespace-pod-security",
+        NAMESPACE,
+        None,
+        ("metadata", "labels", "pod-security.kubernetes.io/enforce"),
+        "privileged",
+    ),
+    (
+        "namespace-pod-security",
+        NAMESPACE,
+        None,
+        ("metadata", "labels", "pod-security.kubernetes.io/enforce"),
+        DELETE,
+    ),
 ]
 
 
@@ -190,10 +216,10 @@ def test_each_policy_fails_on_exactly_its_broken_property(
     candidates = [r for r in run.of_type(resource_type) if select is None or select(r)]
     assert candidates, f"no {resource_type} in the program"
     for resource in candidates:
-        assert violations(resource.type, resource.inputs, config) == {}, resource.urn
+        assert violations(resource.type, resource.inputs, config, resource.urn) == {}, resource.urn
         broken = copy.deepcopy(resource.inputs)
         _set(broken, path, value)
-        found = violations(resource.type, broken, config)
+        found = violations(resource.type, broken, config, resource.urn)
         assert set(found) == {policy}, f"{resource.urn} with {path}={value!r}: {found}"
         assert len(found[policy]) == 1, found
 
@@ -286,7 +312,9 @@ def test_a_wrapped_policy_reports_what_its_rule_finds():
 
     def reported(allow: bool) -> list[str]:
         messages: list[str] = []
-        args = SimpleNamespace(resource_type=KEY, props={}, get_config=lambda: {"allowKeys": allow})
+        args = SimpleNamespace(
+            resource_type=KEY, props={}, urn="", get_config=lambda: {"allowKeys": allow}
+        )
         policy.validate(args, lambda message, urn=None: messages.append(message))
         return messages
 
@@ -301,3 +329,97 @@ def test_policy_pack_project_file_runs_in_the_project_venv():
     venv = (POLICY_DIR / project["runtime"]["options"]["virtualenv"]).resolve()
     assert venv == (PROJECT_ROOT / ".venv").resolve()
     assert Path(POLICY_DIR / "__main__.py").is_file()
+
+
+# What the engine would name a resource of KFP's kustomize install (its parents' types in
+# the URN), and one the program declared itself.
+KFP_CHAIN = "crypto-kfp:infra:KubeflowPipelines$kubernetes:kustomize/v2:Directory"
+CLUSTER_ROLE = "kubernetes:rbac.authorization.k8s.io/v1:ClusterRole"
+CLUSTER_ROLE_BINDING = "kubernetes:rbac.authorization.k8s.io/v1:ClusterRoleBinding"
+
+
+def _urn(chain: str, resource_type: str, name: str) -> str:
+    return f"urn:pulumi:dev::crypto-kfp::{chain}${resource_type}::{name}"
+
+
+def test_kfp_install_is_told_apart_by_its_parents_types():
+    assert rules.from_kfp_install(_urn(KFP_CHAIN, CLUSTER_ROLE, "kfp-cluster-scoped:x"))
+    # A Directory outside the KFP component, or a resource the KFP component declares
+    # itself (not through the install), is the program's own.
+    assert not rules.from_kfp_install(
+        _urn("kubernetes:kustomize/v2:Directory", CLUSTER_ROLE, "other")
+    )
+    assert not rules.from_kfp_install(
+        _urn("crypto-kfp:infra:KubeflowPipelines", CLUSTER_ROLE, "kfp-extra")
+    )
+    # The order matters: the Directory must be below the component.
+    assert not rules.from_kfp_install(
+        _urn(
+            "kubernetes:kustomize/v2:Directory$crypto-kfp:infra:KubeflowPipelines",
+            CLUSTER_ROLE,
+            "x",
+        )
+    )
+    assert not rules.from_kfp_install("")
+
+
+@pytest.mark.parametrize(
+    "resource_type",
+    [
+        CLUSTER_ROLE,
+        CLUSTER_ROLE_BINDING,
+        "kubernetes:rbac.authorization.k8s.io/v1:ClusterRolePatch",
+    ],
+)
+def test_a_cluster_wide_grant_is_refused_unless_kfp_installs_it(runs, resource_type):
+    run, config = runs["default"]
+    # The serving Role's own rules, made cluster-wide.
+    role = copy.deepcopy(run.one(ROLE).inputs)
+    role["kind"] = resource_type.rsplit(":", 1)[-1]
+    role["metadata"].pop("namespace")
+    ours = _urn("crypto-kfp:infra:ServingNamespace", resource_type, "serving-wide")
+    assert set(violations(resource_type, role, config, ours)) == {"no-cluster-wide-rbac"}
+    kfp = _urn(KFP_CHAIN, resource_type, "kfp-cluster-scoped:wide")
+    assert violations(resource_type, role, config, kfp) == {}
+
+
+def _role_with(run, rule_index: int, **fields) -> dict:
+    role = copy.deepcopy(run.one(ROLE).inputs)
+    role["rules"][rule_index].update(fields)
+    return role
+
+
+@pytest.mark.parametrize(
+    ("fields", "expected"),
+    [
+        ({"verbs": ["*"]}, "rule 0: wildcard in verbs"),
+        ({"resources": ["*"]}, "rule 0: wildcard in resources"),
+        ({"apiGroups": ["*"]}, "rule 0: wildcard in apiGroups"),
+        ({"verbs": ["get", "impersonate"]}, "rule 0: verb 'impersonate' lets"),
+        ({"verbs": ["bind"]}, "rule 0: verb 'bind' lets"),
+        (
+            {"apiGroups": ["rbac.authorization.k8s.io"], "resources": ["rolebindings"]},
+            "rule 0: access to RBAC objects",
+        ),
+    ],
+)
+def test_a_role_that_can_grant_more_than_it_names_is_refused(runs, fields, expected):
+    run, config = runs["default"]
+    role = run.one(ROLE)
+    assert violations(ROLE, role.inputs, config, role.urn) == {}
+    found = violations(ROLE, _role_with(run, 0, **fields), config, role.urn)
+    assert set(found) == {"least-privilege-roles"}, found
+    assert len(found["least-privilege-roles"]) == 1, found
+    assert found["least-privilege-roles"][0].startswith(expected), found
+    # KFP's install is judged by upstream, not by this rule.
+    kfp = _urn(KFP_CHAIN, ROLE, "kfp-platform:argo-role")
+    assert violations(ROLE, _role_with(run, 0, **fields), config, kfp) == {}
+
+
+def test_a_namespace_of_the_kfp_install_needs_no_pod_security_label(runs):
+    run, config = runs["default"]
+    bare = {"metadata": {"name": "kubeflow"}, "kind": "Namespace", "apiVersion": "v1"}
+    kfp = _urn(KFP_CHAIN, NAMESPACE, "kfp-cluster-scoped:kubeflow")
+    assert violations(NAMESPACE, bare, config, kfp) == {}
+    ours = run.one(NAMESPACE).urn
+    assert set(violations(NAMESPACE, bare, config, ours)) == {"namespace-pod-security"}
