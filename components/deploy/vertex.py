@@ -271,3 +271,55 @@ def rollback_vertex(
         "from": current,
         "to": back,
     }
+
+
+def default_endpoint_name(model_name: str) -> str:
+    """The endpoint display name when none is given."""
+    return f"{model_name}-endpoint"
+
+
+def teardown_vertex(
+    *,
+    project: str,
+    region: str,
+    endpoint_name: str,
+    model_display_name: str,
+    api_endpoint: str | None = None,
+    credentials=None,
+) -> dict:
+    """Undeploy every deployed model from the endpoints named ``endpoint_name`` (the
+    endpoint itself is the stack's), then delete the registry models named
+    ``model_display_name`` (DeleteModel removes a model with all its versions).
+
+    The models without traffic go first and the one serving last: Vertex AI refuses to
+    undeploy a model that has traffic unless it is the endpoint's last one."""
+    parent = f"projects/{project}/locations/{region}"
+    models, endpoints = _clients(region, api_endpoint, credentials)
+    undeployed, deleted = [], []
+    found = _call(
+        "listing endpoints",
+        endpoints.list_endpoints,
+        request={"parent": parent, "filter": f"display_name={_quoted(endpoint_name)}"},
+    )
+    for endpoint in found:
+        split = dict(endpoint.traffic_split)
+        order = sorted(endpoint.deployed_models, key=lambda m: (split.get(m.id, 0), m.id))
+        for deployed in order:
+            _call(
+                f"undeploying {deployed.id} from {endpoint.name}",
+                endpoints.undeploy_model,
+                endpoint=endpoint.name,
+                deployed_model_id=deployed.id,
+            ).result(timeout=_OPERATION_TIMEOUT_S)
+            undeployed.append(f"{endpoint.name}/{deployed.id}")
+    found = _call(
+        "listing models",
+        models.list_models,
+        request={"parent": parent, "filter": f"display_name={_quoted(model_display_name)}"},
+    )
+    for model in found:
+        _call(f"deleting {model.name}", models.delete_model, name=model.name).result(
+            timeout=_OPERATION_TIMEOUT_S
+        )
+        deleted.append(model.name)
+    return {"undeployed": undeployed, "deleted_models": deleted}
