@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 from components.common.results import ParameterError
 from components.deploy.vertex import CONTAINER_PORT
-from components.images import IMAGE_USER_UID
+from components.images import IMAGE_USER_UID, is_pinned
 
 log = logging.getLogger(__name__)
 
@@ -48,8 +48,8 @@ CPU_UTILIZATION_TARGET = 70
 READY_PATH = "/v2/health/ready"
 LIVE_PATH = "/v2/health/live"
 SERVICE_PORT = 80
-_DIGEST = re.compile(r"^[^@\s]+@sha256:[0-9a-f]{64}$")
-_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+#: A Kubernetes object name (RFC 1123 label).
+DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 #: (kind, API path prefix, plural) of the objects we apply, in apply order.
 KINDS = (
     ("Deployment", "/apis/apps/v1", "deployments"),
@@ -66,7 +66,7 @@ class GkeError(RuntimeError):
 def object_name(model_name: str) -> str:
     """The Kubernetes name of a model's serving objects (a DNS label)."""
     name = re.sub(r"[^a-z0-9-]+", "-", model_name.lower()).strip("-")[:50].strip("-")
-    if not _DNS_LABEL.match(name):
+    if not DNS_LABEL.match(name):
         raise ParameterError(
             f"model name {model_name!r} gives no valid Kubernetes name: use letters or digits"
         )
@@ -86,7 +86,7 @@ class GkeTarget:
     poll_s: float = 5.0
 
     def __post_init__(self) -> None:
-        if not _DIGEST.match(self.image or ""):
+        if not is_pinned(self.image or ""):
             raise ParameterError(
                 f"the serving image must be pinned by digest (<image>@sha256:<64 hex>), "
                 f"got {self.image!r}: build it with `make images` and pass its digest"
@@ -95,7 +95,7 @@ class GkeTarget:
             ("namespace", self.namespace),
             ("service account", self.service_account),
         ):
-            if not _DNS_LABEL.match(value or ""):
+            if not DNS_LABEL.match(value or ""):
                 raise ParameterError(f"the serving {what} {value!r} is not a Kubernetes name")
         if not 1 <= self.min_replicas <= self.max_replicas:
             raise ParameterError(

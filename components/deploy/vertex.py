@@ -15,14 +15,13 @@ loopback stand-in of the service.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
 from components.common.results import ParameterError
+from components.images import is_pinned
 
 #: Port the container listens on (Vertex AI passes it as AIP_HTTP_PORT).
 CONTAINER_PORT = 8080
-_DIGEST = re.compile(r"^[^@\s]+@sha256:[0-9a-f]{64}$")
 _OPERATION_TIMEOUT_S = 3600
 
 
@@ -47,7 +46,7 @@ class VertexTarget:
     def __post_init__(self) -> None:
         if not self.project or not self.region:
             raise ParameterError("the vertex target needs a project and a region")
-        if not _DIGEST.match(self.image):
+        if not is_pinned(self.image):
             raise ParameterError(
                 f"the serving image must be pinned by digest (<image>@sha256:<64 hex>), "
                 f"got {self.image!r}: build it with `make images` and pass its digest"

@@ -8,6 +8,7 @@ import shutil
 
 import pytest
 
+from components.common.results import ParameterError
 from components.deploy.deploy import DeployError, rollback
 from components.deploy.deploy import run as deploy
 from components.deploy.repository import ModelRepository, RepositoryError
@@ -122,12 +123,12 @@ def test_failed_first_deploy_leaves_no_current(model_dir, repo):
 
 
 @pytest.mark.parametrize("target", ["vertex", "gke"])
-def test_cloud_targets_are_not_implemented_in_the_step(model_dir, repo, target):
-    """vertex exists on the command line (test_vertex.py), not yet in the step's run()."""
-    with pytest.raises(
-        NotImplementedError, match=rf"deploy target '{target}' is not (implemented|wired)"
-    ):
+def test_cloud_targets_refuse_a_local_repository_and_no_image(model_dir, repo, target):
+    """Refused before anything runs (test_deploy_cloud.py deploys with the settings)."""
+    with pytest.raises(ParameterError) as refused:
         _deploy(model_dir("v1"), repo, target=target)
+    assert f"the {target} target publishes to the models bucket" in str(refused.value)
+    assert "pinned by digest" in str(refused.value)
     assert not repo.exists()
 
 
