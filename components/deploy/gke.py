@@ -291,14 +291,14 @@ def apply(api, manifest: dict) -> dict:
         raise _api_error(f"applying {manifest['kind']} {_path(manifest)}", exc) from exc
 
 
-def read_history(api, target: GkeTarget, model_name: str) -> list[dict]:
+def read_history(api, namespace: str, model_name: str) -> list[dict]:
     """The deployed versions recorded on the Deployment (empty if there is none)."""
     from kubernetes import client
     from kubernetes.client.exceptions import ApiException
 
     try:
         deployment = client.AppsV1Api(api).read_namespaced_deployment(
-            object_name(model_name), target.namespace
+            object_name(model_name), namespace
         )
     except ApiException as exc:
         if exc.status == 404:
@@ -414,27 +414,59 @@ def _apply_all(api, target, model_name, version, uri, history) -> dict:
     }
 
 
+def _entry(target: GkeTarget, version: str, uri: str) -> dict:
+    """A history entry: what a rollback needs to re-apply this version as it was."""
+    return {
+        "version": str(version),
+        "uri": uri,
+        "image": target.image,
+        "service_account": target.service_account,
+        "min_replicas": target.min_replicas,
+        "max_replicas": target.max_replicas,
+    }
+
+
 def deploy_gke(target: GkeTarget, *, model_name: str, version: str, uri: str, api=None) -> dict:
     """Apply the serving objects for ``uri`` (version ``version``) and wait for the rollout."""
     api = api or api_client()
-    history = read_history(api, target, model_name)
+    history = read_history(api, target.namespace, model_name)
     previous = history[-1]["version"] if history else None
-    history = [*history, {"version": str(version), "uri": uri}]
+    history = [*history, _entry(target, version, uri)]
     result = _apply_all(api, target, model_name, str(version), uri, history)
     return {**result, "previous_version": previous}
 
 
-def rollback_gke(target: GkeTarget, *, model_name: str, api=None) -> dict:
-    """Re-apply the version deployed before the current one, and wait for the rollout."""
+def rollback_gke(
+    *,
+    namespace: str,
+    model_name: str,
+    rollout_timeout_s: float = GkeTarget.rollout_timeout_s,
+    api=None,
+) -> dict:
+    """Re-apply the version deployed before the current one as it was deployed (image,
+    service account, replicas from its history entry), and wait for the rollout."""
     api = api or api_client()
-    history = read_history(api, target, model_name)
+    history = read_history(api, namespace, model_name)
     if len(history) < 2:
         raise GkeError(
-            f"no previous version of {model_name!r} to roll back to in {target.namespace} "
+            f"no previous version of {model_name!r} to roll back to in {namespace} "
             f"(deployed: {', '.join(h['version'] for h in history) or 'none'})"
         )
     current, history = history[-1], history[:-1]
     back = history[-1]
+    try:
+        target = GkeTarget(
+            image=back.get("image", ""),
+            namespace=namespace,
+            service_account=back.get("service_account", GkeTarget.service_account),
+            min_replicas=int(back.get("min_replicas", GkeTarget.min_replicas)),
+            max_replicas=int(back.get("max_replicas", GkeTarget.max_replicas)),
+            rollout_timeout_s=rollout_timeout_s,
+        )
+    except (ParameterError, ValueError) as exc:
+        raise GkeError(
+            f"the history entry of version {back['version']} is unusable: {exc}"
+        ) from exc
     result = _apply_all(api, target, model_name, back["version"], back["uri"], history)
     return {**result, "previous_version": current["version"]}
 

@@ -104,7 +104,14 @@ def test_first_deploy_applies_the_four_objects_and_waits_for_the_rollout(tmp_pat
     assert deployment["metadata"]["namespace"] == "serving"
     assert deployment["metadata"]["labels"][VERSION_LABEL] == "1"
     assert json.loads(deployment["metadata"]["annotations"][HISTORY]) == [
-        {"version": "1", "uri": URI.format(1)}
+        {
+            "version": "1",
+            "uri": URI.format(1),
+            "image": IMAGE,
+            "service_account": "model-server",
+            "min_replicas": 1,
+            "max_replicas": 4,
+        }
     ]
     spec = deployment["spec"]
     assert "replicas" not in spec  # the HPA owns it
@@ -176,10 +183,14 @@ def test_update_then_rollback_reapply_with_the_history(tmp_path):
         assert stored["metadata"]["generation"] == 2  # a new spec: a rolling update
         assert stored["spec"]["template"]["spec"]["containers"][0]["args"][1] == URI.format(2)
 
+        other_image = IMAGE.replace("cd" * 32, "ef" * 32)
+        third_target = _target(image=other_image, max_replicas=6)
+        deploy_gke(third_target, model_name=NAME, version="3", uri=URI.format(3), api=api)
         start = len(fake.requests)
-        back = rollback_gke(_target(), model_name=NAME, api=api)
-        assert back["version"] == "1" and back["previous_version"] == "2"
-        assert back["history"] == ["1"]
+        # back to 2 as it was deployed: its image and replicas, not the third's
+        back = rollback_gke(namespace="serving", model_name=NAME, api=api)
+        assert back["version"] == "2" and back["previous_version"] == "3"
+        assert back["history"] == ["1", "2"]
         assert (
             fake.calls()[start : start + 5]
             == [
@@ -188,12 +199,15 @@ def test_update_then_rollback_reapply_with_the_history(tmp_path):
             ][:5]
         )
         body = fake.requests[start + 1]["body"]
-        assert body["spec"]["template"]["spec"]["containers"][0]["args"][1] == URI.format(1)
-        assert body["spec"]["template"]["metadata"]["labels"][VERSION_LABEL] == "1"
-        assert fake.objects[DEPLOYMENT]["metadata"]["generation"] == 3
+        container = body["spec"]["template"]["spec"]["containers"][0]
+        assert container["args"][1] == URI.format(2) and container["image"] == IMAGE
+        assert body["spec"]["template"]["metadata"]["labels"][VERSION_LABEL] == "2"
+        assert fake.requests[start + 3]["body"]["spec"]["maxReplicas"] == 4
+        assert fake.objects[DEPLOYMENT]["metadata"]["generation"] == 4
 
+        rollback_gke(namespace="serving", model_name=NAME, api=api)
         with pytest.raises(GkeError, match=r"no previous version .*\(deployed: 1\)"):
-            rollback_gke(_target(), model_name=NAME, api=api)
+            rollback_gke(namespace="serving", model_name=NAME, api=api)
 
 
 def test_a_stalled_rollout_fails_with_the_pods_reason(tmp_path):
