@@ -120,7 +120,8 @@ class PreconditionAdapter:
     """A transport in front of gcp-storage-emulator that enforces the object preconditions
     GCS documents and the emulator ignores: an upload with ``ifGenerationMatch`` is
     answered 412 unless the object's generation is that number (0: it does not exist);
-    the check and the write are atomic, as in GCS. Every request is logged."""
+    the check and the write are atomic, as in GCS. An upload of an object whose name holds
+    ``refuse`` is answered 403. Every request is logged."""
 
     def __init__(self, emulator: str):
         import threading
@@ -129,6 +130,7 @@ class PreconditionAdapter:
 
         self.emulator = emulator
         self.log: list[tuple[str, str, dict]] = []
+        self.refuse: str | None = None
         self._lock = threading.Lock()
         self._inner = requests.adapters.HTTPAdapter()
 
@@ -141,12 +143,23 @@ class PreconditionAdapter:
         answer = requests.get(f"{self.emulator}/storage/v1/b/{bucket}/o/{quoted}", timeout=10)
         return int(answer.json()["generation"]) if answer.status_code == 200 else 0
 
+    @staticmethod
+    def _answer(request, status: int, message: str):
+        import json
+
+        import requests
+
+        response = requests.Response()
+        response.status_code = status
+        response.headers["Content-Type"] = "application/json"
+        response._content = json.dumps({"error": {"code": status, "message": message}}).encode()
+        response.request, response.url = request, request.url
+        return response
+
     def send(self, request, **kwargs):
         import json
         import re
         import urllib.parse
-
-        import requests
 
         url = urllib.parse.urlsplit(request.url)
         query = {k: v[0] for k, v in urllib.parse.parse_qs(url.query).items()}
@@ -157,19 +170,14 @@ class PreconditionAdapter:
             found = re.search(rb'"name": ?"([^"]+)"', body)
             name = json.loads(b'"' + found[1] + b'"') if found else None
         self.log.append((request.method, url.path, {**query, "object": name}))
+        if self.refuse and name and self.refuse in name and request.method == "POST":
+            return self._answer(request, 403, "Forbidden")
         if "ifGenerationMatch" not in query or name is None:
             return self._inner.send(request, **kwargs)
         bucket = re.search(r"/b/([^/]+)/o", url.path)[1]
         with self._lock:
             if self._generation(bucket, name) != int(query["ifGenerationMatch"]):
-                response = requests.Response()
-                response.status_code = 412
-                response.headers["Content-Type"] = "application/json"
-                response._content = json.dumps(
-                    {"error": {"code": 412, "message": "Precondition Failed"}}
-                ).encode()
-                response.request, response.url = request, request.url
-                return response
+                return self._answer(request, 412, "Precondition Failed")
             return self._inner.send(request, **kwargs)
 
     def close(self) -> None:

@@ -9,7 +9,12 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from components.common.results import ParameterError
-from components.deploy.publish import claim_version, existing_versions, publish_version
+from components.deploy.publish import (
+    PublishError,
+    claim_version,
+    existing_versions,
+    publish_version,
+)
 from components.deploy.repository import RepositoryError
 
 NAME = "btc-forecast"
@@ -90,6 +95,18 @@ def test_concurrent_deploys_never_get_the_same_version(bucket, strict_storage, m
 def test_a_listed_version_is_skipped(bucket, model_dir):
     bucket.blob(f"{NAME}/7/deployment.json").upload_from_string('{"state": "publishing"}')
     assert publish_version(model_dir("v1"), f"gs://{bucket.name}", NAME).version == "8"
+
+
+def test_a_failed_copy_removes_what_it_wrote_claim_included(bucket, strict_storage, model_dir):
+    client, adapter = strict_storage
+    adapter.refuse = "/variables/"
+    with pytest.raises(PublishError, match=r"publishing gs://.*/1 failed and was undone: 403"):
+        publish_version(model_dir("v1"), f"gs://{bucket.name}", NAME, storage_client=client)
+    written = [q["object"] for m, _, q in adapter.log if m == "POST"]
+    assert f"{NAME}/1/deployment.json" in written and f"{NAME}/1/saved_model.pb" in written
+    assert _names(bucket, "") == set()  # nothing left: the next deploy takes version 1 again
+    adapter.refuse = None
+    assert publish_version(model_dir("v1"), f"gs://{bucket.name}", NAME).version == "1"
 
 
 def test_unusable_inputs_name_the_problem(bucket, model_dir, tmp_path):
