@@ -20,6 +20,8 @@ POLICY = --policy-pack infra/policy --policy-pack-config $(POLICY_CONFIG)
 # KFP API endpoint for `make pipeline` (kubectl -n kubeflow port-forward svc/ml-pipeline-ui 8080:80).
 HOST ?= http://localhost:8080
 SKIP_IMAGES ?=
+# `make destroy SKIP_TEARDOWN=1`: straight to `pulumi destroy` (e.g. the cluster is gone).
+SKIP_TEARDOWN ?=
 # The locker: the venv and every image install exactly uv.lock. Same version as the `uv`
 # pin in pyproject's dev extra (uv sync keeps it in the venv).
 UV_VERSION := 0.13.9
@@ -134,7 +136,11 @@ resume: $(STAMP) ## Bring the system pool back and KFP with it: paused=false + m
 	pulumi config set paused false $(PULUMI_STACK)
 	$(MAKE) --no-print-directory up
 
-destroy: $(STAMP) ## Delete everything the cloud stack created (a protect=true stack refuses: set protect=false and pulumi up first)
+destroy: $(STAMP) ## Remove what deploys created (components.deploy teardown), then everything the stack created (protect=true refuses)
+ifeq ($(SKIP_TEARDOWN),)
+	$(MAKE) --no-print-directory kubeconfig
+	set -o pipefail; pulumi stack output --json $(PULUMI_STACK) | $(PY) -m components.deploy teardown --stack-outputs - --kubeconfig .local/kubeconfig --model-name $(MODEL_NAME)
+endif
 	pulumi destroy $(PULUMI_STACK)
 
 keys: $(STAMP) ## Write requested service-account keys to service_accounts/ (mode 600)

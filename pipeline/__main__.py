@@ -388,7 +388,11 @@ def build_parser(show_defaults: bool = True) -> argparse.ArgumentParser:
             "model_repository": "models_bucket/repository",
             "runner": "'dataflow' (settings from the stack; 'local': Beam in the pod)",
             "tune_backend": "'vertex' (settings from the stack; 'optuna': in the pod)",
-            "deploy_target": "'vertex' (not built yet)",
+            "deploy_target": "'gke' (in the cluster; 'vertex': the stack's endpoint)",
+            "vertex_endpoint": "the vertex_endpoint output",
+            "serving_service_account": "the serving_service_account output",
+            "serving_namespace": "the serving_namespace output",
+            "serving_k8s_service_account": "the serving_k8s_service_account output",
         },
         show_defaults,
     )

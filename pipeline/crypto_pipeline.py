@@ -166,6 +166,13 @@ def build_pipeline(images: Mapping[str, str] | None = None, *, retries: bool = T
         max_mae_ratio: float = d["max_mae_ratio"],
         model_name: str = d["model_name"],
         deploy_target: str = d["deploy_target"],
+        vertex_endpoint: str = d["vertex_endpoint"],
+        serving_machine_type: str = d["serving_machine_type"],
+        serving_min_replicas: int = d["serving_min_replicas"],
+        serving_max_replicas: int = d["serving_max_replicas"],
+        serving_service_account: str = d["serving_service_account"],
+        serving_namespace: str = d["serving_namespace"],
+        serving_k8s_service_account: str = d["serving_k8s_service_account"],
     ):
         """Wire the steps. ``lake`` and ``model_repository`` come from the profile."""
         ingest_task = ops["ingest"](
@@ -234,6 +241,17 @@ def build_pipeline(images: Mapping[str, str] | None = None, *, retries: bool = T
                 model_repository=model_repository,
                 model_name=model_name,
                 source_run=dsl.PIPELINE_JOB_NAME_PLACEHOLDER,
+                # The server the cloud targets run is the deploy step's own image.
+                image=images["deploy"],
+                vertex_project=vertex_project,
+                vertex_region=vertex_region,
+                vertex_endpoint=vertex_endpoint,
+                serving_machine_type=serving_machine_type,
+                serving_min_replicas=serving_min_replicas,
+                serving_max_replicas=serving_max_replicas,
+                serving_service_account=serving_service_account,
+                serving_namespace=serving_namespace,
+                serving_k8s_service_account=serving_k8s_service_account,
             ).set_display_name("deploy")
             # Publishing is an effect, not a value: a cached deploy would publish nothing.
             deploy_task.set_caching_options(False)

@@ -11,6 +11,18 @@ import importlib
 from collections.abc import Mapping
 from typing import Any
 
+#: The settings of deploy_target=vertex and gke (issue 10), each a parameter of deploy.run
+#: of the same name; vertex also uses the tune step's vertex_project and vertex_region.
+DEPLOY_SETTINGS = (
+    "vertex_endpoint",
+    "serving_machine_type",
+    "serving_min_replicas",
+    "serving_max_replicas",
+    "serving_service_account",
+    "serving_namespace",
+    "serving_k8s_service_account",
+)
+
 #: Every pipeline parameter and its type, in the pipeline function's order.
 PARAMETER_TYPES: dict[str, type] = {
     "lake": str,
@@ -47,6 +59,7 @@ PARAMETER_TYPES: dict[str, type] = {
     "max_mae_ratio": float,
     "model_name": str,
     "deploy_target": str,
+    **{name: (int if name.endswith("_replicas") else str) for name in DEPLOY_SETTINGS},
 }
 
 #: Pipeline parameter -> the (step, parameter of its ``run``) it feeds; the first one
@@ -94,7 +107,10 @@ PARAMETER_SOURCES: dict[str, tuple[tuple[str, str], ...]] = {
     "max_mae_ratio": (("train", "max_mae_ratio"),),
     "model_name": (("train", "model_name"), ("deploy", "model_name")),
     "deploy_target": (("deploy", "target"),),
+    **{name: (("deploy", name),) for name in DEPLOY_SETTINGS},
 }
+for _shared in ("vertex_project", "vertex_region"):  # deploy_target=vertex shares tune's
+    PARAMETER_SOURCES[_shared] += (("deploy", _shared),)
 #: Parameters without a step default (the profile gives them), and the step they feed.
 PROFILE_PARAMETERS: dict[str, tuple[tuple[str, str], ...]] = {
     "lake": (("ingest", "lake"),),
@@ -126,8 +142,8 @@ PARAMETER_HELP = {
     "tune_backend": "hyper-parameter search backend: optuna (in the pod) or vertex",
     "n_trials": "hyper-parameter trials",
     "parallel_trials": "tune_backend=vertex: trials running at once",
-    "vertex_project": "tune_backend=vertex: the GCP project of the tuning job",
-    "vertex_region": "tune_backend=vertex: the job's region",
+    "vertex_project": "tune_backend=vertex, deploy_target=vertex: the GCP project",
+    "vertex_region": "tune_backend=vertex, deploy_target=vertex: the Vertex AI region",
     "vertex_service_account": "tune_backend=vertex: the trials' service account",
     "vertex_staging_bucket": "tune_backend=vertex: gs:// staging folder of the job",
     "vertex_machine_type": "tune_backend=vertex: machine type of each trial",
@@ -137,7 +153,15 @@ PARAMETER_HELP = {
     "seed": "random seed of search and training",
     "max_mae_ratio": "deploy only if model MAE / persistence MAE is at most this",
     "model_name": "name of the model in the repository",
-    "deploy_target": "local (model repository + server); vertex and gke are not built yet",
+    "deploy_target": "local (model repository + server), gke (Deployment in the cluster) or "
+    "vertex (Vertex AI endpoint); gke and vertex publish to a gs:// model_repository",
+    "vertex_endpoint": "deploy_target=vertex: endpoint display name (empty: <model_name>-endpoint)",
+    "serving_machine_type": "deploy_target=vertex: machine type of the serving replicas",
+    "serving_min_replicas": "deploy_target=vertex or gke: fewest serving replicas",
+    "serving_max_replicas": "deploy_target=vertex or gke: most serving replicas (autoscaling)",
+    "serving_service_account": "deploy_target=vertex: the serving Google service account",
+    "serving_namespace": "deploy_target=gke: namespace of the serving objects",
+    "serving_k8s_service_account": "deploy_target=gke: Kubernetes service account of the pods",
 }
 
 

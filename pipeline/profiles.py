@@ -29,8 +29,6 @@ REQUIRED_OUTPUTS = {
 }
 #: Outputs that are Pulumi secrets; never kept, never printed.
 SECRET_OUTPUTS = ("kubeconfig", "service_account_keys")
-#: Deploy targets that exist as parameters but are not built yet.
-UNBUILT_DEPLOY_TARGETS = ("vertex", "gke")
 
 PULUMI_INSTALL = "https://www.pulumi.com/docs/install/"
 
@@ -96,6 +94,14 @@ BACKEND_OUTPUTS = {
     "vertex_service_account": "service account of the Vertex AI tuning trials",
     "vertex_staging_uri": "staging folder of the Vertex AI tuning job (gs:// URI)",
 }
+#: Stack outputs of the deploy targets (gke: the serving namespace and its KSA; vertex:
+#: the endpoint and the serving Google service account, which the GKE KSA is bound to).
+DEPLOY_OUTPUTS = {
+    "serving_namespace": "namespace of the model server on GKE",
+    "serving_k8s_service_account": "Kubernetes service account of the model server",
+    "serving_service_account": "serving Google service account (reads the models bucket)",
+    "vertex_endpoint": "display name of the Vertex AI endpoint",
+}
 
 
 def gcp_arguments(stack_outputs: dict[str, Any]) -> dict[str, Any]:
@@ -104,15 +110,14 @@ def gcp_arguments(stack_outputs: dict[str, Any]) -> dict[str, Any]:
     The heavy steps go to Google's engines: ``runner="dataflow"`` (the transform submits a
     Beam job) and ``tune_backend="vertex"`` (a Vertex AI hyper-parameter tuning job), every
     setting from the stack. ``--runner local`` / ``--tune-backend optuna`` on the command
-    line run them inside their pods instead. ``deploy_target="vertex"``: the cloud target,
-    not built yet, so a run whose model passes the gate fails at deploy with
-    NotImplementedError (see ``cloud_warnings``).
+    line run them inside their pods instead. ``deploy_target="gke"``: the model server
+    rolls out in the cluster that already runs the pipeline (no extra machine billed while
+    idle); ``--deploy-target vertex`` deploys to the stack's Vertex AI endpoint instead.
     """
-    missing = _missing(stack_outputs, ("raw_bucket", "models_bucket", *BACKEND_OUTPUTS))
+    known = {**BACKEND_OUTPUTS, **DEPLOY_OUTPUTS}
+    missing = _missing(stack_outputs, ("raw_bucket", "models_bucket", *known))
     if missing:
-        named = ", ".join(
-            f"{key} ({BACKEND_OUTPUTS[key]})" if key in BACKEND_OUTPUTS else key for key in missing
-        )
+        named = ", ".join(f"{key} ({known[key]})" if key in known else key for key in missing)
         raise StackOutputsError(f"stack outputs lack {named}. {_fix_hint()}")
     o = {key: str(value).rstrip("/") for key, value in stack_outputs.items() if key != "labels"}
     labels = {**(stack_outputs.get("labels") or {}), "step": "transform"}
@@ -132,7 +137,8 @@ def gcp_arguments(stack_outputs: dict[str, Any]) -> dict[str, Any]:
         "vertex_region": o["region"],
         "vertex_service_account": o["vertex_service_account"],
         "vertex_staging_bucket": o["vertex_staging_uri"],
-        "deploy_target": "vertex",
+        "deploy_target": "gke",
+        **{name: o[name] for name in DEPLOY_OUTPUTS},
     }
 
 
@@ -154,6 +160,18 @@ def cloud_settings(arguments: dict[str, Any]) -> list[str]:
         for name in sorted(DEFAULTS):
             if name.startswith(prefixes):
                 lines.append(f"    {name} = {arguments.get(name, DEFAULTS[name])!r}")
+    target = arguments.get("deploy_target", DEFAULTS["deploy_target"])
+    used = {
+        "gke": ("serving_namespace", "serving_k8s_service_account", "serving_min_replicas",
+                "serving_max_replicas"),
+        "vertex": ("vertex_project", "vertex_region", "vertex_endpoint", "serving_machine_type",
+                   "serving_min_replicas", "serving_max_replicas", "serving_service_account"),
+    }.get(target)  # fmt: skip
+    if used is None:
+        lines.append(f"Deploy: {target!r} (no cloud serving)")
+    else:
+        lines.append(f"Deploy ({'GKE' if target == 'gke' else 'Vertex AI'}):")
+        lines.extend(f"    {name} = {arguments.get(name, DEFAULTS[name])!r}" for name in used)
     return lines
 
 
@@ -181,14 +199,14 @@ def validate_cloud_arguments(arguments: dict[str, Any]) -> None:
 
 
 def cloud_warnings(arguments: dict[str, Any]) -> list[str]:
-    """What will fail on the cluster because it is not built yet."""
+    """What a run will cost beyond the run itself."""
     warnings = []
-    target = arguments.get("deploy_target")
-    if target in UNBUILT_DEPLOY_TARGETS:
+    if arguments.get("deploy_target") == "vertex":
         warnings.append(
-            f"deploy target {target!r} is not built yet: if the model passes the evaluation "
-            "gate, the deploy step fails with NotImplementedError (ingest, transform, tune "
-            "and train run, and their artifacts stay in the pipeline root)."
+            "deploy target 'vertex': the endpoint's serving replicas (at least "
+            f"{arguments.get('serving_min_replicas', 1)}) are billed by the hour until the "
+            "next deploy replaces them or `make destroy` (components.deploy teardown) "
+            "undeploys them."
         )
     return warnings
 

@@ -2,6 +2,9 @@
 
 python -m components.deploy publish MODEL_DIR --model-repository DIR --model-name NAME
 python -m components.deploy rollback --model-repository DIR --model-name NAME [--to-version V]
+python -m components.deploy rollback --target vertex --project P --region R [--endpoint E]
+python -m components.deploy rollback --target gke [--namespace serving] [--kubeconfig FILE]
+python -m components.deploy teardown --stack-outputs FILE|- [--kubeconfig FILE]
 python -m components.deploy status --model-repository DIR --model-name NAME
 python -m components.deploy serve --model-repository DIR|gs://... --model-name NAME [--port 8501]
 python -m components.deploy forecast [--url http://127.0.0.1:8501] [--csv FILE] [--coin bitcoin]
@@ -29,6 +32,7 @@ from components.common.features import HISTORY_DAYS
 from components.common.results import ParameterError
 from components.deploy.client import ClientError
 from components.deploy.deploy import TARGETS, DeployError, rollback, run
+from components.deploy.gke import GkeError
 from components.deploy.repository import ModelRepository, RepositoryError
 from components.deploy.serving import ModelLoadError
 from components.deploy.vertex import VertexError
@@ -53,17 +57,39 @@ def _repo_args(parser: argparse.ArgumentParser, required: bool = True) -> None:
     )
 
 
-def _vertex_args(parser: argparse.ArgumentParser) -> None:
+def _vertex_args(parser: argparse.ArgumentParser, deploy: bool = True) -> None:
+    from components.deploy.vertex import VertexTarget
+
     group = parser.add_argument_group("--target vertex")
     group.add_argument("--project", help="Google Cloud project")
     group.add_argument("--region", help="Vertex AI region, e.g. europe-west1")
-    group.add_argument("--image", help="serving image pinned by digest (<image>@sha256:...)")
     group.add_argument("--endpoint", help="endpoint display name (default: <model name>-endpoint)")
-    group.add_argument("--machine-type", default="n1-standard-2", help="(default: n1-standard-2)")
-    group.add_argument("--min-replicas", type=int, default=1, help="(default: 1)")
-    group.add_argument("--max-replicas", type=int, default=2, help="(default: 2)")
-    group.add_argument("--service-account", help="the serving service account's e-mail")
     group.add_argument("--api-endpoint", help=argparse.SUPPRESS)  # tests: a loopback stand-in
+    if not deploy:
+        return
+    group.add_argument("--image", help="serving image pinned by digest (<image>@sha256:...)")
+    for flag, default in (
+        ("--machine-type", VertexTarget.machine_type),
+        ("--min-replicas", VertexTarget.min_replicas),
+        ("--max-replicas", VertexTarget.max_replicas),
+    ):
+        group.add_argument(flag, type=type(default), default=default, help=f"(default: {default})")
+    group.add_argument("--service-account", help="the serving service account's e-mail")
+
+
+def _gke_args(parser: argparse.ArgumentParser) -> None:
+    from components.deploy.gke import GkeTarget
+
+    group = parser.add_argument_group("--target gke")
+    group.add_argument(
+        "--namespace",
+        default=GkeTarget.namespace,
+        help=f"namespace of the serving objects (default: {GkeTarget.namespace})",
+    )
+    group.add_argument(
+        "--kubeconfig",
+        help="kubeconfig file (default: $KUBECONFIG; in a pod, the in-cluster account)",
+    )
 
 
 def _vertex_target(args: argparse.Namespace, image_required: bool = True):
@@ -76,16 +102,20 @@ def _vertex_target(args: argparse.Namespace, image_required: bool = True):
     ]
     if missing:
         raise ParameterError(f"--target vertex needs {', '.join(missing)}")
+    from components.deploy.vertex import default_endpoint_name
+
+    settings = {
+        key: getattr(args, key)
+        for key in ("machine_type", "min_replicas", "max_replicas", "service_account")
+        if hasattr(args, key)
+    }
     return VertexTarget(
         project=args.project,
         region=args.region,
-        image=args.image or "unused@sha256:" + "0" * 64,
-        endpoint_name=args.endpoint or f"{args.model_name}-endpoint",
+        image=getattr(args, "image", None) or "unused@sha256:" + "0" * 64,
+        endpoint_name=args.endpoint or default_endpoint_name(args.model_name),
         model_display_name=args.model_name,
-        machine_type=args.machine_type,
-        min_replicas=args.min_replicas,
-        max_replicas=args.max_replicas,
-        service_account=args.service_account,
+        **settings,
     )
 
 
@@ -148,14 +178,16 @@ def build_parser() -> argparse.ArgumentParser:
         "--target",
         default=DEFAULTS["target"],
         choices=TARGETS,
-        help="where to deploy: local (a model repository), vertex (Vertex AI; MODEL_DIR is "
-        "then the gs:// train output and --version is required; the pipeline's deploy step "
-        "does not pass the Vertex options yet), gke (not implemented) (default: local)",
+        help="where to deploy: local (a model repository); vertex (Vertex AI; MODEL_DIR is "
+        "then a gs:// folder holding <version>/ and --version is required); gke (MODEL_DIR "
+        "is published to the gs:// --model-repository, then rolled out in the cluster) "
+        "(default: local)",
     )
     p.add_argument("--version", help="publish only this version folder of MODEL_DIR")
     p.add_argument("--metrics", metavar="JSON", help="metrics to record, as a JSON object")
     p.add_argument("--source-run", help="the pipeline run that produced the model")
     _vertex_args(p)
+    _gke_args(p)
 
     p = sub.add_parser(
         "rollback",
@@ -168,11 +200,37 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--target",
         default="local",
-        choices=("local", "vertex"),
+        choices=TARGETS,
         help="local: move CURRENT; vertex: give the endpoint's traffic back to the previous "
-        "deployed model (default: local)",
+        "deployed model; gke: re-apply the previously deployed version (default: local)",
     )
-    _vertex_args(p)
+    _vertex_args(p, deploy=False)
+    _gke_args(p)
+
+    p = sub.add_parser(
+        "teardown",
+        help="remove what deploys created outside the Pulumi stack (before `pulumi destroy`)",
+        description="On Vertex AI, undeploy every model from the endpoint and delete the "
+        "registry model (the endpoint is the stack's); on GKE, delete the Deployments, "
+        "Services, HPAs and PDBs the deploy step created in the serving namespace (the "
+        "namespace is the stack's). Settings come from the stack outputs (project, region, "
+        "vertex_endpoint, serving_namespace) or the flags.",
+    )
+    p.add_argument(
+        "--stack-outputs",
+        metavar="FILE",
+        help="JSON of `pulumi stack output --json` (- for stdin)",
+    )
+    p.add_argument(
+        "--model-name",
+        default=DEFAULTS["model_name"],
+        metavar="NAME",
+        help=f"the registry model's display name (default: {DEFAULTS['model_name']})",
+    )
+    p.add_argument("--skip-vertex", action="store_true", help="leave Vertex AI alone")
+    p.add_argument("--skip-gke", action="store_true", help="leave the cluster alone")
+    _vertex_args(p, deploy=False)
+    _gke_args(p)
 
     p = sub.add_parser("status", help="print the deployed versions and CURRENT as JSON")
     _repo_args(p)
@@ -260,6 +318,33 @@ def main(argv: list[str] | None = None) -> int:
                 _vertex_target(args, image_required=False), api_endpoint=args.api_endpoint
             )
             print(json.dumps(moved, indent=2))
+        elif args.command == "rollback" and args.target == "gke":
+            from components.deploy.gke import api_client, rollback_gke
+
+            moved = rollback_gke(
+                namespace=args.namespace,
+                model_name=args.model_name,
+                api=api_client(args.kubeconfig),
+            )
+            print(json.dumps(moved, indent=2))
+        elif args.command == "teardown":
+            print(json.dumps(_teardown(args), indent=2))
+        elif args.command == "publish" and args.target == "gke":
+            result = run(
+                args.model_dir,
+                target="gke",
+                model_repository=args.model_repository,
+                model_name=args.model_name,
+                metrics=_metrics(args.metrics),
+                source_run=args.source_run,
+                version=args.version,
+                image=args.image,
+                serving_min_replicas=args.min_replicas,
+                serving_max_replicas=args.max_replicas,
+                serving_namespace=args.namespace,
+                kubeconfig=args.kubeconfig,
+            )
+            print(json.dumps(result.to_json(), indent=2))
         elif args.command == "publish":
             result = run(
                 args.model_dir,
@@ -301,6 +386,7 @@ def main(argv: list[str] | None = None) -> int:
     except (
         ClientError,
         VertexError,
+        GkeError,
         DeployError,
         ModelLoadError,
         RepositoryError,
@@ -310,6 +396,61 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{error_prefix(parser)}: error: {exc}", file=sys.stderr)
         return EXIT_FAILED
     return 0
+
+
+def _stack_outputs(path: str | None) -> dict:
+    if path is None:
+        return {}
+    try:
+        text = sys.stdin.read() if path == "-" else open(path, encoding="utf-8").read()
+        outputs = json.loads(text)
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ParameterError(f"--stack-outputs {path}: cannot read JSON ({exc})") from None
+    if not isinstance(outputs, dict):
+        raise ParameterError(f"--stack-outputs {path}: not a JSON object of stack outputs")
+    return outputs
+
+
+def _teardown(args: argparse.Namespace) -> dict:
+    """Vertex AI first (it needs no cluster), then the cluster's serving objects."""
+    outputs = _stack_outputs(args.stack_outputs)
+    done: dict = {}
+    if not args.skip_vertex:
+        from components.deploy.vertex import teardown_vertex
+
+        project = args.project or outputs.get("project")
+        region = args.region or outputs.get("region")
+        endpoint = args.endpoint or outputs.get("vertex_endpoint")
+        missing = [
+            name
+            for name, value in (
+                ("--project", project),
+                ("--region", region),
+                ("--endpoint", endpoint),
+            )  # fmt: skip
+            if not value
+        ]
+        if missing:
+            raise ParameterError(
+                f"teardown needs {', '.join(missing)} (or --stack-outputs with project, "
+                "region, vertex_endpoint), or --skip-vertex"
+            )
+        done["vertex"] = teardown_vertex(
+            project=project,
+            region=region,
+            endpoint_name=endpoint,
+            model_display_name=args.model_name,
+            api_endpoint=args.api_endpoint,
+        )
+    if not args.skip_gke:
+        from components.deploy.gke import api_client, teardown_gke
+
+        namespace = outputs.get("serving_namespace") or args.namespace
+        done["gke"] = {
+            "namespace": namespace,
+            "deleted": teardown_gke(namespace, api=api_client(args.kubeconfig)),
+        }
+    return done
 
 
 def _metrics(text: str | None) -> dict | None:

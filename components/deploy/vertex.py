@@ -15,14 +15,13 @@ loopback stand-in of the service.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
 from components.common.results import ParameterError
+from components.images import is_pinned
 
 #: Port the container listens on (Vertex AI passes it as AIP_HTTP_PORT).
 CONTAINER_PORT = 8080
-_DIGEST = re.compile(r"^[^@\s]+@sha256:[0-9a-f]{64}$")
 _OPERATION_TIMEOUT_S = 3600
 
 
@@ -47,7 +46,7 @@ class VertexTarget:
     def __post_init__(self) -> None:
         if not self.project or not self.region:
             raise ParameterError("the vertex target needs a project and a region")
-        if not _DIGEST.match(self.image):
+        if not is_pinned(self.image):
             raise ParameterError(
                 f"the serving image must be pinned by digest (<image>@sha256:<64 hex>), "
                 f"got {self.image!r}: build it with `make images` and pass its digest"
@@ -271,3 +270,55 @@ def rollback_vertex(
         "from": current,
         "to": back,
     }
+
+
+def default_endpoint_name(model_name: str) -> str:
+    """The endpoint display name when none is given."""
+    return f"{model_name}-endpoint"
+
+
+def teardown_vertex(
+    *,
+    project: str,
+    region: str,
+    endpoint_name: str,
+    model_display_name: str,
+    api_endpoint: str | None = None,
+    credentials=None,
+) -> dict:
+    """Undeploy every deployed model from the endpoints named ``endpoint_name`` (the
+    endpoint itself is the stack's), then delete the registry models named
+    ``model_display_name`` (DeleteModel removes a model with all its versions).
+
+    The models without traffic go first and the one serving last: Vertex AI refuses to
+    undeploy a model that has traffic unless it is the endpoint's last one."""
+    parent = f"projects/{project}/locations/{region}"
+    models, endpoints = _clients(region, api_endpoint, credentials)
+    undeployed, deleted = [], []
+    found = _call(
+        "listing endpoints",
+        endpoints.list_endpoints,
+        request={"parent": parent, "filter": f"display_name={_quoted(endpoint_name)}"},
+    )
+    for endpoint in found:
+        split = dict(endpoint.traffic_split)
+        order = sorted(endpoint.deployed_models, key=lambda m: (split.get(m.id, 0), m.id))
+        for deployed in order:
+            _call(
+                f"undeploying {deployed.id} from {endpoint.name}",
+                endpoints.undeploy_model,
+                endpoint=endpoint.name,
+                deployed_model_id=deployed.id,
+            ).result(timeout=_OPERATION_TIMEOUT_S)
+            undeployed.append(f"{endpoint.name}/{deployed.id}")
+    found = _call(
+        "listing models",
+        models.list_models,
+        request={"parent": parent, "filter": f"display_name={_quoted(model_display_name)}"},
+    )
+    for model in found:
+        _call(f"deleting {model.name}", models.delete_model, name=model.name).result(
+            timeout=_OPERATION_TIMEOUT_S
+        )
+        deleted.append(model.name)
+    return {"undeployed": undeployed, "deleted_models": deleted}

@@ -226,3 +226,14 @@ def test_transform_gets_the_dataflow_worker_image_and_every_dataflow_parameter(t
     assert len(names) == 10
     for name in names:
         assert inputs[name]["componentInputParameter"] == name, name
+
+
+def test_deploy_runs_its_own_image_as_the_server_and_gets_every_serving_parameter(compiled):
+    inputs = _all_tasks(compiled)["deploy-op"]["inputs"]["parameters"]
+    assert inputs["image"]["runtimeValue"]["constant"] == IMAGES["deploy"]
+    names = ("vertex_project", "vertex_region", "vertex_endpoint", "serving_machine_type",
+             "serving_min_replicas", "serving_max_replicas", "serving_service_account",
+             "serving_namespace", "serving_k8s_service_account")  # fmt: skip
+    for name in names:
+        # inside the gate's condition the pipeline's parameters arrive as pipeline channels
+        assert inputs[name] == {"componentInputParameter": f"pipelinechannel--{name}"}, name

@@ -134,3 +134,29 @@ def test_a_source_that_refuses_head_but_serves_get_passes(server):
     assert source_problem(f"{server}/missing.csv") == (
         f"--source: source {server}/missing.csv answered HTTP 404"
     )
+
+
+def test_the_deploy_targets_settings_are_checked_with_their_pipeline_names():
+    from pipeline.parameters import check_arguments
+
+    problems = check_arguments(
+        {
+            "deploy_target": "gke",
+            "model_repository": "gs://models/repository",
+            "serving_namespace": "Serving",
+            "serving_min_replicas": 3,
+            "serving_max_replicas": 2,
+            "vertex_project": "",  # not vertex: not required
+        }
+    )
+    assert problems == [
+        "--serving-max-replicas: serving_max_replicas (2) must be at least "
+        "serving_min_replicas (3)",
+        "--serving-namespace: serving_namespace must be a Kubernetes name (lower-case letters, "
+        "digits, '-'), got 'Serving'",
+    ]
+    vertex = check_arguments(
+        {"deploy_target": "vertex", "model_repository": "/tmp/x", "vertex_region": ""}
+    )
+    assert vertex[0].startswith("--model-repository: the vertex target publishes to the models")
+    assert "--vertex-region: vertex_region is required for deploy target 'vertex'" in vertex

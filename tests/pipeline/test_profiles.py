@@ -57,6 +57,10 @@ def stack_outputs() -> dict:
         "dataflow_subnetwork": "regions/europe-west4/subnetworks/crypto-kfp-subnet",
         "labels": {"app": "crypto-kfp", "stack": "dev"},
         "vertex_staging_uri": "gs://crypto-kfp-artifacts-acme-forecasting/vertex-staging",
+        "serving_namespace": "serving",
+        "serving_k8s_service_account": "model-server",
+        "serving_service_account": "crypto-kfp-serving@acme-forecasting.iam.gserviceaccount.com",
+        "vertex_endpoint": "crypto-kfp-endpoint",
     }
 
 
@@ -77,8 +81,30 @@ def test_gcp_arguments_map_buckets_and_cloud_backends():
         "vertex_region": "europe-west4",
         "vertex_service_account": "crypto-kfp-vertex@acme-forecasting.iam.gserviceaccount.com",
         "vertex_staging_bucket": "gs://crypto-kfp-artifacts-acme-forecasting/vertex-staging",
-        "deploy_target": "vertex",
+        "deploy_target": "gke",
+        "serving_namespace": "serving",
+        "serving_k8s_service_account": "model-server",
+        "serving_service_account": "crypto-kfp-serving@acme-forecasting.iam.gserviceaccount.com",
+        "vertex_endpoint": "crypto-kfp-endpoint",
     }
+
+
+@pytest.mark.parametrize("target", ["gke", "vertex"])
+def test_gcp_deploy_arguments_pass_the_deploy_steps_own_check(target):
+    from components.deploy import check_parameters
+
+    a = gcp_arguments(stack_outputs()) | {"deploy_target": target}
+    image = "europe-west4-docker.pkg.dev/acme/crypto-kfp/deploy@sha256:" + "d" * 64
+    settings = {
+        k: v for k, v in a.items() if k.startswith(("serving_", "vertex_project", "vertex_reg"))
+    }
+    problems = check_parameters(
+        target=a["deploy_target"],
+        model_repository=a["model_repository"],
+        image=image,
+        **settings,
+    )
+    assert problems == {}
 
 
 def test_gcp_dataflow_arguments_pass_the_transforms_own_validation():
@@ -112,6 +138,10 @@ def test_gcp_arguments_are_valid_cloud_arguments():
         "dataflow_service_account",
         "vertex_staging_uri",
         "vertex_service_account",
+        "serving_namespace",
+        "serving_k8s_service_account",
+        "serving_service_account",
+        "vertex_endpoint",
     ],
 )
 def test_gcp_arguments_name_a_missing_output(key):
@@ -189,12 +219,10 @@ def test_remote_sources_are_fine_on_the_cluster():
         validate_cloud_arguments(gcp_arguments(stack_outputs()) | {"source": source})
 
 
-def test_warnings_say_the_vertex_deploy_target_is_not_built():
-    warnings = cloud_warnings(gcp_arguments(stack_outputs()))
-    assert len(warnings) == 1
-    assert "'vertex'" in warnings[0] and "NotImplementedError" in warnings[0]
-    # The cloud backends are built: nothing to warn about for them.
-    assert cloud_warnings(gcp_arguments(stack_outputs()) | {"deploy_target": "local"}) == []
+def test_warnings_name_the_hourly_cost_of_a_vertex_endpoint():
+    assert cloud_warnings(gcp_arguments(stack_outputs())) == []  # gke: the existing cluster
+    (warning,) = cloud_warnings(gcp_arguments(stack_outputs()) | {"deploy_target": "vertex"})
+    assert "billed by the hour" in warning and "make destroy" in warning
 
 
 # -- load_stack_outputs -------------------------------------------------------------------
@@ -294,6 +322,8 @@ def test_dry_run_prints_the_dataflow_and_vertex_settings_from_the_stack(tmp_path
     assert proc.returncode == 0, proc.stderr
     out = proc.stdout
     assert "Dataflow (transform):" in out and "Vertex AI (tune):" in out
+    assert "Deploy (GKE):\n    serving_namespace = 'serving'\n" in out
+    assert "    serving_k8s_service_account = 'model-server'" in out
     for line in (
         "dataflow_subnetwork = 'regions/europe-west4/subnetworks/crypto-kfp-subnet'",
         "dataflow_service_account = 'crypto-kfp-dataflow@acme-forecasting.iam.gserviceaccount.com'",
@@ -310,3 +340,13 @@ def test_dry_run_prints_the_dataflow_and_vertex_settings_from_the_stack(tmp_path
     assert local.returncode == 0, local.stderr
     assert "Dataflow (transform): not used" in local.stdout
     assert "Vertex AI (tune): not used" in local.stdout
+    vertex = subprocess.run(
+        [sys.executable, "-m", "pipeline", "submit", "--dry-run", "--allow-unpinned",
+         "--stack-outputs", str(outputs_file), "-o", str(tmp_path / "r.yaml"),
+         "--deploy-target", "vertex"],
+        capture_output=True, text=True, cwd=PROJECT_ROOT, check=False,
+    )  # fmt: skip
+    assert vertex.returncode == 0, vertex.stderr
+    assert "Deploy (Vertex AI):" in vertex.stdout
+    assert "vertex_endpoint = 'crypto-kfp-endpoint'" in vertex.stdout
+    assert "billed by the hour" in vertex.stderr

@@ -283,7 +283,8 @@ def test_cli_dry_run_shows_registry_images_and_submits_nothing(kfp_stub, outputs
     assert "model_repository = 'gs://crypto-kfp-models-acme-forecasting/repository'" in proc.stdout
     assert "n_trials = 4" in proc.stdout
     assert "Dry run: nothing submitted" in proc.stdout
-    assert "warning: deploy target 'vertex' is not built yet" in proc.stderr
+    assert "deploy_target = 'gke'" in proc.stdout and "Deploy (GKE):" in proc.stdout
+    assert "warning" not in proc.stderr
     assert KUBECONFIG_SECRET not in proc.stdout + proc.stderr
     assert compiled_images(out) == {f"exec-{s}-op": f"{REGISTRY}/{s}:{TAG}" for s in STEPS}
     assert kfp_stub.requests == []

@@ -6,6 +6,8 @@ import csv
 import datetime as dt
 import os
 import shutil
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -87,3 +89,110 @@ def read_bars(path: Path, last: int | None = None) -> list[Bar]:
         )
         for r in rows
     ]
+
+
+@pytest.fixture(scope="module")
+def gcs_emulator() -> Iterator[str]:
+    """gcp-storage-emulator over loopback HTTP; the real client finds it by
+    STORAGE_EMULATOR_HOST."""
+    from gcp_storage_emulator.server import create_server
+
+    server = create_server("127.0.0.1", 0, in_memory=True)
+    server.start()
+    url = f"http://127.0.0.1:{server._api._httpd.server_address[1]}"
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("STORAGE_EMULATOR_HOST", url)
+        yield url
+    server.stop()
+
+
+@pytest.fixture
+def bucket(gcs_emulator):
+    """A fresh bucket in the emulator."""
+    from google.auth.credentials import AnonymousCredentials
+    from google.cloud import storage
+
+    client = storage.Client(project="serve-test", credentials=AnonymousCredentials())
+    return client.create_bucket(f"models-{uuid.uuid4().hex[:12]}")
+
+
+class PreconditionAdapter:
+    """A transport in front of gcp-storage-emulator that enforces the object preconditions
+    GCS documents and the emulator ignores: an upload with ``ifGenerationMatch`` is
+    answered 412 unless the object's generation is that number (0: it does not exist);
+    the check and the write are atomic, as in GCS. An upload of an object whose name holds
+    ``refuse`` is answered 403. Every request is logged."""
+
+    def __init__(self, emulator: str):
+        import threading
+
+        import requests
+
+        self.emulator = emulator
+        self.log: list[tuple[str, str, dict]] = []
+        self.refuse: str | None = None
+        self._lock = threading.Lock()
+        self._inner = requests.adapters.HTTPAdapter()
+
+    def _generation(self, bucket: str, name: str) -> int:
+        import urllib.parse
+
+        import requests
+
+        quoted = urllib.parse.quote(name, safe="")
+        answer = requests.get(f"{self.emulator}/storage/v1/b/{bucket}/o/{quoted}", timeout=10)
+        return int(answer.json()["generation"]) if answer.status_code == 200 else 0
+
+    @staticmethod
+    def _answer(request, status: int, message: str):
+        import json
+
+        import requests
+
+        response = requests.Response()
+        response.status_code = status
+        response.headers["Content-Type"] = "application/json"
+        response._content = json.dumps({"error": {"code": status, "message": message}}).encode()
+        response.request, response.url = request, request.url
+        return response
+
+    def send(self, request, **kwargs):
+        import json
+        import re
+        import urllib.parse
+
+        url = urllib.parse.urlsplit(request.url)
+        query = {k: v[0] for k, v in urllib.parse.parse_qs(url.query).items()}
+        body = request.body or b""
+        body = body.encode() if isinstance(body, str) else body
+        name = query.get("name")
+        if name is None and query.get("uploadType") == "multipart":
+            found = re.search(rb'"name": ?"([^"]+)"', body)
+            name = json.loads(b'"' + found[1] + b'"') if found else None
+        self.log.append((request.method, url.path, {**query, "object": name}))
+        if self.refuse and name and self.refuse in name and request.method == "POST":
+            return self._answer(request, 403, "Forbidden")
+        if "ifGenerationMatch" not in query or name is None:
+            return self._inner.send(request, **kwargs)
+        bucket = re.search(r"/b/([^/]+)/o", url.path)[1]
+        with self._lock:
+            if self._generation(bucket, name) != int(query["ifGenerationMatch"]):
+                return self._answer(request, 412, "Precondition Failed")
+            return self._inner.send(request, **kwargs)
+
+    def close(self) -> None:
+        self._inner.close()
+
+
+@pytest.fixture
+def strict_storage(gcs_emulator, bucket):
+    """(client, adapter): a storage client whose requests go through PreconditionAdapter."""
+    import requests
+    from google.auth.credentials import AnonymousCredentials
+    from google.cloud import storage
+
+    adapter = PreconditionAdapter(gcs_emulator)
+    session = requests.Session()
+    session.mount("http://", adapter)
+    client = storage.Client(project="serve-test", credentials=AnonymousCredentials(), _http=session)
+    return client, adapter

@@ -58,7 +58,7 @@ def test_publish_status_rollback(model_dir, repo, capsys):
 @pytest.mark.parametrize(
     ("extra", "status", "message"),
     [
-        (["--target", "gke"], 1, "deploy target 'gke' is not implemented yet"),
+        (["--target", "gke"], 2, "the gke target publishes to the models bucket: model_repo"),
         (["--target", "vertex"], 2, "--target vertex needs --project, --region, --image"),
         (["--metrics", "[1]"], 2, "--metrics must be a JSON object"),
         (["--metrics", "{oops"], 2, "--metrics is not valid JSON: Expecting property name"),

@@ -8,6 +8,7 @@ import pytest
 import yaml
 from kfp import compiler, dsl
 
+from components.common.results import ParameterError
 from components.deploy.repository import ModelRepository
 from components.images import image_refs
 from pipeline.crypto_pipeline import step_component
@@ -50,6 +51,16 @@ def test_compiles_with_the_deploy_image(tmp_path):
         "model_repository",
         "model_name",
         "source_run",
+        "image",
+        "vertex_project",
+        "vertex_region",
+        "vertex_endpoint",
+        "serving_machine_type",
+        "serving_min_replicas",
+        "serving_max_replicas",
+        "serving_service_account",
+        "serving_namespace",
+        "serving_k8s_service_account",
     }
     assert (
         component["outputDefinitions"]["artifacts"]["deployment"]["artifactType"]["schemaTitle"]
@@ -80,17 +91,30 @@ def test_body_deploys_and_writes_the_record(model_dir, repo, tmp_path):
     assert ModelRepository(repo, "btc").current() == "1"
 
 
-def test_body_fails_loudly_for_a_cloud_target(model_dir, repo, tmp_path):
+def test_body_refuses_a_cloud_target_without_its_settings(model_dir, repo, tmp_path):
     model = dsl.Model(uri=str(model_dir("v1")), metadata={"version": "1"})
     deployment = dsl.Artifact(uri=str(tmp_path / "deployment.json"))
-    with pytest.raises(NotImplementedError, match="deploy target 'vertex' is not wired"):
+    with pytest.raises(ParameterError) as refused:
         deploy_op.python_func(
             model=model,
             target="vertex",
             model_repository=str(repo),
             model_name="btc",
             deployment=deployment,
+            image="localhost/crypto-kfp/deploy:dev",
+            serving_min_replicas=3,
+            serving_max_replicas=2,
         )
+    message = str(refused.value)
+    for name in (
+        "model_repository must be gs://",
+        "pinned by digest",
+        "vertex_project is required",
+        "vertex_region is required",
+        "serving_service_account is required",
+        "serving_max_replicas (2) must be at least serving_min_replicas (3)",
+    ):
+        assert name in message
     assert not (tmp_path / "deployment.json").exists()
 
 

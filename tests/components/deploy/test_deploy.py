@@ -8,6 +8,7 @@ import shutil
 
 import pytest
 
+from components.common.results import ParameterError
 from components.deploy.deploy import DeployError, rollback
 from components.deploy.deploy import run as deploy
 from components.deploy.repository import ModelRepository, RepositoryError
@@ -122,12 +123,12 @@ def test_failed_first_deploy_leaves_no_current(model_dir, repo):
 
 
 @pytest.mark.parametrize("target", ["vertex", "gke"])
-def test_cloud_targets_are_not_implemented_in_the_step(model_dir, repo, target):
-    """vertex exists on the command line (test_vertex.py), not yet in the step's run()."""
-    with pytest.raises(
-        NotImplementedError, match=rf"deploy target '{target}' is not (implemented|wired)"
-    ):
+def test_cloud_targets_refuse_a_local_repository_and_no_image(model_dir, repo, target):
+    """Refused before anything runs (test_deploy_cloud.py deploys with the settings)."""
+    with pytest.raises(ParameterError) as refused:
         _deploy(model_dir("v1"), repo, target=target)
+    assert f"the {target} target publishes to the models bucket" in str(refused.value)
+    assert "pinned by digest" in str(refused.value)
     assert not repo.exists()
 
 
@@ -218,3 +219,39 @@ def test_concurrent_deploys_of_two_versions_both_succeed_and_stay_consistent(mod
     assert model.current() == history[-1]["version"]
     # The second deploy saw the first one's version as the previous one.
     assert history[-1]["previous_version"] == history[0]["version"]
+
+
+def test_check_parameters_requires_each_targets_settings_only_for_that_target():
+    from components.deploy import check_parameters
+
+    empty = {
+        "image": "",
+        "vertex_project": "",
+        "vertex_region": "",
+        "serving_machine_type": "",
+        "serving_service_account": "",
+        "serving_namespace": "",
+        "serving_k8s_service_account": "",
+    }
+    gke = check_parameters(target="gke", model_repository="gs://m/repository", **empty)
+    assert set(gke) == {"image", "serving_namespace", "serving_k8s_service_account"}
+    assert "serving_namespace must be a Kubernetes name" in gke["serving_namespace"]
+    vertex = check_parameters(target="vertex", model_repository="gs://m/repository", **empty)
+    assert set(vertex) == {
+        "image",
+        "vertex_project",
+        "vertex_region",
+        "serving_machine_type",
+        "serving_service_account",
+    }
+    assert vertex["vertex_project"] == "vertex_project is required for deploy target 'vertex'"
+    assert "image" not in check_parameters(target="local", **empty)
+    bad = check_parameters(
+        target="vertex",
+        serving_service_account="serving",
+        serving_min_replicas=0,
+        serving_max_replicas=True,
+    )
+    assert "must be a service account e-mail" in bad["serving_service_account"]
+    assert bad["serving_min_replicas"] == "serving_min_replicas must be an integer >= 1, got 0"
+    assert "serving_max_replicas must be an integer" in bad["serving_max_replicas"]

@@ -9,13 +9,8 @@ import socket
 import subprocess
 import sys
 import time
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
-from gcp_storage_emulator.server import create_server
-from google.auth.credentials import AnonymousCredentials
 from google.cloud import storage
 
 from components.common.features import latest_features
@@ -24,23 +19,6 @@ from components.deploy.deploy import run as deploy
 from .test_server import NAME, PREDICT, bitcoin_bars, call, running, wait_for  # noqa: F401
 
 ROOT = Path(__file__).resolve().parents[3]
-
-
-@pytest.fixture(scope="module")
-def gcs_emulator() -> Iterator[str]:
-    server = create_server("127.0.0.1", 0, in_memory=True)
-    server.start()
-    url = f"http://127.0.0.1:{server._api._httpd.server_address[1]}"
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("STORAGE_EMULATOR_HOST", url)
-        yield url
-    server.stop()
-
-
-@pytest.fixture
-def bucket(gcs_emulator) -> storage.Bucket:
-    client = storage.Client(project="serve-test", credentials=AnonymousCredentials())
-    return client.create_bucket(f"models-{uuid.uuid4().hex[:12]}")
 
 
 def upload(bucket: storage.Bucket, folder: Path, prefix: str) -> None:

@@ -21,6 +21,7 @@ from components.deploy.vertex import (
     VertexTarget,
     deploy_vertex,
     rollback_vertex,
+    teardown_vertex,
 )
 
 PARENT = "projects/proj/locations/europe-west1"
@@ -77,6 +78,19 @@ class FakeVertex:
             endpoint = {"name": name, "displayName": body["displayName"], "deployedModels": []}
             self.endpoints[name] = endpoint
             return 200, _done("Endpoint", endpoint)
+        if method == "DELETE" and path.startswith(f"/v1/{PARENT}/models/"):
+            name = path[len("/v1/") :]
+            if name not in self.models:
+                return 404, {"error": {"code": 404, "message": f"{name} not found"}}
+            for endpoint in self.endpoints.values():
+                if any(m["model"].startswith(name + "@") for m in endpoint["deployedModels"]):
+                    return 400, {"error": {"code": 400, "message": f"{name} is deployed"}}
+            del self.models[name]
+            return 200, {
+                "name": f"{PARENT}/operations/2",
+                "done": True,
+                "response": {"@type": "type.googleapis.com/google.protobuf.Empty"},
+            }
         match = re.fullmatch(r"/v1/(.+/endpoints/\d+)(:\w+)?", path)
         if match and match[1] in self.endpoints:
             endpoint = self.endpoints[match[1]]
@@ -90,7 +104,8 @@ class FakeVertex:
                 return 200, _done("DeployModelResponse", {"deployedModel": deployed})
             if method == "POST" and match[2] == ":undeployModel":
                 gone = body["deployedModelId"]
-                if endpoint.get("trafficSplit", {}).get(gone, 0) > 0:
+                last = [m["id"] for m in endpoint["deployedModels"]] == [gone]
+                if endpoint.get("trafficSplit", {}).get(gone, 0) > 0 and not last:
                     return 400, {"error": {"code": 400, "message": f"{gone} has traffic"}}
                 endpoint["deployedModels"] = [
                     m for m in endpoint["deployedModels"] if m["id"] != gone
@@ -144,7 +159,7 @@ def vertex() -> Iterator[tuple[FakeVertex, str]]:
             self.end_headers()
             self.wfile.write(data)
 
-        do_GET = do_POST = do_PATCH = _answer
+        do_GET = do_POST = do_PATCH = do_DELETE = _answer
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
@@ -327,3 +342,49 @@ def test_cli_publish_and_rollback_with_target_vertex(vertex, capsys):
     local_dir = ["publish", "local/model", "--target", "vertex", "--image", IMAGE, "--version", "3"]
     assert main([*local_dir, *common]) == 2
     assert "gs://" in capsys.readouterr().err
+
+
+def test_teardown_undeploys_every_model_then_deletes_the_registry_model(vertex):
+    fake, url = vertex
+    first = _deploy(url, "1")
+    second = _deploy(url, "2")
+    endpoint = second.endpoint
+    start = len(fake.requests)
+    removed = teardown_vertex(
+        project="proj",
+        region="europe-west1",
+        endpoint_name="btc-forecast-endpoint",
+        model_display_name="btc-forecast",
+        api_endpoint=url,
+        credentials=AnonymousCredentials(),
+    )
+    endpoint_id = endpoint.rsplit("/", 1)[1]
+    assert fake.calls()[start:] == [
+        ("GET", "/endpoints"),
+        ("POST", f"/endpoints/{endpoint_id}:undeployModel"),  # the one at 0% first
+        ("POST", f"/endpoints/{endpoint_id}:undeployModel"),  # then the serving one
+        ("GET", "/models"),
+        ("DELETE", f"/models/{first.model.rsplit('/', 1)[1]}"),
+    ]
+    undeploys = [r[3]["deployedModelId"] for r in fake.requests[start:] if "undeploy" in r[1]]
+    assert undeploys == [first.deployed_model_id, second.deployed_model_id]
+    assert removed == {
+        "undeployed": [
+            f"{endpoint}/{first.deployed_model_id}",
+            f"{endpoint}/{second.deployed_model_id}",
+        ],
+        "deleted_models": [first.model],
+    }
+    assert fake.models == {} and fake.endpoints[endpoint]["deployedModels"] == []
+    # the endpoint stays: it is the stack's, and `pulumi destroy` deletes it
+    assert endpoint in fake.endpoints
+    # a second teardown finds nothing to do
+    again = teardown_vertex(
+        project="proj",
+        region="europe-west1",
+        endpoint_name="btc-forecast-endpoint",
+        model_display_name="btc-forecast",
+        api_endpoint=url,
+        credentials=AnonymousCredentials(),
+    )
+    assert again == {"undeployed": [], "deleted_models": []}
