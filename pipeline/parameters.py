@@ -45,6 +45,8 @@ PARAMETER_TYPES: dict[str, type] = {
     "epochs": int,
     "seed": int,
     "max_mae_ratio": float,
+    "min_improvement": float,
+    "significance": float,
     "model_name": str,
     "deploy_target": str,
 }
@@ -92,6 +94,8 @@ PARAMETER_SOURCES: dict[str, tuple[tuple[str, str], ...]] = {
     "epochs": (("train", "epochs"),),
     "seed": (("tune", "seed"), ("train", "seed")),
     "max_mae_ratio": (("train", "max_mae_ratio"),),
+    "min_improvement": (("train", "min_improvement"),),
+    "significance": (("train", "significance"),),
     "model_name": (("train", "model_name"), ("deploy", "model_name")),
     "deploy_target": (("deploy", "target"),),
 }
@@ -136,6 +140,8 @@ PARAMETER_HELP = {
     "epochs": "maximum epochs of the final training (early stopping on eval)",
     "seed": "random seed of search and training",
     "max_mae_ratio": "deploy only if model MAE / persistence MAE is at most this",
+    "min_improvement": "deploy only if the model's MAE is this fraction below the champion's",
+    "significance": "and the Diebold-Mariano p-value against the champion is below this",
     "model_name": "name of the model in the repository",
     "deploy_target": "local (model repository + server); vertex and gke are not built yet",
 }
