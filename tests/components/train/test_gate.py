@@ -120,3 +120,19 @@ def test_no_champion_persistence_decides():
     assert passed.reason == "deploy: no champion yet, persistence decides: mae_ratio 0.9800 (max 1)"
     failed = decide(mae_ratio=1.02, max_mae_ratio=1.0)
     assert not failed.deploy and failed.outcome == "no-champion-failed"
+
+
+def test_bad_gate_settings_are_named_before_anything_runs():
+    from components.train.parameters import check_parameters
+    from pipeline.parameters import check_arguments
+
+    problems = check_parameters(min_improvement=1.5, significance=0)
+    assert problems == {
+        "min_improvement": "min_improvement must be <= 0.99, got 1.5",
+        "significance": "significance must be > 0, got 0",
+    }
+    assert check_parameters(min_improvement=0.0, significance=0.05) == {}
+    assert check_arguments({"significance": 0.7, "min_improvement": -0.1}) == [
+        "--min-improvement: min_improvement must be >= 0, got -0.1",
+        "--significance: significance must be <= 0.5, got 0.7",
+    ]
