@@ -141,6 +141,8 @@ def _metrics_table(evaluation: Mapping, champion: Mapping | None = None) -> str:
 
 #: The metrics that get a verdict line (lower is better for each).
 VERDICT_METRICS = ("mae", "rmse", "mape")
+#: Relative differences below this are "level with": no one wins by a rounding error.
+LEVEL = 1e-4
 
 
 def verdicts(evaluation: Mapping, champion: Mapping | None) -> list[str]:
@@ -154,9 +156,12 @@ def verdicts(evaluation: Mapping, champion: Mapping | None) -> list[str]:
             if other is None:
                 parts.append("no champion to compare with")
                 continue
-            word = "better" if model < other else "worse" if model > other else "equal"
-            change = f" ({(model / other - 1):+.2%})" if other else ""
-            parts.append(f"{word} than {who} ({human(other)}){change}")
+            change = model / other - 1 if other else 0.0
+            if abs(change) < LEVEL:
+                parts.append(f"level with {who} ({human(other)})")
+                continue
+            word = "better" if change < 0 else "worse"
+            parts.append(f"{word} than {who} ({human(other)}, {change:+.2%})")
         lines.append(f"{name.upper()} {human(model)}: " + "; ".join(parts))
     return lines
 
@@ -170,7 +175,7 @@ def plot_cumulative(dates: np.ndarray, errors: Mapping[str, np.ndarray]) -> str:
     import matplotlib.pyplot as plt
 
     days, index = np.unique(np.asarray(dates, dtype="datetime64[D]"), return_inverse=True)
-    fig, ax = plt.subplots(figsize=(10, 3.8))
+    fig, ax = plt.subplots(figsize=(10, 3.2))
     model = np.abs(errors["model"])
     for who, color in (("persistence", "tab:orange"), ("champion", "tab:green")):
         if who in errors:
@@ -189,6 +194,25 @@ def _dm_line(who: str, dm) -> str:
         f"<li>against {who}: DM* = {dm.statistic:.2f}, one-sided p = {dm.p_value:.3g} "
         f"({dm.n} forecasts)</li>"
     )
+
+
+def lineage_section(lineage: Mapping[str, object], hparams: Mapping[str, object]) -> str:
+    """What this model was made from: one row per fact, one per image, the
+    hyper-parameters on one line (rounded)."""
+    rows: dict[str, object] = {}
+    for key, value in lineage.items():
+        if isinstance(value, Mapping):
+            rows |= {f"{key.removesuffix('s')} {k}": v for k, v in sorted(value.items())}
+        else:
+            rows[key] = value
+    rows["hyper-parameters"] = ", ".join(
+        f"{k}={human(v) if isinstance(v, float) else v}" for k, v in hparams.items()
+    )
+    body = "".join(
+        f"<tr><td>{html.escape(str(k))}</td><td>{html.escape(str(v))}</td></tr>"
+        for k, v in rows.items()
+    )
+    return f"<h2>Lineage</h2>\n<table class='lineage'>{body}</table>"
 
 
 def comparison_section(comparison: Mapping, evaluation: Mapping) -> str:
@@ -282,8 +306,9 @@ def write_report(
     ratio = evaluation["mae_ratio"]
     verdict = "PASSED" if passed_gate else "FAILED"
     beats = ratio <= max_mae_ratio
+    decided = f"{html.escape(comparison['decision'].reason)}. " if comparison else ""
     gate = (
-        f"<p class='{verdict.lower()}'><b>Gate {verdict}</b>: "
+        f"<p class='{verdict.lower()}'><b>Gate {verdict}</b>: {decided}"
         "mae_ratio = model MAE / persistence MAE = "
         f"{ratio:.4f} {'&le;' if beats else '&gt;'} max_mae_ratio {max_mae_ratio:g}. "
         + ("The model will be deployed." if passed_gate else "The model will not be deployed.")
@@ -291,7 +316,7 @@ def write_report(
     )
     champion = comparison.get("champion") if comparison else None
     compared = comparison_section(comparison, evaluation) if comparison else ""
-    lineage_html = f"<h2>Lineage</h2>\n{_kv_table(lineage)}" if lineage else ""
+    lineage_html = lineage_section(lineage, hparams) if lineage else ""
     price_plots = []
     names, counts = np.unique(coins, return_counts=True)
     for coin in names[np.argsort(-counts, kind="stable")][:MAX_COINS_PLOTTED]:
@@ -316,6 +341,7 @@ def write_report(
 <style>body{{font-family:sans-serif;max-width:1000px;margin:1em auto}}
 table{{border-collapse:collapse;margin:0.5em 0}}
 td,th{{border:1px solid #ccc;padding:3px 8px;text-align:right}}
+table.lineage td{{text-align:left;font-family:monospace}}
 .passed{{color:#060}}.failed{{color:#a00}}</style></head><body>
 <h1>Train report: {html.escape(model_name)} version {html.escape(version)}</h1>
 {gate}
@@ -325,6 +351,7 @@ tomorrow's close = today's close. MAPE in percent; directional accuracy counts "
 as its own direction, so persistence scores only on flat days.</p>
 {_metrics_table(evaluation, champion)}
 {compared}
+{lineage_html}
 {per_coin}
 <h2>Actual vs predicted vs persistence</h2>
 {"".join(price_plots)}
@@ -336,7 +363,6 @@ as its own direction, so persistence scores only on flat days.</p>
 {_kv_table(hparams)}
 <h2>Data splits</h2>
 {_kv_table(splits)}
-{lineage_html}
 </body></html>
 """
     path = Path(path)

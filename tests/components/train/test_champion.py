@@ -121,8 +121,8 @@ def test_the_report_has_verdicts_the_test_the_plot_and_the_lineage(runs):
     for metric in ("MAE", "RMSE", "MAPE"):
         line = re.search(rf"<li>{metric} [^<]*</li>", html)
         assert line, metric
-        assert re.search(r"(better|worse|equal) than persistence", line.group(0))
-        assert re.search(r"(better|worse|equal) than the champion", line.group(0))
+        assert re.search(r"(better than|worse than|level with) persistence", line.group(0))
+        assert re.search(r"(better than|worse than|level with) the champion", line.group(0))
     assert "against champion 1: DM* = " in html and "one-sided p = " in html
     assert "against persistence: DM* = " in html
     assert 'alt="cumulative plot" src="data:image/png;base64,' in html
@@ -135,7 +135,10 @@ def test_the_report_has_verdicts_the_test_the_plot_and_the_lineage(runs):
         ("training fingerprint", changed.training_fingerprint),
     ):
         assert f"<tr><td>{key}</td><td>{value}</td></tr>" in html, key
-    assert "t@sha" in html
+    assert "<tr><td>image train</td><td>t@sha</td></tr>" in html
+    assert re.search(r"<tr><td>hyper-parameters</td><td>[^<]*num_layers=1[^<]*</td></tr>", html)
+    assert html.index("<h2>Lineage</h2>") < html.index("<h2>Training curves</h2>")
+    assert f"Gate FAILED</b>: {changed.gate_reason}" in html or changed.passed_gate
     assert "Decision</b>: " + changed.gate_reason.replace("'", "&#x27;") in html
     # Rounded for people: no 16-digit floats anywhere in the text.
     text = re.sub(r"base64,[A-Za-z0-9+/=]+", "", html)

@@ -136,3 +136,19 @@ def test_bad_gate_settings_are_named_before_anything_runs():
         "--min-improvement: min_improvement must be >= 0, got -0.1",
         "--significance: significance must be <= 0.5, got 0.7",
     ]
+
+
+def test_verdict_lines_say_better_worse_or_level():
+    from components.train.report import verdicts
+
+    evaluation = {
+        "model": {"mae": 95.0, "rmse": 130.0, "mape": 4.00001},
+        "baseline": {"mae": 100.0, "rmse": 120.0, "mape": 4.0},
+    }
+    champion = {"mae": 90.0, "rmse": 140.0, "mape": 4.0}
+    assert verdicts(evaluation, champion) == [
+        "MAE 95: better than persistence (100, -5.00%); worse than the champion (90, +5.56%)",
+        "RMSE 130: worse than persistence (120, +8.33%); better than the champion (140, -7.14%)",
+        "MAPE 4: level with persistence (4); level with the champion (4)",
+    ]
+    assert verdicts(evaluation, None)[0].endswith("; no champion to compare with")
