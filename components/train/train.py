@@ -191,8 +191,15 @@ def run(
             f"exported model at {export_path} disagrees with the trained one by {worst:g}"
         )
 
+    # What the nets were fitted to beyond the raw bytes: the coins and the split dates.
     fingerprint = training_fingerprint(
-        hparams, seed=seed, ensemble_size=ensemble_size, epochs=epochs, patience=patience
+        hparams,
+        seed=seed,
+        ensemble_size=ensemble_size,
+        epochs=epochs,
+        patience=patience,
+        splits={n: [str(s.dates[0]), str(s.dates[-1]), len(s)] for n, s in splits.items()},
+        coins=sorted(map(str, set(test_split.coins))),
     )
     comparison = compare(
         test_split,

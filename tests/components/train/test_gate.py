@@ -152,3 +152,20 @@ def test_verdict_lines_say_better_worse_or_level():
         "MAPE 4: level with persistence (4); level with the champion (4)",
     ]
     assert verdicts(evaluation, None)[0].endswith("; no champion to compare with")
+
+
+def test_the_training_fingerprint_changes_with_what_the_nets_were_fitted_to():
+    from components.train.champion import training_fingerprint
+
+    hparams = {"learning_rate": 0.003, "num_layers": 1}
+    base = dict(seed=42, ensemble_size=5, splits={"test": ["2017-07-03", "2018-03-24", 265]})
+    same = training_fingerprint(dict(reversed(list(hparams.items()))), **base)
+    assert training_fingerprint(hparams, **base) == same  # key order does not matter
+    for changed in (
+        {"seed": 43},
+        {"ensemble_size": 4},
+        {"splits": {"test": ["2017-07-04", "2018-03-24", 264]}},
+        {"coins": ["bitcoin", "ethereum"]},
+    ):
+        assert training_fingerprint(hparams, **(base | changed)) != same, changed
+    assert training_fingerprint({**hparams, "dropout": 0.1}, **base) != same
