@@ -19,6 +19,9 @@ POLICY_CONFIG := .local/policy-config.json
 POLICY = --policy-pack infra/policy --policy-pack-config $(POLICY_CONFIG)
 # KFP API endpoint for `make pipeline` (kubectl -n kubeflow port-forward svc/ml-pipeline-ui 8080:80).
 HOST ?= http://localhost:8080
+# `make schedule`: when the recurring run starts (UTC), and its name (default: pipeline + cron).
+CRON ?=
+NAME ?=
 SKIP_IMAGES ?=
 # `make destroy SKIP_TEARDOWN=1`: straight to `pulumi destroy` (e.g. the cluster is gone).
 SKIP_TEARDOWN ?=
@@ -51,7 +54,7 @@ MODEL_NAME ?= btc-forecast
 SERVE_PORT ?= 8501
 PREDICT_CSV ?= ../shared/data/crypto-markets-bitcoin.csv
 
-.PHONY: help setup test test-infra test-images lint lock lock-check local compile images bench serve predict clean preview up pause resume policy-config destroy keys kubeconfig pipeline
+.PHONY: help setup test test-infra test-images lint lock lock-check local compile images bench serve predict clean preview up pause resume policy-config destroy keys kubeconfig pipeline schedule schedules unschedule
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -157,6 +160,16 @@ pipeline: $(STAMP) ## Build+push the images (SKIP_IMAGES=1 reuses build/images.j
 	  $(MAKE) --no-print-directory images REGISTRY="$$(pulumi stack output registry_url $(PULUMI_STACK))"; \
 	fi; \
 	$(PY) -m pipeline submit --images $(IMAGES_JSON) --host "$(HOST)" $(PULUMI_STACK) $(ARGS)
+
+schedule: $(STAMP) ## Upload the pipeline (images of build/images.json) as a version named by the git revision and run it on CRON="0 6 * * *" (NAME=, HOST=, STACK=, ARGS=)
+	@if [ -z "$(CRON)" ]; then echo 'error: pass CRON, e.g. make schedule CRON="0 6 * * *"' >&2; exit 2; fi
+	$(PY) -m pipeline schedule --cron "$(CRON)" $(if $(NAME),--name "$(NAME)") --images $(IMAGES_JSON) --host "$(HOST)" $(PULUMI_STACK) $(ARGS)
+
+schedules: $(STAMP) ## List the pipeline's recurring runs (HOST=)
+	$(PY) -m pipeline schedules --host "$(HOST)" $(ARGS)
+
+unschedule: $(STAMP) ## Delete the recurring run NAME=..., or every one of this pipeline's without NAME (HOST=)
+	$(PY) -m pipeline unschedule $(if $(NAME),--name "$(NAME)",--all) --host "$(HOST)" $(ARGS)
 
 clean: ## Remove local run outputs and build/images.json (keeps .venv)
 	rm -rf .local out build

@@ -174,7 +174,10 @@ def _docker_runner(root: Path, arguments: dict):
     return docker_runner(writable[1:], read_only)
 
 
-def _cmd_submit(args) -> int:
+def _prepare_cloud(args) -> tuple[Path, dict, dict] | int:
+    """The gcp-profile arguments with the command line's on top, checked; the pipeline
+    compiled with the stack's pinned images and shown: ``(yaml, arguments, stack outputs)``,
+    or the exit status of a usage error (printed)."""
     from components.common.uris import is_http_url
     from pipeline.local import source_problem
     from pipeline.parameters import check_arguments
@@ -187,7 +190,7 @@ def _cmd_submit(args) -> int:
         validate_cloud_arguments,
         validate_stack_outputs,
     )
-    from pipeline.submit import SubmitError, check_registry, run_url, submit
+    from pipeline.submit import SubmitError, check_registry
 
     try:
         given, problems = _given_arguments(args)
@@ -238,6 +241,16 @@ def _cmd_submit(args) -> int:
     sys.stdout.flush()
     for warning in cloud_warnings(arguments):
         print(f"warning: {warning}", file=sys.stderr)
+    return pipeline_yaml, arguments, outputs
+
+
+def _cmd_submit(args) -> int:
+    from pipeline.submit import SubmitError, run_url, submit
+
+    prepared = _prepare_cloud(args)
+    if isinstance(prepared, int):
+        return prepared
+    pipeline_yaml, arguments, outputs = prepared
     if args.dry_run:
         print(
             f"Dry run: nothing submitted (would go to experiment {args.experiment!r} "
@@ -263,6 +276,167 @@ def _cmd_submit(args) -> int:
     print(f"Submitted run {run_id} to experiment {args.experiment!r}.")
     print(f"Run details: {run_url(args.host, run_id)}")
     return 0
+
+
+def _kfp_client(args):
+    from pipeline.submit import connect
+
+    return connect(args.host, namespace=args.namespace)
+
+
+def _cmd_schedule(args) -> int:
+    from pipeline.crypto_pipeline import PIPELINE_NAME
+    from pipeline.revision import git_revision
+    from pipeline.schedule import kfp_cron, schedule
+    from pipeline.submit import SubmitError
+
+    try:
+        cron = kfp_cron(args.cron)  # a bad cron is refused before anything is compiled
+    except SubmitError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    prepared = _prepare_cloud(args)
+    if isinstance(prepared, int):
+        return prepared
+    pipeline_yaml, arguments, outputs = prepared
+    name = args.name or f"{PIPELINE_NAME} {args.cron}"
+    if args.dry_run:
+        print(f"Dry run: nothing scheduled (would schedule {name!r}, cron {cron!r}).")
+        return 0
+    try:
+        scheduled = schedule(
+            _kfp_client(args),
+            pipeline_yaml,
+            arguments,
+            pipeline_name=PIPELINE_NAME,
+            cron=args.cron,
+            experiment=args.experiment,
+            name=name,
+            revision=git_revision(),
+            namespace=args.namespace,
+            pipeline_root=str(outputs["pipeline_root"]),
+            host=args.host,
+            kfp_namespace=str(outputs.get("kfp_namespace") or "kubeflow"),
+        )
+    except SubmitError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(
+        f"Scheduled {scheduled.name!r} (id {scheduled.recurring_run_id}): cron "
+        f"{scheduled.cron!r} (UTC), at most one run at a time, pipeline version "
+        f"{scheduled.version_name!r}, experiment {args.experiment!r}."
+    )
+    return 0
+
+
+def _cmd_schedules(args) -> int:
+    from pipeline.crypto_pipeline import PIPELINE_NAME
+    from pipeline.schedule import describe, list_schedules
+    from pipeline.submit import SubmitError
+
+    try:
+        runs = list_schedules(
+            _kfp_client(args),
+            pipeline_name=PIPELINE_NAME,
+            experiment=args.experiment,
+            namespace=args.namespace,
+            host=args.host,
+        )
+    except SubmitError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    for run in runs:
+        print(describe(run))
+    print(f"{len(runs)} recurring run(s) of {PIPELINE_NAME} in experiment {args.experiment!r}.")
+    return 0
+
+
+def _cmd_unschedule(args) -> int:
+    from pipeline.crypto_pipeline import PIPELINE_NAME
+    from pipeline.schedule import unschedule
+    from pipeline.submit import SubmitError
+
+    if not args.name and not args.all:
+        print("error: pass --name NAME or --all (see `python -m pipeline schedules`)",
+              file=sys.stderr)  # fmt: skip
+        return 2
+    try:
+        deleted = unschedule(
+            _kfp_client(args),
+            pipeline_name=PIPELINE_NAME,
+            experiment=args.experiment,
+            name=None if args.all else args.name,
+            namespace=args.namespace,
+            host=args.host,
+        )
+    except SubmitError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(f"Deleted {len(deleted)} recurring run(s): {', '.join(map(repr, deleted)) or 'none'}.")
+    return 0
+
+
+def _add_kfp_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--host",
+        default=os.environ.get("KF_PIPELINES_ENDPOINT", DEFAULT_HOST),
+        help="KFP API or UI URL, e.g. a port-forward (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--experiment",
+        default=DEFAULT_EXPERIMENT,
+        help="KFP experiment, created if new (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--namespace", help="user namespace of a multi-user KFP install (standalone: none)"
+    )
+
+
+def _add_cloud_options(parser: argparse.ArgumentParser, show_defaults: bool) -> None:
+    """What submit and schedule share: the stack, the images and the pipeline parameters."""
+    outputs = parser.add_mutually_exclusive_group()
+    outputs.add_argument(
+        "--stack-outputs",
+        metavar="FILE",
+        help="JSON of `pulumi stack output --json` ('-': stdin); default: run the Pulumi CLI",
+    )
+    outputs.add_argument(
+        "--stack",
+        metavar="NAME",
+        help="Pulumi stack to read outputs from (default: the selected one)",
+    )
+    parser.add_argument(
+        "--output",
+        "-o",
+        default=str(DEFAULT_GCP_YAML),
+        help="compiled pipeline (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="compile and print the images and arguments; submit nothing",
+    )
+    parser.add_argument(
+        "--allow-unpinned",
+        action="store_true",
+        help="accept images named by tag, not digest (default: refuse them)",
+    )
+    _add_images_options(parser, "image registry (default: the stack's registry_url)")
+    _add_pipeline_options(
+        parser,
+        {
+            "lake": "the raw_bucket output",
+            "model_repository": "models_bucket/repository",
+            "runner": "'dataflow' (settings from the stack; 'local': Beam in the pod)",
+            "tune_backend": "'vertex' (settings from the stack; 'optuna': in the pod)",
+            "deploy_target": "'gke' (in the cluster; 'vertex': the stack's endpoint)",
+            "vertex_endpoint": "the vertex_endpoint output",
+            "serving_service_account": "the serving_service_account output",
+            "serving_namespace": "the serving_namespace output",
+            "serving_k8s_service_account": "the serving_k8s_service_account output",
+        },
+        show_defaults,
+    )
 
 
 def build_parser(show_defaults: bool = True) -> argparse.ArgumentParser:
@@ -331,72 +505,47 @@ def build_parser(show_defaults: bool = True) -> argparse.ArgumentParser:
         "    kubectl -n kubeflow port-forward svc/ml-pipeline-ui 8080:80\n\n"
         "The transform runs on Dataflow and the search on Vertex AI (settings from the "
         "stack outputs); --runner local / --tune-backend optuna keep them in their pods. "
-        "Not built yet: the vertex/gke deploy targets (a model that passes the gate fails "
-        "at deploy).",
+        "A model that passes the gate is served in the cluster (deploy target gke); "
+        "--deploy-target vertex serves it on the stack's Vertex AI endpoint.",
     )
-    cloud.add_argument(
-        "--host",
-        default=os.environ.get("KF_PIPELINES_ENDPOINT", DEFAULT_HOST),
-        help="KFP API or UI URL, e.g. a port-forward (default: %(default)s)",
-    )
-    outputs = cloud.add_mutually_exclusive_group()
-    outputs.add_argument(
-        "--stack-outputs",
-        metavar="FILE",
-        help="JSON of `pulumi stack output --json` ('-': stdin); default: run the Pulumi CLI",
-    )
-    outputs.add_argument(
-        "--stack",
-        metavar="NAME",
-        help="Pulumi stack to read outputs from (default: the selected one)",
-    )
-    cloud.add_argument(
-        "--experiment",
-        default=DEFAULT_EXPERIMENT,
-        help="KFP experiment, created if new (default: %(default)s)",
-    )
+    _add_kfp_options(cloud)
     cloud.add_argument("--run-name", help="run name (default: pipeline name and UTC time)")
-    cloud.add_argument(
-        "--namespace", help="user namespace of a multi-user KFP install (standalone: none)"
-    )
-    cloud.add_argument(
-        "--output",
-        "-o",
-        default=str(DEFAULT_GCP_YAML),
-        help="compiled pipeline (default: %(default)s)",
-    )
-    cloud.add_argument(
-        "--dry-run",
-        action="store_true",
-        help="compile and print the images and arguments; submit nothing",
-    )
-    cloud.add_argument(
-        "--allow-unpinned",
-        action="store_true",
-        help="accept images named by tag, not digest (default: refuse them)",
-    )
     cloud.add_argument(
         "--no-cache",
         action="store_true",
         help="run every step afresh, ignoring KFP's cache of earlier runs",
     )
-    _add_images_options(cloud, "image registry (default: the stack's registry_url)")
-    _add_pipeline_options(
-        cloud,
-        {
-            "lake": "the raw_bucket output",
-            "model_repository": "models_bucket/repository",
-            "runner": "'dataflow' (settings from the stack; 'local': Beam in the pod)",
-            "tune_backend": "'vertex' (settings from the stack; 'optuna': in the pod)",
-            "deploy_target": "'gke' (in the cluster; 'vertex': the stack's endpoint)",
-            "vertex_endpoint": "the vertex_endpoint output",
-            "serving_service_account": "the serving_service_account output",
-            "serving_namespace": "the serving_namespace output",
-            "serving_k8s_service_account": "the serving_k8s_service_account output",
-        },
-        show_defaults,
-    )
+    _add_cloud_options(cloud, show_defaults)
     cloud.set_defaults(func=_cmd_submit)
+
+    sched = sub.add_parser(
+        "schedule",
+        help="upload the pipeline as a new version and run it on a cron schedule",
+        description="Compile as `submit` does, upload the pipeline to KFP as a new version "
+        "named by the git revision, and create a recurring run of it in --experiment with "
+        "the gcp-profile arguments, at most one run at a time. Ingest is never cached, so "
+        "each run reads the source as it is then.",
+    )
+    sched.add_argument(
+        "--cron",
+        required=True,
+        help="when, in UTC: 5 crontab fields ('0 6 * * *': daily at 06:00) or 6 with seconds",
+    )
+    sched.add_argument("--name", help="recurring run name (default: pipeline name and cron)")
+    _add_kfp_options(sched)
+    _add_cloud_options(sched, show_defaults)
+    sched.set_defaults(func=_cmd_schedule)
+
+    listing = sub.add_parser("schedules", help="list the pipeline's recurring runs")
+    _add_kfp_options(listing)
+    listing.set_defaults(func=_cmd_schedules)
+
+    unsched = sub.add_parser("unschedule", help="delete recurring runs of the pipeline")
+    which = unsched.add_mutually_exclusive_group()
+    which.add_argument("--name", help="the recurring run to delete")
+    which.add_argument("--all", action="store_true", help="every one of this pipeline's")
+    _add_kfp_options(unsched)
+    unsched.set_defaults(func=_cmd_unschedule)
     return parser
 
 

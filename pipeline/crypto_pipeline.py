@@ -10,6 +10,7 @@ Every parameter's default is the default of the step function it feeds
 (``PARAMETER_SOURCES``), so the pipeline, the step CLIs and the functions cannot disagree.
 """
 
+import json
 import os
 import tempfile
 from collections.abc import Callable, Mapping
@@ -28,6 +29,7 @@ from components.train.component import train_op
 from components.transform.component import transform_op
 from components.tune.component import tune_op
 from pipeline.parameters import PARAMETER_HELP, PARAMETER_SOURCES  # noqa: F401 (re-exported)
+from pipeline.revision import git_revision
 
 PIPELINE_NAME = "crypto-forecast"
 
@@ -125,11 +127,13 @@ def build_pipeline(images: Mapping[str, str] | None = None, *, retries: bool = T
     images = validate_images(dict(images if images is not None else image_refs()))
     ops = {step: step_component(step, images[step]) for step in STEPS}
     d = DEFAULTS
+    lineage = json.dumps({"git revision": git_revision(), "images": images}, sort_keys=True)
 
     @dsl.pipeline(
         name=PIPELINE_NAME,
         description="Forecast the next day's closing price of a coin from its daily OHLCV "
-        "history; deploy the model only if it beats the persistence forecast.",
+        "history; deploy the model only if it beats the persistence forecast and the "
+        "model being served.",
     )
     def crypto_pipeline(
         lake: str,
@@ -164,6 +168,8 @@ def build_pipeline(images: Mapping[str, str] | None = None, *, retries: bool = T
         epochs: int = d["epochs"],
         seed: int = d["seed"],
         max_mae_ratio: float = d["max_mae_ratio"],
+        min_improvement: float = d["min_improvement"],
+        significance: float = d["significance"],
         model_name: str = d["model_name"],
         deploy_target: str = d["deploy_target"],
         vertex_endpoint: str = d["vertex_endpoint"],
@@ -181,6 +187,9 @@ def build_pipeline(images: Mapping[str, str] | None = None, *, retries: bool = T
             expected_sha256=source_sha256,
             column_mapping=column_mapping,
         ).set_display_name("ingest")
+        # A scheduled run re-reads a source a user may refresh under the same name: a cached
+        # ingest would hide the new bytes (the run's arguments are fixed when it is scheduled).
+        ingest_task.set_caching_options(False)
         transform_task = ops["transform"](
             raw=ingest_task.outputs["raw"],
             coins=coins,
@@ -226,7 +235,13 @@ def build_pipeline(images: Mapping[str, str] | None = None, *, retries: bool = T
             seed=seed,
             max_mae_ratio=max_mae_ratio,
             model_name=model_name,
+            raw=ingest_task.outputs["raw"],
+            model_repository=model_repository,
+            deploy_target=deploy_target,
+            min_improvement=min_improvement,
+            significance=significance,
             source_run=dsl.PIPELINE_JOB_NAME_PLACEHOLDER,
+            lineage=lineage,
         ).set_display_name("train")
         tasks = {
             "ingest": ingest_task,

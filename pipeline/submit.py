@@ -3,7 +3,7 @@
 The run is created from the compiled package (``create_run_from_pipeline_package``), not
 by uploading a pipeline first: every run carries the exact spec it ran (visible on its
 run page), and nothing accumulates in the KFP pipeline list or clashes with an earlier
-upload of the same name. Uploading pays off for recurring runs, which this is not.
+upload of the same name. Recurring runs do upload (``pipeline.schedule``).
 """
 
 from __future__ import annotations
@@ -110,37 +110,48 @@ def submit(
     install (None for the standalone install); ``pipeline_root`` overrides the cluster's
     default artifact location; ``enable_caching=False`` runs every step afresh (None: each
     task's own setting); ``client`` replaces ``kfp.Client`` (tests)."""
-    hint = PORT_FORWARD_HINT.format(namespace=kfp_namespace)
     if client is None:
-        health = check_kfp_reachable(host, kfp_namespace=kfp_namespace)
-        if health.get("multi_user") and not namespace:
-            raise SubmitError(
-                "this Kubeflow Pipelines install is multi-user: pass "
-                "--namespace with your profile namespace."
-            )
-        import kfp
+        client = connect(host, namespace=namespace, kfp_namespace=kfp_namespace)
+    chatter = io.StringIO()  # kfp prints its own links; ours follow
+    with kfp_errors(host, kfp_namespace, "the run"), contextlib.redirect_stdout(chatter):
+        result = client.create_run_from_pipeline_package(
+            str(pipeline_yaml),
+            arguments=arguments,
+            run_name=run_name or default_run_name(pipeline_yaml),
+            experiment_name=experiment,
+            namespace=namespace,
+            pipeline_root=pipeline_root,
+            enable_caching=enable_caching,
+        )
+    return result.run_id
 
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", category=FutureWarning, module="kfp")
-            client = (
-                kfp.Client(host=host, namespace=namespace) if namespace else kfp.Client(host=host)
-            )
 
+def connect(host: str, *, namespace: str | None, kfp_namespace: str = "kubeflow"):
+    """A ``kfp.Client`` for ``host`` after a quick health check (``KfpUnreachableError``
+    says how to reach the cluster); refuses a multi-user install without ``namespace``."""
+    health = check_kfp_reachable(host, kfp_namespace=kfp_namespace)
+    if health.get("multi_user") and not namespace:
+        raise SubmitError(
+            "this Kubeflow Pipelines install is multi-user: pass "
+            "--namespace with your profile namespace."
+        )
+    import kfp
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=FutureWarning, module="kfp")
+        return kfp.Client(host=host, namespace=namespace) if namespace else kfp.Client(host=host)
+
+
+@contextlib.contextmanager
+def kfp_errors(host: str, kfp_namespace: str, what: str):
+    """Turn the kfp client's connection and API errors into ``SubmitError``s that say
+    what was refused and why."""
     import kfp_server_api
     import urllib3
 
-    chatter = io.StringIO()  # kfp prints its own links; ours follow
+    hint = PORT_FORWARD_HINT.format(namespace=kfp_namespace)
     try:
-        with contextlib.redirect_stdout(chatter):
-            result = client.create_run_from_pipeline_package(
-                str(pipeline_yaml),
-                arguments=arguments,
-                run_name=run_name or default_run_name(pipeline_yaml),
-                experiment_name=experiment,
-                namespace=namespace,
-                pipeline_root=pipeline_root,
-                enable_caching=enable_caching,
-            )
+        yield
     except urllib3.exceptions.HTTPError as exc:
         raise KfpUnreachableError(
             f"lost the connection to Kubeflow Pipelines at {host} ({exc}).\n{hint}"
@@ -148,7 +159,5 @@ def submit(
     except kfp_server_api.ApiException as exc:
         detail = (exc.body or b"").decode() if isinstance(exc.body, bytes) else exc.body
         raise SubmitError(
-            f"Kubeflow Pipelines at {host} refused the run: HTTP {exc.status} "
-            f"{exc.reason}: {detail}"
+            f"Kubeflow Pipelines at {host} refused {what}: HTTP {exc.status} {exc.reason}: {detail}"
         ) from None
-    return result.run_id

@@ -65,13 +65,30 @@ def format_summary(result: LocalRunResult) -> str:
     ratio = train_metrics.get("mae_ratio")
     threshold = result.arguments.get("max_mae_ratio", 1.0)
     passed = result.parameter("train")
+    model_meta = (result.artifact("train", "model") or {}).get("metadata", {})
+    reason = model_meta.get("gate_reason")
     lines.append("")
+    if "champion_mae" in train_metrics:
+        lines.append(
+            f"Champion {model_meta.get('champion_version', '?')}: test MAE "
+            f"{_fmt(train_metrics['champion_mae'])}, challenger/champion MAE "
+            f"{_fmt(train_metrics.get('champion_mae_ratio'))}, Diebold-Mariano DM* "
+            f"{_fmt(train_metrics.get('dm_champion_statistic'))} "
+            f"(p {_fmt(train_metrics.get('dm_champion_p_value'))})"
+        )
     if passed:
         lines.append(f"Gate: PASSED (mae_ratio {_fmt(ratio)} <= max_mae_ratio {_fmt(threshold)})")
     else:
         lines.append(
-            f"Gate: NOT PASSED (mae_ratio {_fmt(ratio)} > max_mae_ratio {_fmt(threshold)}); "
+            f"Gate: NOT PASSED (mae_ratio {_fmt(ratio)}, max_mae_ratio {_fmt(threshold)}); "
             "the model was NOT deployed. The run itself succeeded."
+        )
+    if reason:
+        lines.append(f"Gate decision: {reason}")
+    if result.steps["deploy"].status == "SKIPPED":
+        lines.append(
+            "Deploy: skipped, nothing deployed; the repository's CURRENT and deployment "
+            "records are unchanged."
         )
 
     report = result.artifact("train", "report")

@@ -62,6 +62,9 @@ CLI_PARAMETERS = {
                 "seed",
                 "ensemble_size",
                 "max_mae_ratio",
+                "min_improvement",
+                "significance",
+                "data_sha256",
                 "model_name",
                 "version",
             )

@@ -8,5 +8,14 @@ from components.deploy.deploy import (
     rollback,
     run,
 )
+from components.deploy.repository import ModelRepository
 
-__all__ = ["TARGETS", "DeployError", "DeployResult", "check_parameters", "rollback", "run"]
+__all__ = [
+    "TARGETS",
+    "DeployError",
+    "DeployResult",
+    "ModelRepository",
+    "check_parameters",
+    "rollback",
+    "run",
+]

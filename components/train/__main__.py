@@ -69,6 +69,28 @@ def build_parser() -> argparse.ArgumentParser:
         "gate threshold: the model's test MAE over persistence's must be at most this",
         type=positive_float,
     )
+    add_step_option(
+        parser,
+        "--min-improvement",
+        d,
+        "gate: fraction by which the MAE must be below the champion's",
+        type=float,
+    )
+    add_step_option(
+        parser,
+        "--significance",
+        d,
+        "gate: the Diebold-Mariano p-value against the champion must be below this",
+        type=float,
+    )
+    parser.add_argument(
+        "--model-repository",
+        help="local model repository whose CURRENT version is the champion (default: none, "
+        "persistence alone decides)",
+    )
+    add_step_option(
+        parser, "--data-sha256", d, "SHA-256 of the raw data (lineage; identical-model check)"
+    )
     add_step_option(parser, "--model-name", d, "name in the report")
     add_step_option(
         parser,
@@ -99,6 +121,11 @@ def _call(args: argparse.Namespace) -> TrainResult:
         max_mae_ratio=args.max_mae_ratio,
         model_name=args.model_name,
         version=args.version,
+        min_improvement=args.min_improvement,
+        significance=args.significance,
+        model_repository=args.model_repository,
+        deploy_target="local" if args.model_repository else None,
+        data_sha256=args.data_sha256,
     )
 
 
@@ -109,6 +136,7 @@ def _render(result: TrainResult, args) -> str:
         lines.append(f"{name:<22}{m['model_' + name]:>12.4f}{m['baseline_' + name]:>14.4f}")
     verdict = "PASSED" if result.passed_gate else "FAILED"
     lines.append(f"mae_ratio {result.mae_ratio:.4f}: gate {verdict} (max {result.max_mae_ratio:g})")
+    lines.append(f"gate: {result.gate_reason}")
     lines.append(f"model: {result.export_path}\nreport: {result.report_path}")
     return "\n".join(lines)
 

@@ -11,10 +11,16 @@ def train_op(
     seed: int,
     max_mae_ratio: float,
     model_name: str,
+    raw: Input[Dataset],
+    model_repository: str,
+    deploy_target: str,
+    min_improvement: float,
+    significance: float,
     model: Output[Model],
     metrics: Output[Metrics],
     report: Output[HTML],
     source_run: str = "",
+    lineage: str = "",
 ) -> bool:
     """Train with ``best_params``, evaluate on the test split beside persistence, export.
 
@@ -22,18 +28,28 @@ def train_op(
     ``model.metadata``: version, mae_ratio, passed_gate and the test MAEs. ``report``:
     HTML with the plots. ``source_run`` (the pipeline passes
     ``dsl.PIPELINE_JOB_NAME_PLACEHOLDER``) gives the version's last digits, so runs that
-    finish in the same second get distinct versions. Returns whether the model passed the gate
-    (``mae_ratio <= max_mae_ratio``); the pipeline's deploy condition reads it.
+    finish in the same second get distinct versions. ``raw`` (ingest's output) gives the
+    data SHA-256; the champion is the CURRENT version of ``deploy_target`` in
+    ``model_repository``; ``lineage``: JSON of build facts (git revision, images) for the
+    report. Returns whether the model passed the gate (beats persistence and the champion,
+    significantly, and is not identical to it); the pipeline's deploy condition reads it.
 
     A single return value on purpose: kfp.local's condition evaluator resolves a task's
     ``Output`` parameter but not a named field of a NamedTuple, so ``dsl.If`` on a named
     output never fires locally. ``mae_ratio`` is in ``metrics`` and ``model.metadata``.
     """
+    import hashlib
+    import json
+
     from components.common.cli import configure_logging
     from components.common.results import publish
     from components.train import new_version, run
 
     configure_logging()
+    data_sha256 = (raw.metadata or {}).get("sha256")
+    if not data_sha256:
+        with open(raw.path, "rb") as f:
+            data_sha256 = hashlib.file_digest(f, "sha256").hexdigest()
     result = run(
         features.path,
         stats.path,
@@ -45,6 +61,12 @@ def train_op(
         max_mae_ratio=max_mae_ratio,
         model_name=model_name,
         version=new_version(source_run or None),
+        model_repository=model_repository,
+        deploy_target=deploy_target,
+        min_improvement=min_improvement,
+        significance=significance,
+        data_sha256=data_sha256,
+        lineage={"run": source_run or "unknown", **(json.loads(lineage) if lineage else {})},
     )
     publish(result, model=model, metrics=metrics)
     return result.passed_gate

@@ -29,6 +29,8 @@ def check_parameters(
     model_name: object = None,
     version: object = None,
     patience: object = None,
+    min_improvement: object = None,
+    significance: object = None,
 ) -> dict[str, str]:
     """``{parameter: problem}`` for the given (not None) parameters of ``train.run``."""
     problems = {
@@ -39,6 +41,10 @@ def check_parameters(
         "max_mae_ratio": max_mae_ratio is not None
         and number_problem("max_mae_ratio", max_mae_ratio, above=0),
         "patience": patience is not None and integer_problem("patience", patience, 1),
+        "min_improvement": min_improvement is not None
+        and number_problem("min_improvement", min_improvement, at_least=0, at_most=0.99),
+        "significance": significance is not None
+        and number_problem("significance", significance, above=0, at_most=0.5),
     }
     if model_name is not None and not (
         isinstance(model_name, str) and _MODEL_NAME.match(model_name)

@@ -115,21 +115,132 @@ def plot_errors(model_error: np.ndarray, baseline_error: np.ndarray) -> str:
     return _png(fig)
 
 
-def _metrics_table(evaluation: Mapping) -> str:
+def human(value: float) -> str:
+    """A number rounded for people: 4 significant digits below 1000, else 2 decimals with
+    thousands separators; inf and nan as words."""
+    value = float(value)
+    if value != value or value in (float("inf"), float("-inf")):
+        return str(value)
+    if abs(value) >= 1000:
+        return f"{value:,.2f}"
+    return f"{value:.4g}"
+
+
+def _metrics_table(evaluation: Mapping, champion: Mapping | None = None) -> str:
     rows = []
     for name in METRIC_NAMES:
         m, b = evaluation["model"][name], evaluation["baseline"][name]
-        rows.append(f"<tr><td>{name}</td><td>{m:.6g}</td><td>{b:.6g}</td></tr>")
+        c = f"<td>{human(champion[name])}</td>" if champion else ""
+        rows.append(f"<tr><td>{name}</td><td>{human(m)}</td><td>{human(b)}</td>{c}</tr>")
+    head = "<th>champion</th>" if champion else ""
     return (
-        "<table><tr><th>metric (test split, price)</th><th>model</th><th>persistence</th></tr>"
-        + "".join(rows)
-        + "</table>"
+        "<table><tr><th>metric (test split, price)</th><th>model</th><th>persistence</th>"
+        f"{head}</tr>" + "".join(rows) + "</table>"
     )
+
+
+#: The metrics that get a verdict line (lower is better for each).
+VERDICT_METRICS = ("mae", "rmse", "mape")
+#: Relative differences below this are "level with": no one wins by a rounding error.
+LEVEL = 1e-4
+
+
+def verdicts(evaluation: Mapping, champion: Mapping | None) -> list[str]:
+    """One line per metric: better or worse than persistence, and than the champion."""
+    lines = []
+    for name in VERDICT_METRICS:
+        model = evaluation["model"][name]
+        parts = []
+        for who, other in (("persistence", evaluation["baseline"][name]), ("the champion",
+                           champion[name] if champion else None)):  # fmt: skip
+            if other is None:
+                parts.append("no champion to compare with")
+                continue
+            change = model / other - 1 if other else 0.0
+            if abs(change) < LEVEL:
+                parts.append(f"level with {who} ({human(other)})")
+                continue
+            word = "better" if change < 0 else "worse"
+            parts.append(f"{word} than {who} ({human(other)}, {change:+.2%})")
+        lines.append(f"{name.upper()} {human(model)}: " + "; ".join(parts))
+    return lines
+
+
+def plot_cumulative(dates: np.ndarray, errors: Mapping[str, np.ndarray]) -> str:
+    """Cumulative ``|other error| - |model error|`` over the test window, summed over the
+    coins of each day: rising where the model wins, falling where it loses."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    days, index = np.unique(np.asarray(dates, dtype="datetime64[D]"), return_inverse=True)
+    fig, ax = plt.subplots(figsize=(10, 3.2))
+    model = np.abs(errors["model"])
+    for who, color in (("persistence", "tab:orange"), ("champion", "tab:green")):
+        if who in errors:
+            gain = np.bincount(index, weights=np.abs(errors[who]) - model, minlength=days.size)
+            ax.plot(days, np.cumsum(gain), color=color, label=f"vs {who}")
+    ax.axhline(0, color="grey", linewidth=0.8)
+    ax.set_ylabel("cumulative |error| saved, price")
+    ax.set_title("Where the model wins (rising) or loses (falling) over the test window")
+    ax.legend()
+    fig.autofmt_xdate()
+    return _png(fig)
+
+
+def _dm_line(who: str, dm) -> str:
+    return (
+        f"<li>against {who}: DM* = {dm.statistic:.2f}, one-sided p = {dm.p_value:.3g} "
+        f"({dm.n} forecasts)</li>"
+    )
+
+
+def lineage_section(lineage: Mapping[str, object], hparams: Mapping[str, object]) -> str:
+    """What this model was made from: one row per fact, one per image, the
+    hyper-parameters on one line (rounded)."""
+    rows: dict[str, object] = {}
+    for key, value in lineage.items():
+        if isinstance(value, Mapping):
+            rows |= {f"{key.removesuffix('s')} {k}": v for k, v in sorted(value.items())}
+        else:
+            rows[key] = value
+    rows["hyper-parameters"] = ", ".join(
+        f"{k}={human(v) if isinstance(v, float) else v}" for k, v in hparams.items()
+    )
+    body = "".join(
+        f"<tr><td>{html.escape(str(k))}</td><td>{html.escape(str(v))}</td></tr>"
+        for k, v in rows.items()
+    )
+    return f"<h2>Lineage</h2>\n<table class='lineage'>{body}</table>"
+
+
+def comparison_section(comparison: Mapping, evaluation: Mapping) -> str:
+    """Verdicts, the Diebold–Mariano tests, the cumulative plot and the decision."""
+    decision = comparison["decision"]
+    champion = comparison.get("champion")
+    version = comparison.get("champion_version")
+    who = f"champion version {version}" if champion else "no champion (first deploy)"
+    lines = "".join(f"<li>{html.escape(v)}</li>" for v in verdicts(evaluation, champion))
+    tests = _dm_line("persistence", comparison["dm_baseline"])
+    if comparison.get("dm_champion") is not None:
+        tests += _dm_line(f"champion {version}", comparison["dm_champion"])
+    plot = _img(plot_cumulative(comparison["dates"], comparison["errors"]), "cumulative plot")
+    css = "passed" if decision.deploy else "failed"
+    return f"""<h2>Challenger against persistence and the champion</h2>
+<p class='{css}'><b>Decision</b>: {html.escape(decision.reason)}.</p>
+<p>Compared with: {html.escape(who)}, on the same test window.</p>
+<ul class='verdicts'>{lines}</ul>
+<p>Diebold–Mariano test on absolute errors with the Harvey–Leybourne–Newbold correction
+(H1: the model's expected absolute error is smaller):</p>
+<ul class='dm'>{tests}</ul>
+{plot}"""
 
 
 def _kv_table(values: Mapping[str, object]) -> str:
     rows = "".join(
-        f"<tr><td>{html.escape(str(k))}</td><td>{html.escape(str(v))}</td></tr>"
+        f"<tr><td>{html.escape(str(k))}</td>"
+        f"<td>{html.escape(human(v) if isinstance(v, float) else str(v))}</td></tr>"
         for k, v in values.items()
     )
     return f"<table>{rows}</table>"
@@ -165,8 +276,8 @@ def per_coin_table(coins, today, actual_next, predicted_next) -> str:
     for coin, n, model, baseline in rows:
         ratio = model / baseline if baseline > 0 else float("nan")
         lines.append(
-            f"<tr><td>{html.escape(coin)}</td><td>{n}</td><td>{model:.6g}</td>"
-            f"<td>{baseline:.6g}</td><td>{ratio:.4f}</td></tr>"
+            f"<tr><td>{html.escape(coin)}</td><td>{n}</td><td>{human(model)}</td>"
+            f"<td>{human(baseline)}</td><td>{ratio:.4f}</td></tr>"
         )
     lines.append("</table>")
     return "\n".join(lines)
@@ -181,6 +292,8 @@ def write_report(
     passed_gate: bool,
     max_mae_ratio: float,
     histories: Sequence[Mapping[str, Sequence[float]]],
+    comparison: Mapping | None = None,
+    lineage: Mapping[str, object] | None = None,
     hparams: Mapping[str, object],
     splits: Mapping[str, object],
     coins: np.ndarray,
@@ -192,13 +305,18 @@ def write_report(
     """Write the report to ``path`` (parents created) and return it."""
     ratio = evaluation["mae_ratio"]
     verdict = "PASSED" if passed_gate else "FAILED"
+    beats = ratio <= max_mae_ratio
+    decided = f"{html.escape(comparison['decision'].reason)}. " if comparison else ""
     gate = (
-        f"<p class='{verdict.lower()}'><b>Gate {verdict}</b>: "
+        f"<p class='{verdict.lower()}'><b>Gate {verdict}</b>: {decided}"
         "mae_ratio = model MAE / persistence MAE = "
-        f"{ratio:.4f} {'&le;' if passed_gate else '&gt;'} max_mae_ratio {max_mae_ratio:g}. "
-        + ("The model may be deployed." if passed_gate else "The model will not be deployed.")
+        f"{ratio:.4f} {'&le;' if beats else '&gt;'} max_mae_ratio {max_mae_ratio:g}. "
+        + ("The model will be deployed." if passed_gate else "The model will not be deployed.")
         + "</p>"
     )
+    champion = comparison.get("champion") if comparison else None
+    compared = comparison_section(comparison, evaluation) if comparison else ""
+    lineage_html = lineage_section(lineage, hparams) if lineage else ""
     price_plots = []
     names, counts = np.unique(coins, return_counts=True)
     for coin in names[np.argsort(-counts, kind="stable")][:MAX_COINS_PLOTTED]:
@@ -223,6 +341,7 @@ def write_report(
 <style>body{{font-family:sans-serif;max-width:1000px;margin:1em auto}}
 table{{border-collapse:collapse;margin:0.5em 0}}
 td,th{{border:1px solid #ccc;padding:3px 8px;text-align:right}}
+table.lineage td{{text-align:left;font-family:monospace}}
 .passed{{color:#060}}.failed{{color:#a00}}</style></head><body>
 <h1>Train report: {html.escape(model_name)} version {html.escape(version)}</h1>
 {gate}
@@ -230,7 +349,9 @@ td,th{{border:1px solid #ccc;padding:3px 8px;text-align:right}}
 <p>Next-day close on the test split ({len(today)} rows); persistence forecasts
 tomorrow's close = today's close. MAPE in percent; directional accuracy counts "no change"
 as its own direction, so persistence scores only on flat days.</p>
-{_metrics_table(evaluation)}
+{_metrics_table(evaluation, champion)}
+{compared}
+{lineage_html}
 {per_coin}
 <h2>Actual vs predicted vs persistence</h2>
 {"".join(price_plots)}

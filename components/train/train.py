@@ -17,9 +17,11 @@ from components.common.contracts import DEFAULT_MODEL_NAME
 from components.common.jsonfile import read_json
 from components.common.results import StepResult, raise_for_problems
 from components.train import model as model_lib
+from components.train.champion import find_champion, is_identical, training_fingerprint
 from components.train.data import load_splits, load_stats
-from components.train.evaluate import evaluate, flat_metrics
+from components.train.evaluate import METRIC_NAMES, evaluate, flat_metrics, price_metrics, ratio
 from components.train.export import export_serving_model, load_serving_fn
+from components.train.gate import decide, diebold_mariano
 from components.train.parameters import check_parameters, new_version
 from components.train.report import write_report
 
@@ -40,6 +42,11 @@ class TrainResult(StepResult):
     report_path: Path
     hparams: dict[str, float | int]
     histories: list[dict[str, list[float]]] = field(repr=False)
+    gate_outcome: str = ""
+    gate_reason: str = ""
+    champion_version: str | None = None
+    data_sha256: str = ""
+    training_fingerprint: str = ""
 
     def metrics(self) -> dict[str, float]:
         return dict(self.scores)
@@ -53,6 +60,13 @@ class TrainResult(StepResult):
                 "max_mae_ratio": self.max_mae_ratio,
                 "model_mae": self.scores["model_mae"],
                 "baseline_mae": self.scores["baseline_mae"],
+                # Recorded by deploy with the version: what makes the next run's champion.
+                "data_sha256": self.data_sha256,
+                "training_fingerprint": self.training_fingerprint,
+                "hparams": json.dumps(self.hparams, sort_keys=True),
+                "gate_outcome": self.gate_outcome,
+                "gate_reason": self.gate_reason,
+                "champion_version": self.champion_version or "",
             }
         }
 
@@ -90,6 +104,12 @@ def run(
     model_name: str = DEFAULT_MODEL_NAME,
     version: str | None = None,
     patience: int = 5,
+    model_repository: str | None = None,
+    deploy_target: str | None = None,
+    min_improvement: float = 0.0,
+    significance: float = 0.05,
+    data_sha256: str | None = None,
+    lineage: Mapping[str, object] | None = None,
 ) -> TrainResult:
     """Train ``ensemble_size`` nets (seeds ``seed``, ``seed+1``, ...) with early stopping
     on eval, average them into one model, evaluate it on the test split, export it to
@@ -103,8 +123,13 @@ def run(
     ~80% of that variance; 10 would remove ~90% at twice the training cost. No split's
     score was used to pick it. The first member (seed ``seed``) is tune's selected trial.
 
-    The gate passes when ``mae_ratio = model MAE / persistence MAE <= max_mae_ratio``.
-    The model is exported either way (deploy decides on the gate).
+    The gate (``components.train.gate.decide``) passes when ``mae_ratio = model MAE /
+    persistence MAE <= max_mae_ratio`` and, if ``deploy_target`` serves a champion from
+    ``model_repository`` (``find_champion``), the model also beats it on the same test
+    window by ``min_improvement`` with a Diebold–Mariano p-value below ``significance``.
+    A model identical to the champion (same ``data_sha256``, hyper-parameters and seed)
+    never passes. The model is exported either way (deploy decides on the gate).
+    ``lineage`` (run id, git revision, images) goes into the report.
     """
     raise_for_problems(
         check_parameters(
@@ -115,6 +140,8 @@ def run(
             model_name=model_name,
             version=version,
             patience=patience,
+            min_improvement=min_improvement,
+            significance=significance,
         )
     )
     version = str(version) if version is not None else new_version()
@@ -155,7 +182,6 @@ def run(
     predicted = model_lib.predict_log_return(model, test_split)
     evaluation = evaluate(test_split.close, test_split.target, predicted)
     mae_ratio = float(evaluation["mae_ratio"])
-    passed = bool(mae_ratio <= max_mae_ratio)
 
     export_path = export_serving_model(model, model_path, version)
     served = load_serving_fn(export_path)(test_split.features)
@@ -164,6 +190,30 @@ def run(
         raise RuntimeError(
             f"exported model at {export_path} disagrees with the trained one by {worst:g}"
         )
+
+    # What the nets were fitted to beyond the raw bytes: the coins and the split dates.
+    fingerprint = training_fingerprint(
+        hparams,
+        seed=seed,
+        ensemble_size=ensemble_size,
+        epochs=epochs,
+        patience=patience,
+        splits={n: [str(s.dates[0]), str(s.dates[-1]), len(s)] for n, s in splits.items()},
+        coins=sorted(map(str, set(test_split.coins))),
+    )
+    comparison = compare(
+        test_split,
+        predicted,
+        evaluation,
+        find_champion(model_repository, model_name, deploy_target) if deploy_target else None,
+        data_sha256=data_sha256 or "",
+        fingerprint=fingerprint,
+        max_mae_ratio=max_mae_ratio,
+        min_improvement=min_improvement,
+        significance=significance,
+    )
+    decision = comparison["decision"]
+    passed = decision.deploy
 
     eval_evaluation = evaluate(
         eval_split.close, eval_split.target, model_lib.predict_log_return(model, eval_split)
@@ -180,6 +230,7 @@ def run(
         "eval_rows": float(len(eval_split)),
         "test_rows": float(len(test_split)),
         "fit_seconds": round(fit_seconds, 2),
+        **comparison["metrics"],
     }
     report = write_report(
         report_path,
@@ -188,6 +239,13 @@ def run(
         evaluation=evaluation,
         passed_gate=passed,
         max_mae_ratio=max_mae_ratio,
+        comparison=comparison,
+        lineage={
+            "data SHA-256": data_sha256 or "unknown",
+            **{str(k): v for k, v in (lineage or {}).items()},
+            "model version": version,
+            "training fingerprint": fingerprint,
+        },
         histories=histories,
         hparams={
             **hparams,
@@ -204,12 +262,11 @@ def run(
         predicted_next=test_split.close * np.exp(predicted),
     )
     log.info(
-        "test MAE model %.4f vs persistence %.4f: mae_ratio %.4f, gate %s (max %.4g)",
+        "test MAE model %.4f vs persistence %.4f: mae_ratio %.4f; gate: %s",
         evaluation["model"]["mae"],
         evaluation["baseline"]["mae"],
         mae_ratio,
-        "passed" if passed else "FAILED",
-        max_mae_ratio,
+        decision.reason,
     )
     if metrics_path is not None:
         Path(metrics_path).parent.mkdir(parents=True, exist_ok=True)
@@ -224,4 +281,81 @@ def run(
         report_path=report,
         hparams=hparams,
         histories=histories,
+        gate_outcome=decision.outcome,
+        gate_reason=decision.reason,
+        champion_version=comparison["champion_version"],
+        data_sha256=data_sha256 or "",
+        training_fingerprint=fingerprint,
     )
+
+
+def compare(
+    test_split,
+    predicted: np.ndarray,
+    evaluation: Mapping,
+    champion,
+    *,
+    data_sha256: str,
+    fingerprint: str,
+    max_mae_ratio: float,
+    min_improvement: float,
+    significance: float,
+) -> dict:
+    """Score persistence and the champion (if any, and if it can be scored on this test
+    window) beside the challenger; the Diebold–Mariano tests; the gate's decision."""
+    today = np.asarray(test_split.close, dtype=np.float64)
+    actual = test_split.next_close()
+    errors = {"model": today * np.exp(predicted) - actual, "persistence": today - actual}
+    champion_eval, note = None, ""
+    if champion is not None:
+        try:
+            champion_next = today * np.exp(load_serving_fn(champion.path)(test_split.features))
+            errors["champion"] = champion_next - actual
+            champion_eval = price_metrics(today, actual, champion_next)
+        except Exception as exc:  # a champion of another feature contract, a broken folder
+            note = f"champion {champion.version} could not be scored on this data ({exc})"
+            log.warning("%s: persistence decides", note)
+            champion = None
+    dm_baseline = diebold_mariano(errors["model"], errors["persistence"])
+    dm_champion = diebold_mariano(errors["model"], errors["champion"]) if champion else None
+    champion_ratio = (
+        ratio(evaluation["model"]["mae"], champion_eval["mae"]) if champion_eval else None
+    )
+    identical = champion is not None and is_identical(champion, data_sha256, fingerprint)
+    decision = decide(
+        mae_ratio=float(evaluation["mae_ratio"]),
+        max_mae_ratio=max_mae_ratio,
+        champion_version=champion.version if champion else None,
+        identical=identical,
+        champion_mae_ratio=champion_ratio,
+        dm_champion=dm_champion,
+        min_improvement=min_improvement,
+        significance=significance,
+    )
+    if note:
+        decision = type(decision)(decision.deploy, decision.outcome, f"{decision.reason} ({note})")
+    metrics = {
+        "dm_baseline_statistic": dm_baseline.statistic,
+        "dm_baseline_p_value": dm_baseline.p_value,
+        "has_champion": float(champion is not None),
+        "min_improvement": float(min_improvement),
+        "significance": float(significance),
+    }
+    if champion_eval is not None and dm_champion is not None:
+        metrics |= {f"champion_{name}": champion_eval[name] for name in METRIC_NAMES}
+        metrics |= {
+            "champion_mae_ratio": champion_ratio,
+            "dm_champion_statistic": dm_champion.statistic,
+            "dm_champion_p_value": dm_champion.p_value,
+            "identical_to_champion": float(identical),
+        }
+    return {
+        "decision": decision,
+        "champion_version": champion.version if champion else None,
+        "champion": champion_eval,
+        "dm_baseline": dm_baseline,
+        "dm_champion": dm_champion,
+        "errors": errors,
+        "dates": np.asarray(test_split.dates),
+        "metrics": metrics,
+    }

@@ -206,6 +206,9 @@ def test_deploy_is_never_cached(compiled):
         for n, t in _executor_tasks(compiled).items()
     }
     assert caching.pop("deploy-op") is False
+    # Ingest re-reads the source every run: a refreshed source under the same name (a
+    # scheduled run's arguments are fixed) must never be hidden by a cache hit.
+    assert caching.pop("ingest-op") is False
     assert set(caching.values()) == {True}
 
 
@@ -237,3 +240,19 @@ def test_deploy_runs_its_own_image_as_the_server_and_gets_every_serving_paramete
     for name in names:
         # inside the gate's condition the pipeline's parameters arrive as pipeline channels
         assert inputs[name] == {"componentInputParameter": f"pipelinechannel--{name}"}, name
+
+
+def test_train_gets_the_data_the_champion_and_the_lineage(compiled):
+    from pipeline.revision import git_revision
+
+    train = _executor_tasks(compiled)["train-op"]["inputs"]
+    assert train["artifacts"]["raw"]["taskOutputArtifact"] == {
+        "outputArtifactKey": "raw",
+        "producerTask": "ingest-op",
+    }
+    params = train["parameters"]
+    for name in ("model_repository", "min_improvement", "significance"):
+        assert params[name] == {"componentInputParameter": name}, name
+    assert params["deploy_target"] == {"componentInputParameter": "deploy_target"}
+    lineage = json.loads(params["lineage"]["runtimeValue"]["constant"])
+    assert lineage == {"git revision": git_revision(), "images": IMAGES}

@@ -229,3 +229,34 @@ def test_users_own_csv_with_other_column_names(tmp_path, bitcoin_csv):
     stats = json.loads(_path(result, "transform", "stats").read_text())
     assert stats["rejected_rows"] == 0 and stats["input_rows"] == 1793
     assert sum(stats["coins"]["bitcoin"][s] for s in ("train", "eval", "test")) > 1700
+
+
+@pytest.fixture(scope="module")
+def rerun(open_gate, crypto_csv):
+    """The open-gate run again, same root and arguments: its model is now the champion.
+    Returns the run and the repository's CURRENT and history bytes before it."""
+    repo = Path(open_gate.arguments["model_repository"]) / open_gate.arguments.get(
+        "model_name", "btc-forecast"
+    )
+    before = ((repo / "CURRENT").read_text(), (repo / "deployments.jsonl").read_bytes())
+    root = Path(open_gate.arguments["lake"]).parent
+    return _run(root, crypto_csv, max_mae_ratio=1e6), repo, before
+
+
+def test_a_rerun_on_unchanged_data_deploys_nothing_and_says_why(open_gate, rerun):
+    result, repo, before = rerun
+    assert result.succeeded, format_summary(result)
+    first = open_gate.artifact("train", "model")["metadata"]
+    assert first["gate_outcome"] == "no-champion-passed"
+    model = result.artifact("train", "model")["metadata"]
+    assert model["champion_version"] == before[0].strip() == first["version"]
+    assert model["gate_outcome"] == "identical-to-champion", model["gate_reason"]
+    assert result.parameter("train") is False
+    assert result.steps["deploy"].status == "SKIPPED"
+    assert ((repo / "CURRENT").read_text(), (repo / "deployments.jsonl").read_bytes()) == before
+    summary = format_summary(result)
+    assert "Gate decision: not deployed: the challenger is identical to champion" in summary
+    assert "Deploy: skipped, nothing deployed" in summary
+    metrics = result.artifact("train", "metrics")["metadata"]
+    assert metrics["identical_to_champion"] == 1.0 and metrics["has_champion"] == 1.0
+    assert metrics["champion_mae"] == pytest.approx(metrics["model_mae"], rel=1e-6)

@@ -1,10 +1,13 @@
 """Submitting to Kubeflow Pipelines, against a loopback stub of the KFP v2beta1 REST API.
 
 The stub implements what ``kfp.Client.create_run_from_pipeline_package`` calls: the health
-check, listing experiments by name, creating an experiment, creating a run. It records
-every request so the tests can check what a real API server would have received.
+check, listing experiments by name, creating an experiment, creating a run; and what the
+recurring runs need (``tests/pipeline/test_schedule.py``): finding, uploading and
+versioning a pipeline, creating, listing and deleting recurring runs. It records every
+request so the tests can check what a real API server would have received.
 """
 
+import email.parser
 import json
 import socket
 import subprocess
@@ -47,6 +50,10 @@ class KfpStub(ThreadingHTTPServer):
         self.experiments: list[dict] = []
         self.healthz = (200, {"multi_user": False, "pipeline_store": "database"})
         self.run_reply = (200, None)  # None: accept the run
+        self.pipelines: list[dict] = []
+        self.versions: list[dict] = []
+        self.recurring_runs: list[dict] = []
+        self.uploads: list[tuple[str, dict, str]] = []  # (path, query, uploaded file text)
         self.url = f"http://127.0.0.1:{self.server_address[1]}"
 
     def bodies(self, method: str, path: str) -> list[dict]:
@@ -70,10 +77,27 @@ class _Handler(BaseHTTPRequestHandler):
     def _record(self) -> tuple[str, dict, dict | None]:
         parts = urlsplit(self.path)
         length = int(self.headers.get("Content-Length") or 0)
-        body = json.loads(self.rfile.read(length)) if length else None
+        raw = self.rfile.read(length) if length else b""
         query = parse_qs(parts.query)
+        content_type = self.headers.get("Content-Type", "")
+        body = None
+        if content_type.startswith("multipart/form-data"):  # a pipeline upload
+            message = email.parser.BytesParser().parsebytes(
+                f"Content-Type: {content_type}\r\n\r\n".encode() + raw
+            )
+            [upload] = [part.get_payload(decode=True) for part in message.get_payload()]
+            self.server.uploads.append((parts.path, query, upload.decode()))
+        elif raw:
+            body = json.loads(raw)
         self.server.requests.append((self.command, parts.path, query, body))
         return parts.path, query, body
+
+    @staticmethod
+    def _named(items: list[dict], query: dict) -> list[dict]:
+        if "filter" not in query:
+            return items
+        wanted = json.loads(query["filter"][0])["predicates"][0]["stringValue"]
+        return [item for item in items if item["display_name"] == wanted]
 
     def do_GET(self):
         path, query, _ = self._record()
@@ -83,8 +107,30 @@ class _Handler(BaseHTTPRequestHandler):
             wanted = json.loads(query["filter"][0])["predicates"][0]["stringValue"]
             found = [e for e in self.server.experiments if e["display_name"] == wanted]
             self._reply(200, {"experiments": found, "total_size": len(found)} if found else {})
+        elif path == f"{API}/pipelines":
+            found = self._named(self.server.pipelines, query)
+            self._reply(200, {"pipelines": found, "total_size": len(found)} if found else {})
+        elif path.startswith(f"{API}/pipelines/") and path.endswith("/versions"):
+            pipeline_id = path.split("/")[-2]
+            mine = [v for v in self.server.versions if v["pipeline_id"] == pipeline_id]
+            found = self._named(mine, query)
+            self._reply(200, {"pipeline_versions": found} if found else {})
+        elif path == f"{API}/recurringruns":
+            wanted = query.get("experiment_id", [None])[0]
+            found = [r for r in self.server.recurring_runs if r["experiment_id"] == wanted]
+            self._reply(200, {"recurringRuns": found, "total_size": len(found)} if found else {})
         else:
             self._reply(404, {"error": f"no route {path}"})
+
+    def do_DELETE(self):
+        path, _, _ = self._record()
+        prefix = f"{API}/recurringruns/"
+        gone = [r for r in self.server.recurring_runs if prefix + r["recurring_run_id"] == path]
+        if not gone:
+            self._reply(404, {"error": f"no recurring run at {path}"})
+            return
+        self.server.recurring_runs.remove(gone[0])
+        self._reply(200, {})
 
     def do_POST(self):
         path, _, body = self._record()
@@ -98,6 +144,28 @@ class _Handler(BaseHTTPRequestHandler):
                 self._reply(status, {"error": error, "code": 3, "message": error})
                 return
             self._reply(200, {**body, "run_id": "run-0001", "state": "PENDING"})
+        elif path == f"{API}/pipelines/upload":
+            name = parse_qs(urlsplit(self.path).query)["name"][0]
+            pipeline = {
+                "pipeline_id": f"pipe-{len(self.server.pipelines) + 1}",
+                "display_name": name,
+            }
+            self.server.pipelines.append(pipeline)
+            self._reply(200, pipeline)
+        elif path == f"{API}/pipelines/upload_version":
+            query = parse_qs(urlsplit(self.path).query)
+            version = {
+                "pipeline_id": query["pipelineid"][0],
+                "pipeline_version_id": f"ver-{len(self.server.versions) + 1}",
+                "display_name": query["name"][0],
+            }
+            self.server.versions.append(version)
+            self._reply(200, version)
+        elif path == f"{API}/recurringruns":
+            number = len(self.server.requests)
+            run = {**body, "recurring_run_id": f"rr-{number}", "status": "ENABLED"}
+            self.server.recurring_runs.append(run)
+            self._reply(200, run)
         else:
             self._reply(404, {"error": f"no route {path}"})
 
@@ -366,7 +434,8 @@ def _task_caching(pipeline_spec: dict) -> dict[str, bool]:
 def test_deploy_is_never_cached_and_no_cache_turns_every_cache_off(kfp_stub, gcp_yaml):
     compiled = _task_caching(_documents(gcp_yaml)[0])
     assert compiled == {
-        "ingest-op": True,
+        # A scheduled run's source may have new bytes under the same name: always read it.
+        "ingest-op": False,
         "transform-op": True,
         "tune-op": True,
         "train-op": True,

@@ -13,7 +13,10 @@ train_op = step_component("train", IMAGE)
 
 @dsl.component(base_image="python:3.11-slim")
 def _fake_upstream(
-    features: Output[Dataset], stats: Output[Artifact], best_params: Output[Artifact]
+    features: Output[Dataset],
+    stats: Output[Artifact],
+    best_params: Output[Artifact],
+    raw: Output[Dataset],
 ):
     pass
 
@@ -34,6 +37,11 @@ def _pipeline(max_mae_ratio: float = 1.0):
         seed=0,
         max_mae_ratio=max_mae_ratio,
         model_name="m",
+        raw=up.outputs["raw"],
+        model_repository="/repo",
+        deploy_target="local",
+        min_improvement=0.0,
+        significance=0.05,
     )
     with dsl.If(train.outputs["Output"] == True):  # noqa: E712
         _after_gate(model=train.outputs["model"])
@@ -57,4 +65,7 @@ def test_train_op_compiles(tmp_path):
     assert {k: v["parameterType"] for k, v in outputs["parameters"].items()} == {
         "Output": "BOOLEAN",
     }
+    inputs = component["inputDefinitions"]
+    assert inputs["artifacts"]["raw"]["artifactType"]["schemaTitle"] == "system.Dataset"
+    assert {"min_improvement", "significance", "lineage"} <= set(inputs["parameters"])
     assert "pipelinechannel--train-op-Output" in path.read_text().split("triggerPolicy", 1)[1]

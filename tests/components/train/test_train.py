@@ -12,6 +12,7 @@ import pytest
 from components.train.evaluate import flat_metrics
 from components.train.export import load_serving_fn
 from components.train.model import DEFAULT_HPARAMS
+from components.train.report import human
 from components.train.train import run as train
 from tests.components.train.conftest import TINY_PARAMS
 
@@ -102,10 +103,10 @@ def test_gate_fails_when_the_threshold_is_tiny(synthetic_data, tmp_path):
 def test_report_embeds_plots_and_the_decision(passed):
     html = passed[1].report_path.read_text()
     images = re.findall(r'src="data:image/png;base64,([A-Za-z0-9+/=]+)"', html)
-    assert len(images) == 3  # prices, training curves, error distribution
+    assert len(images) == 4  # prices, cumulative errors, training curves, error distribution
     assert all(len(i) > 1000 for i in images)
     assert "Gate PASSED" in html and "persistence" in html
-    assert f"{passed[1].metrics()['model_mae']:.6g}" in html
+    assert human(passed[1].metrics()["model_mae"]) in html
     assert "http" not in html.replace("http-equiv", "")  # nothing linked
 
 

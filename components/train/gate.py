@@ -1,0 +1,154 @@
+"""The deploy gate: the challenger against persistence and the current champion, on the
+same test window, with a Diebold–Mariano test on absolute errors. Pure numpy and math.
+
+Diebold–Mariano (1995) with the Harvey–Leybourne–Newbold (1997) small-sample correction,
+written from their definitions: for loss differentials ``d_t = L(a_t) - L(b_t)``
+(``L`` = absolute error) over ``T`` forecasts ``h`` steps ahead,
+
+    DM   = mean(d) / sqrt((gamma_0 + 2 * sum_{k=1}^{h-1} gamma_k) / T)
+    DM*  = DM * sqrt((T + 1 - 2h + h(h - 1) / T) / T)
+
+where ``gamma_k = (1/T) * sum_{t=k+1}^{T} (d_t - mean(d)) (d_{t-k} - mean(d))``, and
+``DM*`` is compared with Student's t with ``T - 1`` degrees of freedom. The p-value here
+is one-sided: the evidence that ``a`` has the smaller expected absolute error.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+#: Forecast horizon of the next-day close: one step ahead.
+HORIZON = 1
+
+
+def student_t_cdf(t: float, df: int) -> float:
+    """P(T <= t) for Student's t with an integer ``df`` >= 1, from the finite series of
+    the two-sided probability ``A(t|df)`` (Abramowitz & Stegun 26.7.3 and 26.7.4)."""
+    if df < 1 or int(df) != df:
+        raise ValueError(f"degrees of freedom must be a positive integer, got {df!r}")
+    if math.isinf(t):
+        return 1.0 if t > 0 else 0.0
+    theta = math.atan(abs(t) / math.sqrt(df))
+    c2, s = math.cos(theta) ** 2, math.sin(theta)
+    if df % 2 == 1:
+        total, term = 0.0, math.cos(theta)
+        for k in range(1, (df - 1) // 2 + 1):  # cos θ (1 + 2/3 cos²θ + 2·4/(3·5) cos⁴θ ...)
+            total += term
+            term *= c2 * (2 * k) / (2 * k + 1)
+        two_sided = (2 / math.pi) * (theta + (s * total if df > 1 else 0.0))
+    else:
+        total, term = 0.0, 1.0
+        for k in range(1, df // 2 + 1):  # 1 + 1/2 cos²θ + 1·3/(2·4) cos⁴θ ...
+            total += term
+            term *= c2 * (2 * k - 1) / (2 * k)
+        two_sided = s * total
+    two_sided = min(max(two_sided, 0.0), 1.0)
+    return 0.5 + 0.5 * two_sided if t >= 0 else 0.5 - 0.5 * two_sided
+
+
+@dataclass(frozen=True)
+class DieboldMariano:
+    statistic: float  #: DM* (HLN-corrected); negative: ``a`` has the smaller errors
+    p_value: float  #: one-sided, H1: ``a``'s expected absolute error is smaller
+    n: int
+
+
+def diebold_mariano(error_a, error_b, horizon: int = HORIZON) -> DieboldMariano:
+    """DM* on the absolute errors of forecasts ``a`` (challenger) and ``b``."""
+    a = np.abs(np.asarray(error_a, dtype=np.float64))
+    b = np.abs(np.asarray(error_b, dtype=np.float64))
+    if a.shape != b.shape or a.ndim != 1:
+        raise ValueError("the two error series must be 1-D and of one length")
+    n = int(a.size)
+    if n < 2:
+        raise ValueError(f"the Diebold-Mariano test needs at least 2 forecasts, got {n}")
+    d = a - b
+    mean = float(np.mean(d))
+    centred = d - mean
+    variance = float(np.dot(centred, centred)) / n
+    for k in range(1, horizon):
+        variance += 2 * float(np.dot(centred[k:], centred[:-k])) / n
+    if variance <= 0:  # every d_t equal: no spread to weigh the mean against
+        statistic = 0.0 if mean == 0 else math.copysign(math.inf, mean)
+    else:
+        dm = mean / math.sqrt(variance / n)
+        statistic = dm * math.sqrt((n + 1 - 2 * horizon + horizon * (horizon - 1) / n) / n)
+    return DieboldMariano(statistic, student_t_cdf(statistic, n - 1), n)
+
+
+@dataclass(frozen=True)
+class GateDecision:
+    deploy: bool
+    outcome: str  #: one of OUTCOMES
+    reason: str  #: one sentence for the summary and the report
+
+
+OUTCOMES = (
+    "no-champion-passed",
+    "no-champion-failed",
+    "worse-than-persistence",
+    "beats-both",
+    "not-better-than-champion",
+    "not-significant",
+    "identical-to-champion",
+)
+
+
+def decide(
+    *,
+    mae_ratio: float,
+    max_mae_ratio: float,
+    champion_version: str | None = None,
+    identical: bool = False,
+    champion_mae_ratio: float | None = None,
+    dm_champion: DieboldMariano | None = None,
+    min_improvement: float = 0.0,
+    significance: float = 0.05,
+) -> GateDecision:
+    """Deploy only a challenger that beats persistence (``mae_ratio <= max_mae_ratio``)
+    and, when there is a champion, has ``MAE <= (1 - min_improvement) * champion MAE``
+    (strictly below it) with a one-sided DM p-value below ``significance``. A challenger
+    identical to the champion (``identical``) is never deployed again."""
+    vs_persistence = f"mae_ratio {mae_ratio:.4f} (max {max_mae_ratio:g})"
+    if champion_version is not None and identical:
+        return GateDecision(
+            False,
+            "identical-to-champion",
+            f"not deployed: the challenger is identical to champion version {champion_version} "
+            "(same data SHA-256, same hyper-parameters and seed); nothing to replace",
+        )
+    if mae_ratio > max_mae_ratio:
+        outcome = "no-champion-failed" if champion_version is None else "worse-than-persistence"
+        return GateDecision(
+            False, outcome, f"not deployed: worse than persistence, {vs_persistence}"
+        )
+    if champion_version is None:
+        return GateDecision(
+            True,
+            "no-champion-passed",
+            f"deploy: no champion yet, persistence decides: {vs_persistence}",
+        )
+    if champion_mae_ratio is None or dm_champion is None:
+        raise ValueError("a champion needs champion_mae_ratio and dm_champion")
+    improvement = 1 - champion_mae_ratio
+    versus = (
+        f"MAE {improvement:+.2%} against champion {champion_version} "
+        f"(min_improvement {min_improvement:.2%})"
+    )
+    if not (champion_mae_ratio < 1 and improvement >= min_improvement):
+        return GateDecision(
+            False, "not-better-than-champion", f"not deployed: beats persistence but {versus}"
+        )
+    test = f"Diebold-Mariano DM* {dm_champion.statistic:.2f}, p {dm_champion.p_value:.3f}"
+    if not dm_champion.p_value < significance:
+        return GateDecision(
+            False,
+            "not-significant",
+            f"not deployed: {versus}, but not significant: {test} >= significance {significance:g}",
+        )
+    return GateDecision(
+        True, "beats-both", f"deploy: beats persistence ({vs_persistence}) and {versus}; {test}"
+    )
