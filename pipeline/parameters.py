@@ -115,6 +115,10 @@ PARAMETER_SOURCES: dict[str, tuple[tuple[str, str], ...]] = {
 }
 for _shared in ("vertex_project", "vertex_region"):  # deploy_target=vertex shares tune's
     PARAMETER_SOURCES[_shared] += (("deploy", _shared),)
+#: The deploy target's settings train reads to find the champion (what it serves now).
+CHAMPION_SETTINGS = ("serving_namespace", "vertex_project", "vertex_region", "vertex_endpoint")
+for _shared in CHAMPION_SETTINGS:
+    PARAMETER_SOURCES[_shared] += (("train", _shared),)
 #: Parameters without a step default (the profile gives them), and the step they feed.
 PROFILE_PARAMETERS: dict[str, tuple[tuple[str, str], ...]] = {
     "lake": (("ingest", "lake"),),
