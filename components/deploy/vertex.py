@@ -124,8 +124,7 @@ def find_endpoint(endpoints, parent: str, endpoint_name: str):
     )
     if len(found) > 1:
         raise VertexError(
-            f"{len(found)} endpoints are named {endpoint_name!r} in {parent}; "
-            "delete the extra ones"
+            f"{len(found)} endpoints are named {endpoint_name!r} in {parent}; delete the extra ones"
         )
     return found[0] if found else None
 

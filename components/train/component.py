@@ -37,9 +37,10 @@ def train_op(
     version in ``model_repository`` (local), the serving Deployment's in
     ``serving_namespace`` (gke, read in-cluster as the pod's service account), the model
     with the traffic on ``vertex_endpoint`` in ``vertex_project``/``vertex_region``
-    (vertex); ``""`` means "not given": ``run``'s default applies. ``lineage``: JSON of build facts (git revision, images) for the
-    report. Returns whether the model passed the gate (beats persistence and the champion,
-    significantly, and is not identical to it); the pipeline's deploy condition reads it.
+    (vertex); ``""`` means "not given": ``run``'s default applies. ``lineage``: JSON of
+    build facts (git revision, images) for the report. Returns whether the model passed
+    the gate (beats persistence and the champion, significantly, and is not identical to
+    it); the pipeline's deploy condition reads it.
 
     A single return value on purpose: kfp.local's condition evaluator resolves a task's
     ``Output`` parameter but not a named field of a NamedTuple, so ``dsl.If`` on a named

@@ -193,8 +193,8 @@ def test_vertex_reads_the_endpoint_and_the_registry_version(vertex_runs):
 
 def test_no_deployment_means_no_champion(gcs_emulator, tmp_path, caplog):  # noqa: F811
     with running(tmp_path) as (fake, kubeconfig), caplog.at_level(logging.INFO):
-        found = find_champion("gs://b/repository", NAME, "gke",
-                              {"serving_namespace": "serving", "kubeconfig": str(kubeconfig)})  # fmt: skip
+        settings = {"serving_namespace": "serving", "kubeconfig": str(kubeconfig)}
+        found = find_champion("gs://b/repository", NAME, "gke", settings)
     assert found is None and fake.calls() == [("GET", DEPLOYMENT)]
     assert "no serving Deployment of tiny in namespace serving: no champion yet" in caplog.text
 
