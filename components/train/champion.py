@@ -135,12 +135,14 @@ def find_champion(
 
 
 def _gke_champion(model_name: str, settings: dict) -> Champion | None:
+    from urllib3.exceptions import HTTPError
+
     from components.deploy import GkeError, served_entry
 
     namespace = str(settings.get("serving_namespace") or DEFAULT_SERVING_NAMESPACE)
     try:
         entry = served_entry(namespace, model_name, kubeconfig=settings.get("kubeconfig"))
-    except GkeError as exc:
+    except (GkeError, HTTPError) as exc:  # HTTPError: the API server is unreachable
         raise ChampionError(f"cannot read the champion from gke: {exc}") from exc
     if entry is None:
         log.info(
@@ -162,7 +164,7 @@ def _vertex_champion(model_name: str, settings: dict) -> Champion | None:
             endpoint_name=endpoint,
             api_endpoint=settings.get("vertex_api_endpoint"),
         )
-    except VertexError as exc:
+    except (VertexError, OSError) as exc:  # OSError: the REST transport's connection errors
         raise ChampionError(f"cannot read the champion from vertex: {exc}") from exc
     if served is None:
         log.info("no model serves on the Vertex AI endpoint %r: no champion yet", endpoint)
@@ -182,7 +184,7 @@ def _published(uri: str, version: str | None, where: str, settings: dict) -> Cha
     target = Path(tempfile.mkdtemp(dir=str(cache) if cache else None, prefix="champion-"))
     try:
         path, record = fetch_published(uri, target / "model")
-    except SourceError as exc:
+    except (SourceError, OSError) as exc:
         raise ChampionError(f"the version served by {where} cannot be read: {exc}") from exc
     version = str(record.get("version") or version or "")
     log.info("champion: version %s served by %s, from %s", version, where, uri)

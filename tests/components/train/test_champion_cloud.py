@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import socket
 import uuid
 
 import numpy as np
@@ -16,6 +17,7 @@ import pytest
 
 from components.common.results import ParameterError
 from components.deploy import run as deploy
+from components.deploy.gke import HISTORY
 from components.train import __main__ as train_cli
 from components.train.champion import ChampionError, find_champion
 from components.train.evaluate import price_metrics
@@ -218,6 +220,42 @@ def test_an_unreadable_target_stops_train_with_the_reason():
         fake.refuse = "/endpoints"
         with pytest.raises(ChampionError, match="cannot read the champion from vertex: listing"):
             find_champion("gs://b/r", NAME, "vertex", {**VERTEX, "vertex_api_endpoint": url})
+
+
+def test_a_served_folder_without_its_record_stops_train(gcs_emulator, tmp_path):  # noqa: F811
+    bucket = _bucket()
+    bucket.blob(f"repository/{NAME}/7/saved_model.pb").upload_from_string(b"not a record")
+    uri = f"gs://{bucket.name}/repository/{NAME}/7"
+    with running(tmp_path) as (fake, kubeconfig):
+        fake.objects[DEPLOYMENT] = {
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": {
+                "name": NAME,
+                "namespace": "serving",
+                "generation": 1,
+                "annotations": {HISTORY: json.dumps([{"version": "7", "uri": uri}])},
+            },
+            "spec": {"selector": {"matchLabels": {"app": NAME}}, "template": {}},
+        }
+        with pytest.raises(ChampionError, match=rf"no deployment.json in {uri}"):
+            find_champion(f"gs://{bucket.name}/repository", NAME, "gke",
+                          {"kubeconfig": str(kubeconfig)})  # fmt: skip
+
+
+def test_an_unreachable_api_stops_train_with_the_reason(tmp_path):
+    with socket.socket() as probe:  # a loopback port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    with running(tmp_path) as (_, kubeconfig):
+        config = json.loads(kubeconfig.read_text())
+    config["clusters"][0]["cluster"]["server"] = f"http://127.0.0.1:{port}"
+    kubeconfig.write_text(json.dumps(config))
+    with pytest.raises(ChampionError, match="cannot read the champion from gke: .*refused"):
+        find_champion("gs://b/r", NAME, "gke", {"kubeconfig": str(kubeconfig)})
+    settings = {**VERTEX, "vertex_api_endpoint": f"http://127.0.0.1:{port}"}
+    with pytest.raises(ChampionError, match="cannot read the champion from vertex: .*refused"):
+        find_champion("gs://b/r", NAME, "vertex", settings)
 
 
 @pytest.mark.parametrize(
