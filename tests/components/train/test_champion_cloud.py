@@ -177,9 +177,11 @@ def test_the_served_champion_is_scored_on_this_runs_test_window(runs, splits_and
 
 
 def test_gke_reads_the_serving_deployment_with_the_pods_token(gke_runs):
-    reads = [r for r in gke_runs["requests"] if (r["method"], r["path"]) == ("GET", DEPLOYMENT)]
-    # first train: 404 (no Deployment); deploy reads it once; the two re-runs once each
-    assert len(reads) >= 3 and all(r["authorization"] == "Bearer standin-token" for r in reads)
+    requests = gke_runs["requests"]
+    # the first train's read (answered 404: no Deployment) and the two re-runs' reads
+    reads = [requests[0], *requests[-2:]]
+    assert [(r["method"], r["path"]) for r in reads] == [("GET", DEPLOYMENT)] * 3
+    assert all(r["authorization"] == "Bearer standin-token" for r in reads)
     patches = [r for r in gke_runs["requests"] if r["method"] == "PATCH"]
     assert len(patches) == 4  # one deploy: Deployment, Service, HPA, PDB; train writes nothing
     assert gke_runs["deployed"].record["gke"]["uri"].endswith(f"/repository/{NAME}/1")
