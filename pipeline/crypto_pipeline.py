@@ -242,6 +242,11 @@ def build_pipeline(images: Mapping[str, str] | None = None, *, retries: bool = T
             significance=significance,
             source_run=dsl.PIPELINE_JOB_NAME_PLACEHOLDER,
             lineage=lineage,
+            # The deploy target's settings: where train finds the champion.
+            serving_namespace=serving_namespace,
+            vertex_project=vertex_project,
+            vertex_region=vertex_region,
+            vertex_endpoint=vertex_endpoint,
         ).set_display_name("train")
         tasks = {
             "ingest": ingest_task,

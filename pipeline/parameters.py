@@ -115,6 +115,10 @@ PARAMETER_SOURCES: dict[str, tuple[tuple[str, str], ...]] = {
 }
 for _shared in ("vertex_project", "vertex_region"):  # deploy_target=vertex shares tune's
     PARAMETER_SOURCES[_shared] += (("deploy", _shared),)
+#: The deploy target's settings train reads to find the champion (what it serves now).
+CHAMPION_SETTINGS = ("serving_namespace", "vertex_project", "vertex_region", "vertex_endpoint")
+for _shared in CHAMPION_SETTINGS:
+    PARAMETER_SOURCES[_shared] += (("train", _shared),)
 #: Parameters without a step default (the profile gives them), and the step they feed.
 PROFILE_PARAMETERS: dict[str, tuple[tuple[str, str], ...]] = {
     "lake": (("ingest", "lake"),),
@@ -161,12 +165,14 @@ PARAMETER_HELP = {
     "model_name": "name of the model in the repository",
     "deploy_target": "local (model repository + server), gke (Deployment in the cluster) or "
     "vertex (Vertex AI endpoint); gke and vertex publish to a gs:// model_repository",
-    "vertex_endpoint": "deploy_target=vertex: endpoint display name (empty: <model_name>-endpoint)",
+    "vertex_endpoint": "deploy_target=vertex: endpoint display name (empty: "
+    "<model_name>-endpoint); its model with the traffic is train's champion",
     "serving_machine_type": "deploy_target=vertex: machine type of the serving replicas",
     "serving_min_replicas": "deploy_target=vertex or gke: fewest serving replicas",
     "serving_max_replicas": "deploy_target=vertex or gke: most serving replicas (autoscaling)",
     "serving_service_account": "deploy_target=vertex: the serving Google service account",
-    "serving_namespace": "deploy_target=gke: namespace of the serving objects",
+    "serving_namespace": "deploy_target=gke: namespace of the serving objects (and of the "
+    "champion train reads)",
     "serving_k8s_service_account": "deploy_target=gke: Kubernetes service account of the pods",
 }
 

@@ -67,6 +67,11 @@ CLI_PARAMETERS = {
                 "data_sha256",
                 "model_name",
                 "version",
+                "deploy_target",
+                "serving_namespace",
+                "vertex_project",
+                "vertex_region",
+                "vertex_endpoint",
             )
         },
     ),

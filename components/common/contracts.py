@@ -56,3 +56,6 @@ SIGNATURE = "serving_default"
 OUTPUT_NAME = "log_return"
 #: Name of the model in the repository, the report and the server.
 DEFAULT_MODEL_NAME = "btc-forecast"
+#: Namespace of the gke target's serving objects: where deploy applies them and where
+#: train reads the champion.
+DEFAULT_SERVING_NAMESPACE = "serving"

@@ -24,6 +24,7 @@ import re
 import time
 from dataclasses import dataclass
 
+from components.common.contracts import DEFAULT_SERVING_NAMESPACE
 from components.common.results import ParameterError
 from components.deploy.vertex import CONTAINER_PORT
 from components.images import IMAGE_USER_UID, is_pinned
@@ -78,7 +79,7 @@ class GkeTarget:
     """Where and how the server runs in the cluster."""
 
     image: str
-    namespace: str = "serving"
+    namespace: str = DEFAULT_SERVING_NAMESPACE
     service_account: str = "model-server"
     min_replicas: int = 1
     max_replicas: int = 2
@@ -310,6 +311,16 @@ def read_history(api, namespace: str, model_name: str) -> list[dict]:
     except ValueError:
         raise GkeError(f"the Deployment's annotation {HISTORY} is not JSON: {text!r}") from None
     return [h for h in history if isinstance(h, dict) and "version" in h and "uri" in h]
+
+
+def served_entry(
+    namespace: str, model_name: str, *, kubeconfig: str | None = None, api=None
+) -> dict | None:
+    """The history entry (``version``, ``uri``, ...) of the version the serving Deployment
+    rolls out now, the newest of its annotation ``HISTORY``; None when there is no
+    Deployment (or it records no version). Read-only: one GET of the Deployment."""
+    history = read_history(api or api_client(kubeconfig), namespace, model_name)
+    return history[-1] if history else None
 
 
 def _pod_reasons(core, namespace: str, selector: str) -> list[str]:

@@ -252,3 +252,25 @@ def open_source(
     if holds_model:
         return SavedModelSource(uri, storage_client=storage_client, cache_dir=cache_dir)
     return RepositorySource(uri, model_name, storage_client=storage_client, cache_dir=cache_dir)
+
+
+def fetch_published(
+    uri: str, target: str | os.PathLike, *, storage_client: storage.Client | None = None
+) -> tuple[Path, dict]:
+    """Download the published version folder ``uri`` (``gs://.../<model>/<version>``) to
+    the new folder ``target``; the local SavedModel folder and its deployment record.
+    SourceError when the folder holds no record, an unpublished one, or no SavedModel."""
+    if not is_gcs_uri(uri):
+        raise SourceError(f"a published version folder is gs://..., got {uri!r}")
+    gcs = _Gcs(uri.rstrip("/"), storage_client)
+    text = gcs.read_text(RECORD_FILE)
+    if text is None:
+        raise SourceError(f"no {RECORD_FILE} in {gcs.uri()}: not a published version")
+    try:
+        record = json.loads(text)
+    except ValueError:
+        raise SourceError(f"{gcs.uri(RECORD_FILE)} is not JSON") from None
+    if not isinstance(record, dict) or record.get("state") != "published":
+        state = record.get("state") if isinstance(record, dict) else None
+        raise SourceError(f"{gcs.uri()} is not a published version (state {state!r})")
+    return gcs.download_folder(Path(target)), record

@@ -113,27 +113,29 @@ def _call(what: str, fn, *args, **kwargs):
         raise VertexError(f"{what} failed: {exc}") from exc
 
 
-def find_or_create_endpoint(endpoints, target: VertexTarget):
-    """The endpoint whose display name is ``target.endpoint_name`` (created if none)."""
-    from google.cloud import aiplatform_v1
-
+def find_endpoint(endpoints, parent: str, endpoint_name: str):
+    """The endpoint of ``parent`` whose display name is ``endpoint_name``, or None."""
     found = list(
         _call(
             "listing endpoints",
             endpoints.list_endpoints,
-            request={
-                "parent": target.parent,
-                "filter": f"display_name={_quoted(target.endpoint_name)}",
-            },
+            request={"parent": parent, "filter": f"display_name={_quoted(endpoint_name)}"},
         )
     )
     if len(found) > 1:
         raise VertexError(
-            f"{len(found)} endpoints are named {target.endpoint_name!r} in {target.parent}; "
-            "delete the extra ones"
+            f"{len(found)} endpoints are named {endpoint_name!r} in {parent}; delete the extra ones"
         )
-    if found:
-        return found[0]
+    return found[0] if found else None
+
+
+def find_or_create_endpoint(endpoints, target: VertexTarget):
+    """The endpoint whose display name is ``target.endpoint_name`` (created if none)."""
+    from google.cloud import aiplatform_v1
+
+    found = find_endpoint(endpoints, target.parent, target.endpoint_name)
+    if found is not None:
+        return found
     operation = _call(
         "creating the endpoint",
         endpoints.create_endpoint,
@@ -149,6 +151,43 @@ def _leader(endpoint) -> str | None:
     if not split:
         return None
     return max(split, key=lambda k: (split[k], k))
+
+
+def served_model(
+    *,
+    project: str,
+    region: str,
+    endpoint_name: str,
+    api_endpoint: str | None = None,
+    credentials=None,
+) -> dict | None:
+    """The deployed model with the most traffic on the endpoint named ``endpoint_name``
+    and its Model Registry version (``model``, ``artifact_uri``: the published version
+    folder), or None when there is no such endpoint or nothing serves on it. Read-only:
+    lists endpoints, gets one model version."""
+    if not project or not region:
+        raise ParameterError("the vertex target needs a project and a region")
+    models, endpoints = _clients(region, api_endpoint, credentials)
+    parent = f"projects/{project}/locations/{region}"
+    endpoint = find_endpoint(endpoints, parent, endpoint_name)
+    if endpoint is None:
+        return None
+    leader = _leader(endpoint)
+    deployed = next((m for m in endpoint.deployed_models if m.id == leader), None)
+    if deployed is None or not dict(endpoint.traffic_split).get(leader):
+        return None
+    name = deployed.model
+    if "@" not in name and deployed.model_version_id:
+        name = f"{name}@{deployed.model_version_id}"
+    model = _call(f"reading {name}", models.get_model, name=name)
+    return {
+        "endpoint": endpoint.name,
+        "deployed_model_id": deployed.id,
+        "traffic": int(dict(endpoint.traffic_split)[leader]),
+        "model": name,
+        "artifact_uri": model.artifact_uri,
+        "labels": dict(model.labels),
+    }
 
 
 def deploy_vertex(

@@ -17,6 +17,7 @@ from components.common.cli import (
     run_step,
     step_parser,
 )
+from components.train.champion import ChampionError
 from components.train.data import DataContractError
 from components.train.train import TrainResult, run
 
@@ -83,10 +84,36 @@ def build_parser() -> argparse.ArgumentParser:
         "gate: the Diebold-Mariano p-value against the champion must be below this",
         type=float,
     )
-    parser.add_argument(
-        "--model-repository",
-        help="local model repository whose CURRENT version is the champion (default: none, "
+    champion = parser.add_argument_group(
+        "champion",
+        "the version the deploy target serves now, scored beside the model (none given: "
         "persistence alone decides)",
+    )
+    champion.add_argument(
+        "--model-repository",
+        help="the deploy target's model repository: for local, the directory whose CURRENT "
+        "version is the champion; for gke and vertex, the gs:// models bucket",
+    )
+    add_step_option(
+        champion,
+        "--deploy-target",
+        d,
+        "where the champion is served: local, gke or vertex (default: local when "
+        "--model-repository is given)",
+    )
+    add_step_option(
+        champion,
+        "--serving-namespace",
+        d,
+        "gke: namespace of the serving Deployment ($KUBECONFIG, else in-cluster)",
+    )
+    add_step_option(champion, "--vertex-project", d, "vertex: the GCP project")
+    add_step_option(champion, "--vertex-region", d, "vertex: the Vertex AI region")
+    add_step_option(
+        champion,
+        "--vertex-endpoint",
+        d,
+        "vertex: endpoint display name (default: <model-name>-endpoint)",
     )
     add_step_option(
         parser, "--data-sha256", d, "SHA-256 of the raw data (lineage; identical-model check)"
@@ -124,7 +151,11 @@ def _call(args: argparse.Namespace) -> TrainResult:
         min_improvement=args.min_improvement,
         significance=args.significance,
         model_repository=args.model_repository,
-        deploy_target="local" if args.model_repository else None,
+        deploy_target=args.deploy_target or ("local" if args.model_repository else None),
+        serving_namespace=args.serving_namespace,
+        vertex_project=args.vertex_project,
+        vertex_region=args.vertex_region,
+        vertex_endpoint=args.vertex_endpoint,
         data_sha256=args.data_sha256,
     )
 
@@ -147,7 +178,13 @@ def main(argv: list[str] | None = None) -> int:
         argv,
         _call,
         _render,
-        failures=(DataContractError, ValueError, FileNotFoundError, FileExistsError),
+        failures=(
+            DataContractError,
+            ChampionError,
+            ValueError,
+            FileNotFoundError,
+            FileExistsError,
+        ),
         exit_status=lambda result, args: (
             EXIT_FAILED if args.require_gate and not result.passed_gate else EXIT_OK
         ),

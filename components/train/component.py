@@ -21,6 +21,10 @@ def train_op(
     report: Output[HTML],
     source_run: str = "",
     lineage: str = "",
+    serving_namespace: str = "",
+    vertex_project: str = "",
+    vertex_region: str = "",
+    vertex_endpoint: str = "",
 ) -> bool:
     """Train with ``best_params``, evaluate on the test split beside persistence, export.
 
@@ -29,10 +33,14 @@ def train_op(
     HTML with the plots. ``source_run`` (the pipeline passes
     ``dsl.PIPELINE_JOB_NAME_PLACEHOLDER``) gives the version's last digits, so runs that
     finish in the same second get distinct versions. ``raw`` (ingest's output) gives the
-    data SHA-256; the champion is the CURRENT version of ``deploy_target`` in
-    ``model_repository``; ``lineage``: JSON of build facts (git revision, images) for the
-    report. Returns whether the model passed the gate (beats persistence and the champion,
-    significantly, and is not identical to it); the pipeline's deploy condition reads it.
+    data SHA-256; the champion is the version ``deploy_target`` serves now: the CURRENT
+    version in ``model_repository`` (local), the serving Deployment's in
+    ``serving_namespace`` (gke, read in-cluster as the pod's service account), the model
+    with the traffic on ``vertex_endpoint`` in ``vertex_project``/``vertex_region``
+    (vertex); ``""`` means "not given": ``run``'s default applies. ``lineage``: JSON of
+    build facts (git revision, images) for the report. Returns whether the model passed
+    the gate (beats persistence and the champion, significantly, and is not identical to
+    it); the pipeline's deploy condition reads it.
 
     A single return value on purpose: kfp.local's condition evaluator resolves a task's
     ``Output`` parameter but not a named field of a NamedTuple, so ``dsl.If`` on a named
@@ -67,6 +75,16 @@ def train_op(
         significance=significance,
         data_sha256=data_sha256,
         lineage={"run": source_run or "unknown", **(json.loads(lineage) if lineage else {})},
+        **{
+            name: value
+            for name, value in (
+                ("serving_namespace", serving_namespace),
+                ("vertex_project", vertex_project),
+                ("vertex_region", vertex_region),
+                ("vertex_endpoint", vertex_endpoint),
+            )
+            if value
+        },
     )
     publish(result, model=model, metrics=metrics)
     return result.passed_gate

@@ -31,8 +31,17 @@ def check_parameters(
     patience: object = None,
     min_improvement: object = None,
     significance: object = None,
+    serving_namespace: object = None,
+    vertex_project: object = None,
+    vertex_region: object = None,
+    vertex_endpoint: object = None,
 ) -> dict[str, str]:
-    """``{parameter: problem}`` for the given (not None) parameters of ``train.run``."""
+    """``{parameter: problem}`` for the given (not None) parameters of ``train.run``.
+
+    The deploy target's settings train reads to find the champion (``serving_namespace``,
+    ``vertex_*``) are the deploy step's parameters of the same names: its
+    ``check_parameters`` checks them (in the pipeline's preflight, and in ``train.run``
+    before training), so they are accepted here, not checked twice."""
     problems = {
         "epochs": epochs is not None and integer_problem("epochs", epochs, 1),
         "seed": seed is not None and integer_problem("seed", seed, 0, MAX_SEED),

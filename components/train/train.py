@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import tempfile
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -13,11 +14,16 @@ from pathlib import Path
 
 import numpy as np
 
-from components.common.contracts import DEFAULT_MODEL_NAME
+from components.common.contracts import DEFAULT_MODEL_NAME, DEFAULT_SERVING_NAMESPACE
 from components.common.jsonfile import read_json
 from components.common.results import StepResult, raise_for_problems
 from components.train import model as model_lib
-from components.train.champion import find_champion, is_identical, training_fingerprint
+from components.train.champion import (
+    find_champion,
+    is_identical,
+    settings_problems,
+    training_fingerprint,
+)
 from components.train.data import load_splits, load_stats
 from components.train.evaluate import METRIC_NAMES, evaluate, flat_metrics, price_metrics, ratio
 from components.train.export import export_serving_model, load_serving_fn
@@ -110,6 +116,12 @@ def run(
     significance: float = 0.05,
     data_sha256: str | None = None,
     lineage: Mapping[str, object] | None = None,
+    serving_namespace: str = DEFAULT_SERVING_NAMESPACE,
+    vertex_project: str | None = None,
+    vertex_region: str | None = None,
+    vertex_endpoint: str | None = None,
+    kubeconfig: str | None = None,
+    vertex_api_endpoint: str | None = None,
 ) -> TrainResult:
     """Train ``ensemble_size`` nets (seeds ``seed``, ``seed+1``, ...) with early stopping
     on eval, average them into one model, evaluate it on the test split, export it to
@@ -130,6 +142,12 @@ def run(
     A model identical to the champion (same ``data_sha256``, hyper-parameters and seed)
     never passes. The model is exported either way (deploy decides on the gate).
     ``lineage`` (run id, git revision, images) goes into the report.
+
+    The champion's look-up reads the deploy target's settings (the deploy step's
+    parameters of the same names): ``serving_namespace`` (gke; ``kubeconfig``: else
+    ``$KUBECONFIG``, else in-cluster), ``vertex_project``, ``vertex_region`` and
+    ``vertex_endpoint`` (vertex; ``vertex_api_endpoint`` points the client elsewhere, for
+    tests). They are checked before training.
     """
     raise_for_problems(
         check_parameters(
@@ -144,6 +162,15 @@ def run(
             significance=significance,
         )
     )
+    champion_settings = {
+        "serving_namespace": serving_namespace,
+        "kubeconfig": kubeconfig,
+        "vertex_project": vertex_project,
+        "vertex_region": vertex_region,
+        "vertex_endpoint": vertex_endpoint,
+        "vertex_api_endpoint": vertex_api_endpoint,
+    }
+    raise_for_problems(settings_problems(deploy_target, model_repository, champion_settings))
     version = str(version) if version is not None else new_version()
     hparams = read_params(best_params)
     stats = load_stats(stats_path)
@@ -201,17 +228,28 @@ def run(
         splits={n: [str(s.dates[0]), str(s.dates[-1]), len(s)] for n, s in splits.items()},
         coins=sorted(map(str, set(test_split.coins))),
     )
-    comparison = compare(
-        test_split,
-        predicted,
-        evaluation,
-        find_champion(model_repository, model_name, deploy_target) if deploy_target else None,
-        data_sha256=data_sha256 or "",
-        fingerprint=fingerprint,
-        max_mae_ratio=max_mae_ratio,
-        min_improvement=min_improvement,
-        significance=significance,
-    )
+    with tempfile.TemporaryDirectory(prefix="champion-") as cache_dir:
+        champion = (
+            find_champion(
+                model_repository,
+                model_name,
+                deploy_target,
+                {**champion_settings, "cache_dir": cache_dir},
+            )
+            if deploy_target
+            else None
+        )
+        comparison = compare(
+            test_split,
+            predicted,
+            evaluation,
+            champion,
+            data_sha256=data_sha256 or "",
+            fingerprint=fingerprint,
+            max_mae_ratio=max_mae_ratio,
+            min_improvement=min_improvement,
+            significance=significance,
+        )
     decision = comparison["decision"]
     passed = decision.deploy
 

@@ -254,5 +254,8 @@ def test_train_gets_the_data_the_champion_and_the_lineage(compiled):
     for name in ("model_repository", "min_improvement", "significance"):
         assert params[name] == {"componentInputParameter": name}, name
     assert params["deploy_target"] == {"componentInputParameter": "deploy_target"}
+    # where the champion is read: the deploy target's own settings
+    for name in ("serving_namespace", "vertex_project", "vertex_region", "vertex_endpoint"):
+        assert params[name] == {"componentInputParameter": name}, name
     lineage = json.loads(params["lineage"]["runtimeValue"]["constant"])
     assert lineage == {"git revision": git_revision(), "images": IMAGES}

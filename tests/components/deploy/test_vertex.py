@@ -9,6 +9,7 @@ import re
 import threading
 import urllib.parse
 from collections.abc import Iterator
+from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
@@ -21,6 +22,7 @@ from components.deploy.vertex import (
     VertexTarget,
     deploy_vertex,
     rollback_vertex,
+    served_model,
     teardown_vertex,
 )
 
@@ -37,6 +39,7 @@ class FakeVertex:
         self.models: dict[str, dict] = {}
         self.endpoints: dict[str, dict] = {}
         self._ids = iter(range(1000, 10_000))
+        self.versions: dict[tuple[str, str], dict] = {}  # (model, version id) -> uploaded
         self.refuse: str | None = None  # a path suffix answered 403
 
     def handle(self, method: str, path: str, query: dict, body: dict) -> tuple[int, dict]:
@@ -66,8 +69,16 @@ class FakeVertex:
                 model = {"name": name, "displayName": body["model"]["displayName"]}
                 model["versionId"] = "1"
                 self.models[name] = model
+            self.versions[model["name"], model["versionId"]] = body["model"]
             response = {"model": model["name"], "modelVersionId": model["versionId"]}
             return 200, _done("UploadModelResponse", response)
+        if method == "GET" and path.startswith(f"/v1/{PARENT}/models/"):
+            name, _, version = urllib.parse.unquote(path[len("/v1/") :]).partition("@")
+            model = self.models.get(name)
+            uploaded = model and self.versions.get((name, version or model["versionId"]))
+            if not uploaded:
+                return 404, {"error": {"code": 404, "message": f"{name}@{version} not found"}}
+            return 200, {**uploaded, "name": name, "versionId": version or model["versionId"]}
         if method == "GET" and path == f"/v1/{PARENT}/endpoints":
             name = _display_name(query)
             return 200, {
@@ -139,6 +150,13 @@ def _done(type_name: str, response: dict) -> dict:
 
 @pytest.fixture
 def vertex() -> Iterator[tuple[FakeVertex, str]]:
+    with vertex_standin() as running:
+        yield running
+
+
+@contextmanager
+def vertex_standin() -> Iterator[tuple[FakeVertex, str]]:
+    """The stand-in on a loopback port, and its URL (the clients' ``api_endpoint``)."""
     fake = FakeVertex()
 
     class Handler(BaseHTTPRequestHandler):
@@ -164,9 +182,11 @@ def vertex() -> Iterator[tuple[FakeVertex, str]]:
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
-    yield fake, f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
+    try:
+        yield fake, f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 def _target(**changes) -> VertexTarget:
@@ -272,6 +292,28 @@ def test_rollback_moves_all_traffic_to_the_previous_version(vertex):
     assert query["updateMask"] == ["trafficSplit"]
     assert body["trafficSplit"] == {first.deployed_model_id: 100, second.deployed_model_id: 0}
     assert fake.endpoints[second.endpoint]["trafficSplit"][first.deployed_model_id] == 100
+
+
+def test_served_model_is_the_one_with_the_traffic_and_its_registry_artifact(vertex):
+    fake, url = vertex
+    where = {"project": "proj", "region": "europe-west1", "credentials": AnonymousCredentials()}
+    assert served_model(endpoint_name="btc-forecast-endpoint", api_endpoint=url, **where) is None
+    assert fake.calls() == [("GET", "/endpoints")]  # looked up, never created
+    first = _deploy(url, "1")
+    second = _deploy(url, "2")
+    served = served_model(endpoint_name="btc-forecast-endpoint", api_endpoint=url, **where)
+    assert served["deployed_model_id"] == second.deployed_model_id and served["traffic"] == 100
+    assert served["artifact_uri"] == "gs://models/repository/btc-forecast/2"
+    assert served["model"] == f"{second.model}@2" and served["labels"] == {"model-version": "2"}
+    # GetModel of that registry version ('@' percent-encoded by the client)
+    assert fake.calls()[-1] == ("GET", f"/models/{second.model.rsplit('/', 1)[1]}%402")
+    rollback_vertex(_target(), api_endpoint=url, credentials=AnonymousCredentials())
+    back = served_model(endpoint_name="btc-forecast-endpoint", api_endpoint=url, **where)
+    assert back["deployed_model_id"] == first.deployed_model_id
+    assert back["artifact_uri"] == "gs://models/repository/btc-forecast/1"
+    fake.endpoints[first.endpoint]["deployedModels"] = []
+    fake.endpoints[first.endpoint]["trafficSplit"] = {}
+    assert served_model(endpoint_name="btc-forecast-endpoint", api_endpoint=url, **where) is None
 
 
 def test_rollback_without_a_previous_version_is_an_error(vertex):

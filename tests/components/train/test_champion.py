@@ -9,6 +9,7 @@ import re
 import numpy as np
 import pytest
 
+from components.common.results import ParameterError
 from components.deploy import ModelRepository
 from components.deploy import run as deploy
 from components.train.champion import find_champion
@@ -145,9 +146,15 @@ def test_the_report_has_verdicts_the_test_the_plot_and_the_lineage(runs):
     assert not re.search(r"\d\.\d{7,}", text)
 
 
-def test_find_champion_only_reads_the_local_target(runs, caplog):
+def test_find_champion_reads_the_target_of_the_repository(runs, caplog):
     assert find_champion(str(runs["repo"]), "tiny", "local").version == "1"
-    with caplog.at_level(logging.WARNING, logger="components.train.champion"):
-        assert find_champion(str(runs["repo"]), "tiny", "vertex") is None
-    assert "no champion lookup for deploy target 'vertex'" in caplog.text
-    assert find_champion(str(runs["repo"]), "other-model", "local") is None
+    with caplog.at_level(logging.INFO, logger="components.train.champion"):
+        assert find_champion(str(runs["repo"]), "other-model", "local") is None
+    assert "no CURRENT version of other-model" in caplog.text
+    # the cloud targets serve from the models bucket: a local repository is a usage error
+    # (their look-ups: test_champion_cloud.py)
+    with pytest.raises(ParameterError, match="model_repository must be gs://"):
+        find_champion(str(runs["repo"]), "tiny", "vertex", {"vertex_project": "p",
+                                                             "vertex_region": "r"})  # fmt: skip
+    with pytest.raises(ParameterError, match="unknown deploy target 'kserve'"):
+        find_champion(str(runs["repo"]), "tiny", "kserve")
