@@ -76,13 +76,17 @@ def format_summary(result: LocalRunResult) -> str:
             f"{_fmt(train_metrics.get('dm_champion_statistic'))} "
             f"(p {_fmt(train_metrics.get('dm_champion_p_value'))})"
         )
-    if passed:
-        lines.append(f"Gate: PASSED (mae_ratio {_fmt(ratio)} <= max_mae_ratio {_fmt(threshold)})")
-    else:
+    if ratio is not None:
+        beats = ratio <= threshold
         lines.append(
-            f"Gate: NOT PASSED (mae_ratio {_fmt(ratio)}, max_mae_ratio {_fmt(threshold)}); "
-            "the model was NOT deployed. The run itself succeeded."
+            f"Against persistence: mae_ratio {_fmt(ratio)} {'<=' if beats else '>'} "
+            f"max_mae_ratio {_fmt(threshold)} ({'beats' if beats else 'does not beat'} it)"
         )
+    if passed:
+        lines.append("Gate: PASSED")
+    else:
+        # The decision line below says why: persistence, the champion, the test or identity.
+        lines.append("Gate: NOT PASSED; the model was NOT deployed. The run itself succeeded.")
     if reason:
         lines.append(f"Gate decision: {reason}")
     if result.steps["deploy"].status == "SKIPPED":

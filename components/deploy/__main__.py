@@ -380,6 +380,7 @@ def main(argv: list[str] | None = None) -> int:
 
             answer = forecast(args.url, args.model_name, last_bars(args.csv, args.coin))
             print(json.dumps(answer, indent=2))
+            print(_forecast_line(answer), file=sys.stderr)
     except ParameterError as exc:
         print(f"{error_prefix(parser)}: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -463,6 +464,16 @@ def _metrics(text: str | None) -> dict | None:
     if not isinstance(metrics, dict):
         raise ParameterError("--metrics must be a JSON object")
     return metrics
+
+
+def _forecast_line(answer: dict) -> str:
+    """The forecast for a person (stdout keeps the JSON for scripts)."""
+    close, predicted = answer["close"], answer["predicted_close"]
+    change = 100.0 * (predicted / close - 1.0) if close else float("nan")
+    return (
+        f"forecast for {answer['date']}: close {predicted:,.2f} ({change:+.2f}% from "
+        f"{close:,.2f} on {answer['as_of']}), model version {answer.get('model_version')}"
+    )
 
 
 def _serve(args: argparse.Namespace) -> int:

@@ -35,14 +35,15 @@ import re
 import socket
 import threading
 import time
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import orjson
 from fastapi import FastAPI, Request
-from fastapi.responses import ORJSONResponse
 from starlette.convertors import Convertor, register_url_convertor
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import Response
 
 from components.common.bars import BarCheckError, check_bar
 from components.common.features import HISTORY_DAYS, Bar, latest_features
@@ -65,6 +66,10 @@ from components.deploy.source import (
 )
 
 log = logging.getLogger(__name__)
+# KServe's own routes (metrics among them) still use FastAPI's ORJSONResponse, which warns
+# on first use from FastAPI 0.128; the warning is KServe's to fix and says nothing to a
+# user of this server, so it is kept out of the log.
+warnings.filterwarnings("ignore", message="ORJSONResponse is deprecated", module="fastapi")
 
 MAX_BODY_BYTES = 8 * 1024 * 1024
 #: An oversized body up to this size is read (and dropped) before the 413, so the client
@@ -459,6 +464,16 @@ def _replay(messages: list[dict], then=None):
     return receive
 
 
+class JsonResponse(Response):
+    """A JSON body serialised by orjson (FastAPI's own ORJSONResponse is deprecated and
+    warns on first use; the server keeps orjson for its speed and strictness)."""
+
+    media_type = "application/json"
+
+    def render(self, content: object) -> bytes:
+        return orjson.dumps(content, option=orjson.OPT_SERIALIZE_NUMPY)
+
+
 async def _send_json(send, status: int, payload: dict) -> None:
     body = orjson.dumps(payload)
     headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
@@ -466,12 +481,12 @@ async def _send_json(send, status: int, payload: dict) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
-async def _http_error(request: Request, exc: StarletteHTTPException) -> ORJSONResponse:
+async def _http_error(request: Request, exc: StarletteHTTPException) -> JsonResponse:
     """404/405 and friends as JSON naming the request (KServe's default is ``detail``)."""
     message = f"{exc.detail}: {request.method} {request.url.path}"
     if exc.status_code == 404:
         message += "; routes: /v1/models/<name>, /v1/models/<name>:predict, /v2/health/ready"
-    return ORJSONResponse({"error": message}, status_code=exc.status_code, headers=exc.headers)
+    return JsonResponse({"error": message}, status_code=exc.status_code, headers=exc.headers)
 
 
 class _ModelNameConvertor(Convertor):
@@ -521,7 +536,7 @@ class _RestServer(RESTServer):
             docs_url=None,
             redoc_url=None,
             openapi_url=None,
-            default_response_class=ORJSONResponse,
+            default_response_class=JsonResponse,
         )
         self._add_middlewares(app)
         self._register_endpoints(app)
@@ -539,17 +554,17 @@ class _RestServer(RESTServer):
         model = self.model
         registry = self.dataplane.model_registry
 
-        async def model_status(model_name: str) -> ORJSONResponse:
+        async def model_status(model_name: str) -> JsonResponse:
             found = registry.get_model(model_name)
             if found is None:
                 raise ModelNotFound(model_name)
             status = found.status()
-            return ORJSONResponse(status, status_code=200 if status["ready"] else 503)
+            return JsonResponse(status, status_code=200 if status["ready"] else 503)
 
-        async def ready() -> ORJSONResponse:
+        async def ready() -> JsonResponse:
             if model.ready:
-                return ORJSONResponse({"ready": True})
-            return ORJSONResponse({"ready": False, "error": model.error}, status_code=503)
+                return JsonResponse({"ready": True})
+            return JsonResponse({"ready": False, "error": model.error}, status_code=503)
 
         async def post_only(model_name: str) -> None:
             raise StarletteHTTPException(405, "Method Not Allowed", headers={"Allow": "POST"})

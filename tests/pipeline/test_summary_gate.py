@@ -40,6 +40,9 @@ def test_identical_rerun_says_nothing_was_deployed_and_why():
     )
     assert "deploy     SKIPPED" in text
     assert f"Gate decision: {REASON}" in text
+    # The persistence comparison passed; the gate line must not read as if it had failed.
+    assert "Against persistence: mae_ratio 0.9900 <= max_mae_ratio 1.0000 (beats it)" in text
+    assert "Gate: NOT PASSED; the model was NOT deployed." in text
     assert "Deploy: skipped, nothing deployed; the repository's CURRENT and deployment " in text
     assert "Champion 202612010000000001: test MAE 101.00, challenger/champion MAE 1.0000" in text
     assert "Diebold-Mariano DM* 0.0000 (p 0.5000)" in text
@@ -51,4 +54,5 @@ def test_first_run_shows_the_reason_without_a_champion():
     steps.steps["deploy"] = StepRecord("deploy", "SUCCEEDED", 1.0)
     text = format_summary(steps)
     assert "Gate: PASSED" in text and f"Gate decision: {reason}" in text
+    assert "Against persistence: mae_ratio 0.9900 <= max_mae_ratio 1.0000" in text
     assert "Champion" not in text and "skipped" not in text

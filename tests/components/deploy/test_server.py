@@ -508,9 +508,15 @@ def test_forecast_cli_prints_the_next_close(base, bitcoin_csv, capsys):
 
     argv = ["forecast", "--url", base, "--model-name", NAME, "--csv", str(bitcoin_csv)]
     assert main(argv) == 0
-    answer = json.loads(capsys.readouterr().out)
+    captured = capsys.readouterr()
+    answer = json.loads(captured.out)
     assert answer["as_of"] == "2018-03-25" and answer["date"] == "2018-03-26"
     assert answer["model_version"] == "1" and answer["predicted_close"] > 0
+    change = 100 * (answer["predicted_close"] / answer["close"] - 1)
+    assert (
+        f"forecast for 2018-03-26: close {answer['predicted_close']:,.2f} ({change:+.2f}% "
+        f"from {answer['close']:,.2f} on 2018-03-25), model version 1"
+    ) in captured.err
 
 
 def test_forecast_cli_without_a_server_fails_with_a_hint(bitcoin_csv, capsys):
