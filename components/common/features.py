@@ -80,6 +80,15 @@ def _log(values: np.ndarray) -> np.ndarray:
     return _elementwise(math.log, values)
 
 
+def _ratio(high, low, first: int) -> np.ndarray:
+    """high / low from row ``first`` on. An extreme bar overflows to inf without numpy's
+    warning: the caller sees the non-finite feature and refuses it by name."""
+    with np.errstate(over="ignore"):
+        return (
+            np.asarray(high, dtype=np.float64)[first:] / np.asarray(low, dtype=np.float64)[first:]
+        )
+
+
 def _log1p(values: np.ndarray) -> np.ndarray:
     return _elementwise(math.log1p, values)
 
@@ -203,9 +212,7 @@ def compute_features(
         std_short,
         mean_long,
         std_long,
-        _log(
-            np.asarray(high, dtype=np.float64)[first:] / np.asarray(low, dtype=np.float64)[first:]
-        ),
+        _log(_ratio(high, low, first)),
         log_volume[first:] - log_volume[first - 1 : n - 1],
         _DOW_SIN[weekday],
         _DOW_COS[weekday],

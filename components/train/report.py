@@ -304,13 +304,16 @@ def write_report(
 ) -> Path:
     """Write the report to ``path`` (parents created) and return it."""
     ratio = evaluation["mae_ratio"]
-    verdict = "PASSED" if passed_gate else "FAILED"
+    verdict = "PASSED" if passed_gate else "NOT PASSED"
     beats = ratio <= max_mae_ratio
     decided = f"{html.escape(comparison['decision'].reason)}. " if comparison else ""
+    # The persistence comparison is its own sentence: a gate that the champion or the
+    # identity rule stopped must not read as if the model had lost to persistence.
     gate = (
-        f"<p class='{verdict.lower()}'><b>Gate {verdict}</b>: {decided}"
-        "mae_ratio = model MAE / persistence MAE = "
-        f"{ratio:.4f} {'&le;' if beats else '&gt;'} max_mae_ratio {max_mae_ratio:g}. "
+        f"<p class='{'passed' if passed_gate else 'failed'}'><b>Gate {verdict}</b>: {decided}"
+        "Against persistence: mae_ratio = model MAE / persistence MAE = "
+        f"{ratio:.4f} {'&le;' if beats else '&gt;'} max_mae_ratio {max_mae_ratio:g} "
+        f"({'beats' if beats else 'does not beat'} it). "
         + ("The model will be deployed." if passed_gate else "The model will not be deployed.")
         + "</p>"
     )

@@ -139,7 +139,7 @@ def test_the_report_has_verdicts_the_test_the_plot_and_the_lineage(runs):
     assert "<tr><td>image train</td><td>t@sha</td></tr>" in html
     assert re.search(r"<tr><td>hyper-parameters</td><td>[^<]*num_layers=1[^<]*</td></tr>", html)
     assert html.index("<h2>Lineage</h2>") < html.index("<h2>Training curves</h2>")
-    assert f"Gate FAILED</b>: {changed.gate_reason}" in html or changed.passed_gate
+    assert f"Gate NOT PASSED</b>: {changed.gate_reason}" in html or changed.passed_gate
     assert "Decision</b>: " + changed.gate_reason.replace("'", "&#x27;") in html
     # Rounded for people: no 16-digit floats anywhere in the text.
     text = re.sub(r"base64,[A-Za-z0-9+/=]+", "", html)

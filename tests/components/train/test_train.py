@@ -97,7 +97,8 @@ def test_gate_fails_when_the_threshold_is_tiny(synthetic_data, tmp_path):
     )
     assert result.passed_gate is False and result.mae_ratio > 1e-6
     assert result.export_path.is_dir(), "the model is exported either way; deploy reads the gate"
-    assert "Gate FAILED" in (tmp_path / "report.html").read_text()
+    html = (tmp_path / "report.html").read_text()
+    assert "Gate NOT PASSED" in html and "&gt; max_mae_ratio 1e-06 (does not beat it)" in html
 
 
 def test_report_embeds_plots_and_the_decision(passed):
