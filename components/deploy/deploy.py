@@ -27,6 +27,7 @@ from components.deploy.repository import (
     ModelRepository,
     RepositoryError,
     find_versions,
+    select_versions,
     validate_model_name,
     validate_version,
 )
@@ -285,14 +286,7 @@ def run(
     raise_for_problems(check_parameters(target=target, model_repository=model_repository))
     model_dir = model_path
     repo = ModelRepository(model_repository, model_name)
-    versions = find_versions(model_dir)
-    if version is not None:
-        version = validate_version(version)
-        if version not in versions:
-            raise RepositoryError(
-                f"version {version} not found in {model_dir} (found: {', '.join(versions)})"
-            )
-        versions = [version]
+    versions = select_versions(model_dir, version)
     try:
         metrics_json = json.loads(json.dumps(metrics or {}))
     except (TypeError, ValueError) as exc:

@@ -27,10 +27,8 @@ from components.common.uris import is_gcs_uri, split_gcs_uri, storage_client_or_
 from components.deploy.repository import (
     RECORD_FILE,
     VERSION_PATTERN,
-    RepositoryError,
-    find_versions,
+    select_versions,
     validate_model_name,
-    validate_version,
 )
 
 if TYPE_CHECKING:
@@ -61,15 +59,7 @@ def _now() -> str:
 
 def _source_version(model_dir: str | Path, version: str | None) -> tuple[str, Path]:
     """The train output's version folder to publish: ``version``, else the highest."""
-    versions = find_versions(model_dir)
-    if version is not None:
-        version = validate_version(version)
-        if version not in versions:
-            raise RepositoryError(
-                f"version {version} not found in {model_dir} (found: {', '.join(versions)})"
-            )
-    else:
-        version = versions[-1]
+    version = select_versions(model_dir, version)[-1]
     return version, Path(model_dir) / version
 
 

@@ -94,6 +94,20 @@ def find_versions(model_dir: str | os.PathLike) -> list[str]:
     return sorted(versions, key=int)
 
 
+def select_versions(model_dir: str | os.PathLike, version: str | None) -> list[str]:
+    """The version folders of a train output to act on: ``[version]`` (validated, and
+    present in ``model_dir``), else all of them, ascending."""
+    versions = find_versions(model_dir)
+    if version is None:
+        return versions
+    version = validate_version(version)
+    if version not in versions:
+        raise RepositoryError(
+            f"version {version} not found in {model_dir} (found: {', '.join(versions)})"
+        )
+    return [version]
+
+
 def _write_atomic(path: Path, text: str) -> None:
     """Write ``text`` to a temp file beside ``path``, fsync it, then rename over it."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
