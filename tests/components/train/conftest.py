@@ -16,6 +16,28 @@ TINY_PARAMS = {
 }
 
 
+def train_tiny(synthetic_data, out, version: str, data_sha256: str, **kwargs):
+    """Train step on the synthetic data with TINY_PARAMS, fast settings and a permissive
+    persistence gate, writing ``out/<version>/model`` and its report; ``kwargs`` name the
+    deploy target, its repository and anything else train takes."""
+    from components.train.train import run as train
+
+    kwargs.setdefault("model_name", "tiny")
+    return train(
+        *synthetic_data,
+        TINY_PARAMS,
+        model_path=out / version / "model",
+        report_path=out / version / "report.html",
+        epochs=3,
+        seed=0,
+        ensemble_size=1,
+        max_mae_ratio=100.0,
+        version=version,
+        data_sha256=data_sha256,
+        **kwargs,
+    )
+
+
 @pytest.fixture(scope="session")
 def synthetic_data(tmp_path_factory):
     """``(features_dir, stats_path)`` of a 400-day synthetic series."""

@@ -15,27 +15,19 @@ from components.deploy import run as deploy
 from components.train.champion import find_champion
 from components.train.evaluate import price_metrics
 from components.train.export import load_serving_fn
-from components.train.train import run as train
-from tests.components.train.conftest import TINY_PARAMS
+from tests.components.train.conftest import train_tiny
 
 DATA_A, DATA_B = "a" * 64, "b" * 64
 
 
 def _train(synthetic_data, out, repo, version, data_sha256, **kwargs):
-    return train(
-        *synthetic_data,
-        TINY_PARAMS,
-        model_path=out / version / "model",
-        report_path=out / version / "report.html",
-        epochs=3,
-        seed=0,
-        ensemble_size=1,
-        max_mae_ratio=100.0,
-        model_name="tiny",
-        version=version,
+    return train_tiny(
+        synthetic_data,
+        out,
+        version,
+        data_sha256,
         model_repository=str(repo),
         deploy_target="local",
-        data_sha256=data_sha256,
         **kwargs,
     )
 

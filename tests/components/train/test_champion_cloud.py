@@ -22,11 +22,10 @@ from components.train import __main__ as train_cli
 from components.train.champion import ChampionError, find_champion
 from components.train.evaluate import price_metrics
 from components.train.export import load_serving_fn
-from components.train.train import run as train
 from tests.components.deploy.conftest import gcs_emulator  # noqa: F401 (the fixture)
 from tests.components.deploy.kube_standin import available, running
 from tests.components.deploy.test_vertex import IMAGE, PARENT, vertex_standin
-from tests.components.train.conftest import TINY_PARAMS
+from tests.components.train.conftest import train_tiny
 
 DATA_A, DATA_B = "a" * 64, "b" * 64
 NAME = "tiny"
@@ -43,20 +42,7 @@ def _bucket():
 
 
 def _train(synthetic_data, out, version, data_sha256, **target):
-    return train(
-        *synthetic_data,
-        TINY_PARAMS,
-        model_path=out / version / "model",
-        report_path=out / version / "report.html",
-        epochs=3,
-        seed=0,
-        ensemble_size=1,
-        max_mae_ratio=100.0,
-        model_name=NAME,
-        version=version,
-        data_sha256=data_sha256,
-        **target,
-    )
+    return train_tiny(synthetic_data, out, version, data_sha256, model_name=NAME, **target)
 
 
 def _deploy(result, **target):
