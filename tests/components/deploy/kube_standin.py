@@ -9,12 +9,11 @@ from __future__ import annotations
 import copy
 import json
 import re
-import threading
-import urllib.parse
 from collections.abc import Iterator
 from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+
+from tests.loopback import json_server
 
 _OBJECT = re.compile(
     r"^(/apis?/[^/]+(?:/[^/]+)?)/namespaces/([^/]+)/([^/]+)(?:/([^/]+))?(/status)?$"
@@ -179,53 +178,29 @@ def running(tmp_path: Path) -> Iterator[tuple[FakeKube, Path]]:
     with a bearer token."""
     fake = FakeKube()
 
-    class Handler(BaseHTTPRequestHandler):
-        def log_message(self, *args) -> None:
-            pass
+    def handle(method, path, query, headers, raw):
+        return fake.handle(method, path, query, headers, json.loads(raw) if raw else None)
 
-        def _answer(self) -> None:
-            url = urllib.parse.urlsplit(self.path)
-            length = int(self.headers.get("Content-Length") or 0)
-            raw = self.rfile.read(length)
-            body = json.loads(raw) if raw else None
-            status, payload = fake.handle(
-                self.command, url.path, urllib.parse.parse_qs(url.query), self.headers, body
-            )
-            data = json.dumps(payload).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-
-        do_GET = do_PATCH = do_DELETE = do_POST = do_PUT = _answer
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    kubeconfig = tmp_path / "kubeconfig"
-    kubeconfig.write_text(
-        json.dumps(
-            {
-                "apiVersion": "v1",
-                "kind": "Config",
-                "clusters": [
-                    {
-                        "name": "standin",
-                        "cluster": {"server": f"http://127.0.0.1:{server.server_address[1]}"},
-                    }
-                ],
-                "users": [{"name": "runner", "user": {"token": "standin-token"}}],
-                "contexts": [
-                    {"name": "standin", "context": {"cluster": "standin", "user": "runner"}}
-                ],
-                "current-context": "standin",
-            }
-        ),
-        encoding="utf-8",
-    )
-    try:
+    with json_server(handle) as url:
+        kubeconfig = tmp_path / "kubeconfig"
+        kubeconfig.write_text(
+            json.dumps(
+                {
+                    "apiVersion": "v1",
+                    "kind": "Config",
+                    "clusters": [
+                        {
+                            "name": "standin",
+                            "cluster": {"server": url},
+                        }
+                    ],
+                    "users": [{"name": "runner", "user": {"token": "standin-token"}}],
+                    "contexts": [
+                        {"name": "standin", "context": {"cluster": "standin", "user": "runner"}}
+                    ],
+                    "current-context": "standin",
+                }
+            ),
+            encoding="utf-8",
+        )
         yield fake, kubeconfig
-    finally:
-        server.shutdown()
-        server.server_close()

@@ -6,11 +6,9 @@ from __future__ import annotations
 
 import json
 import re
-import threading
 import urllib.parse
 from collections.abc import Iterator
 from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from google.auth.credentials import AnonymousCredentials
@@ -25,6 +23,7 @@ from components.deploy.vertex import (
     served_model,
     teardown_vertex,
 )
+from tests.loopback import json_server
 
 PARENT = "projects/proj/locations/europe-west1"
 IMAGE = "europe-west1-docker.pkg.dev/proj/repo/deploy@sha256:" + "ab" * 32
@@ -159,34 +158,11 @@ def vertex_standin() -> Iterator[tuple[FakeVertex, str]]:
     """The stand-in on a loopback port, and its URL (the clients' ``api_endpoint``)."""
     fake = FakeVertex()
 
-    class Handler(BaseHTTPRequestHandler):
-        def log_message(self, *args) -> None:
-            pass
+    def handle(method, path, query, headers, raw):
+        return fake.handle(method, path, query, json.loads(raw or b"{}"))
 
-        def _answer(self) -> None:
-            url = urllib.parse.urlsplit(self.path)
-            length = int(self.headers.get("Content-Length") or 0)
-            body = json.loads(self.rfile.read(length) or b"{}")
-            status, payload = fake.handle(
-                self.command, url.path, urllib.parse.parse_qs(url.query), body
-            )
-            data = json.dumps(payload).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-
-        do_GET = do_POST = do_PATCH = do_DELETE = _answer
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield fake, f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
+    with json_server(handle) as url:
+        yield fake, url
 
 
 def _target(**changes) -> VertexTarget:
