@@ -10,6 +10,8 @@ step, the wall time of each, the failing step's last output lines (through
 
 from __future__ import annotations
 
+import os
+import shutil
 import time
 import urllib.error
 import urllib.request
@@ -232,7 +234,30 @@ def run_compiled_locally(
     wall = time.perf_counter() - start
     run_dir = next(iter(run_dirs)) if len(run_dirs) == 1 else None
     classify_deploy(records, outputs)
+    report = outputs.get("train", {}).get("report")
+    if isinstance(report, dict) and report.get("uri"):
+        html = browsable_copy(report["uri"])
+        if html is not None:
+            report["html"] = str(html)
     return LocalRunResult(run_dir, records, outputs, dict(arguments), wall)
+
+
+def browsable_copy(uri: str) -> Path | None:
+    """``<artifact>.html`` beside a local HTML artifact (kfp.local names the file after the
+    output, ``report``, which a browser shows as text), hard-linked where the file system
+    allows, copied where not; None for a remote or missing artifact."""
+    if not is_local(uri):
+        return None
+    path = Path(local_path(uri))
+    if not path.is_file() or path.suffix == ".html":
+        return None
+    target = path.with_name(path.name + ".html")
+    target.unlink(missing_ok=True)
+    try:
+        os.link(path, target)
+    except OSError:
+        shutil.copyfile(path, target)
+    return target
 
 
 def _index(step: str) -> int | str:

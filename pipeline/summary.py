@@ -97,7 +97,7 @@ def format_summary(result: LocalRunResult) -> str:
 
     report = result.artifact("train", "report")
     if report:
-        lines.append(f"Report:   {report['uri']}")
+        lines.append(f"Report:   {report.get('html') or report['uri']}")
     deployment = result.artifact("deploy", "deployment")
     if deployment:
         meta = deployment.get("metadata", {})

@@ -191,6 +191,13 @@ def _predict_over_http(repository: Path, model_name: str, instances: list[dict])
 def test_summary_shows_model_beside_baseline(open_gate):
     summary = format_summary(open_gate)
     assert "baseline" in summary and "Gate: PASSED" in summary and "Deployed:" in summary
+    # The report line names a file a browser renders: the artifact itself, as .html.
+    report = open_gate.artifact("train", "report")
+    line = next(x for x in summary.splitlines() if x.startswith("Report:"))
+    html = Path(line.split(None, 1)[1])
+    assert html.suffix == ".html" and html.name == Path(report["uri"]).name + ".html"
+    assert html.read_bytes() == Path(report["uri"]).read_bytes()
+    assert html.read_text().startswith("<!DOCTYPE html>")
 
 
 def test_users_own_csv_with_other_column_names(tmp_path, bitcoin_csv):
