@@ -148,13 +148,20 @@ def build_parser() -> argparse.ArgumentParser:
         prog="python -m components.deploy",
         description="Publish a trained SavedModel to a local model repository (TF-Serving "
         "layout, never overwriting a version, smoke-tested before it becomes "
-        "CURRENT), roll back, and serve the CURRENT version over HTTP.",
+        "CURRENT), roll back, and serve the CURRENT version over HTTP. On the cloud "
+        "targets, roll back the GKE Deployment or the Vertex AI endpoint, and tear down "
+        "what deploys created before `pulumi destroy` (`make destroy` does it first).",
         epilog="examples:\n"
         "  python -m components.deploy publish /tmp/train/model --model-repository "
         ".local/model_repository\n"
         "  python -m components.deploy status --model-repository .local/model_repository\n"
         "  python -m components.deploy serve --model-repository .local/model_repository "
-        "--port 8501\n\n"
+        "--port 8501\n"
+        "  python -m components.deploy rollback --target gke\n"
+        "  python -m components.deploy rollback --target vertex --project P --region R "
+        "--endpoint E\n"
+        "  pulumi stack output --json | python -m components.deploy teardown "
+        "--stack-outputs -\n\n"
         "exit status: 0 success, 1 the step failed, 2 unusable arguments",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
