@@ -36,6 +36,11 @@ export UV_SYSTEM_CERTS := 1
 BUILDER ?= docker
 PUSH ?= 1
 REGISTRY ?=
+# BUILDER=cloudbuild runs the build as the stack's build account and uploads the source to
+# its build-source bucket: the stack outputs build_service_account and build_source_bucket,
+# read with the Pulumi CLI unless given here.
+BUILD_SERVICE_ACCOUNT ?=
+BUILD_SOURCE_BUCKET ?=
 # Image tag: the commit (and -dirty for uncommitted changes), so every build gets new tags
 # and a compiled pipeline names exactly the images built with it.
 TAG ?= $(shell git describe --always --dirty --abbrev=12 2>/dev/null || echo dev)
@@ -93,7 +98,13 @@ compile: $(STAMP) ## Compile the pipeline to out/crypto_pipeline.yaml with the i
 	$(PY) -m pipeline compile --output $(PIPELINE_YAML) $(if $(wildcard $(IMAGES_JSON)),--images $(IMAGES_JSON))
 
 images: ## Build (and with PUSH=1, the default, push) every image; writes build/images.json (BUILDER=docker|cloudbuild, REGISTRY=, TAG=)
-	BUILDER="$(BUILDER)" PUSH="$(PUSH)" REGISTRY="$(REGISTRY)" TAG="$(TAG)" components/build_images.sh
+	set -euo pipefail; sa="$(BUILD_SERVICE_ACCOUNT)"; src="$(BUILD_SOURCE_BUCKET)"; \
+	if [ "$(BUILDER)" = cloudbuild ]; then \
+	  [ -n "$$sa" ] || sa="$$(pulumi stack output build_service_account $(PULUMI_STACK))"; \
+	  [ -n "$$src" ] || src="$$(pulumi stack output build_source_bucket $(PULUMI_STACK))"; \
+	fi; \
+	BUILDER="$(BUILDER)" PUSH="$(PUSH)" REGISTRY="$(REGISTRY)" TAG="$(TAG)" \
+	  BUILD_SERVICE_ACCOUNT="$$sa" BUILD_SOURCE_BUCKET="$$src" components/build_images.sh
 
 test-images: $(STAMP) ## Build every image, push it to TEST_REGISTRY, check the images and run the pipeline in them (needs Docker and a registry)
 	$(MAKE) --no-print-directory images PUSH=1 REGISTRY=$(TEST_REGISTRY)

@@ -103,12 +103,21 @@ SCHEMA: dict[str, Setting] = {
     "tempObjectTtlDays": Setting(
         "integer",
         7,
-        "Days after which objects in the Dataflow temp and staging buckets are deleted.",
+        "Days after which objects in the Dataflow temp and staging buckets and the Cloud "
+        "Build source bucket are deleted.",
     ),
     "registryKeepVersions": Setting(
         "integer",
         10,
-        "Newest image versions per package the Artifact Registry cleanup policy keeps.",
+        "Newest image versions per image the Artifact Registry cleanup policy keeps, even "
+        "untagged ones.",
+    ),
+    "registryUntaggedDays": Setting(
+        "integer",
+        7,
+        "Days after which an image version no tag points to is deleted from the Artifact "
+        "Registry. Tagged versions (every build tags its images with the commit) are never "
+        "deleted.",
     ),
     "protect": Setting(
         "boolean",
@@ -194,6 +203,7 @@ class Settings:
     kfp_version: str
     temp_object_ttl_days: int
     registry_keep_versions: int
+    registry_untagged_days: int
     protect: bool
     service_account_keys: bool
     control_plane_open_to_any_address: bool = False
@@ -466,6 +476,7 @@ def load_settings() -> Settings:
         kfp_version=kfp_version,
         temp_object_ttl_days=r.integer("tempObjectTtlDays", 1, 365),
         registry_keep_versions=r.integer("registryKeepVersions", 1, 1000),
+        registry_untagged_days=r.integer("registryUntaggedDays", 1, 3650),
         protect=r.boolean("protect"),
         service_account_keys=r.boolean("serviceAccountKeys"),
         control_plane_open_to_any_address=open_to_any,

@@ -8,8 +8,23 @@ import pulumi_gcp as gcp
 from infra.config import Settings
 from infra.options import child_options
 
-# A freshly pushed image is never deleted before a pipeline had the chance to use it.
-DELETE_OLDER_THAN = f"{7 * 24 * 3600}s"
+# Cleanup never deletes a digest something may still run. components/build_images.sh (and
+# cloudbuild.yaml) tag every pushed image with its commit, and a compiled pipeline, a
+# recurring run (make schedule), a GKE Deployment's rollout history or a Vertex AI model
+# pin those same, tagged, digests. So only UNTAGGED versions are deleted: digests no tag
+# points to any more (a tag moved by a rebuild of the same commit, e.g. a -dirty one).
+# Tagged versions are kept whatever their age; to free their space, delete the tags of
+# commits nothing schedules or serves (gcloud artifacts docker tags delete), and the
+# versions go registryUntaggedDays later. On top of that the newest registryKeepVersions
+# versions of each image are kept even untagged: a KEEP policy wins over a DELETE one.
+# Builds push single-platform images: an image index would leave its per-platform
+# manifests untagged, and this policy would delete them under a tagged index.
+CLEANUP_DELETE = "delete-untagged"
+CLEANUP_KEEP = "keep-newest"
+
+
+def _days(days: int) -> str:
+    return f"{days * 24 * 3600}s"
 
 
 class ContainerRegistry(pulumi.ComponentResource):
@@ -27,20 +42,20 @@ class ContainerRegistry(pulumi.ComponentResource):
             format="DOCKER",
             description="Pipeline step images",
             labels=settings.labels,
-            # Every `make pipeline` pushes new images; without clean-up storage grows forever.
-            # Delete versions older than a week except the newest N of each image: a KEEP
-            # policy wins over a DELETE policy for the versions it matches.
+            # Every `make pipeline` pushes new images; without clean-up untagged versions
+            # would pile up forever. The rules and why they are safe: see above.
             cleanup_policy_dry_run=False,
             cleanup_policies=[
                 gcp.artifactregistry.RepositoryCleanupPolicyArgs(
-                    id="delete-old",
+                    id=CLEANUP_DELETE,
                     action="DELETE",
                     condition=gcp.artifactregistry.RepositoryCleanupPolicyConditionArgs(
-                        tag_state="ANY", older_than=DELETE_OLDER_THAN
+                        tag_state="UNTAGGED",
+                        older_than=_days(settings.registry_untagged_days),
                     ),
                 ),
                 gcp.artifactregistry.RepositoryCleanupPolicyArgs(
-                    id="keep-newest",
+                    id=CLEANUP_KEEP,
                     action="KEEP",
                     most_recent_versions=gcp.artifactregistry.RepositoryCleanupPolicyMostRecentVersionsArgs(
                         keep_count=settings.registry_keep_versions

@@ -17,7 +17,7 @@ from infra.kubeflow import KubeflowPipelines
 from infra.network import Network
 from infra.registry import ContainerRegistry
 from infra.serving import SERVING_NODE_SELECTOR, ServingNamespace, VertexEndpoint
-from infra.storage import Buckets
+from infra.storage import VERTEX_STAGING_PREFIX, Buckets
 
 # Stack outputs for every service account, named after its role in the pipeline.
 ACCOUNT_OUTPUTS = {
@@ -27,6 +27,8 @@ ACCOUNT_OUTPUTS = {
     "serving": "serving_service_account",
     "nodes": "node_service_account",
     "kfp-ui": "kfp_ui_service_account",
+    # cloudbuild.yaml's _BUILD_SERVICE_ACCOUNT (make images BUILDER=cloudbuild).
+    "build": "build_service_account",
 }
 BUCKET_OUTPUTS = {
     "raw": "raw_bucket",
@@ -34,6 +36,8 @@ BUCKET_OUTPUTS = {
     "dataflow_temp": "dataflow_temp_bucket",
     "dataflow_staging": "dataflow_staging_bucket",
     "models": "models_bucket",
+    # gcloud builds submit --gcs-source-staging-dir (make images BUILDER=cloudbuild).
+    "build_source": "build_source_bucket",
 }
 
 
@@ -97,7 +101,7 @@ def build_stack(settings: Settings) -> dict[str, Any]:
         "dataflow_subnetwork": network.subnetwork_path,
         "labels": dict(settings.labels),
         "vertex_staging_uri": storage.buckets["artifacts"].name.apply(
-            lambda n: f"gs://{n}/vertex-staging"
+            lambda n: f"gs://{n}/{VERTEX_STAGING_PREFIX}"
         ),
         # The deploy step's targets: gke (namespace, KSA, placement) and vertex (endpoint).
         "serving_namespace": SERVING_NAMESPACE,

@@ -1,4 +1,5 @@
-"""GCS buckets: raw data lake, pipeline root, Dataflow temp and staging, models."""
+"""GCS buckets: raw data lake, pipeline root, Dataflow temp and staging, models, and the
+Cloud Build source uploads."""
 
 from __future__ import annotations
 
@@ -36,9 +37,18 @@ BUCKETS = {
         "df-staging", "Dataflow staged packages", expires=True, holds_data=False, soft_delete=False
     ),
     "models": BucketSpec("models", "trained models for serving", versioned=True),
+    # `make images BUILDER=cloudbuild` uploads its source here (gcloud builds submit
+    # --gcs-source-staging-dir) and the build account reads it back: the build runs as the
+    # stack's own account, which cannot read gcloud's default <project>_cloudbuild bucket.
+    "build_source": BucketSpec(
+        "build-src", "Cloud Build source uploads", expires=True, holds_data=False, soft_delete=False
+    ),
 }
 
 PIPELINE_ROOT_PREFIX = "pipeline-root"
+# Where Vertex AI stages each custom job (the tuning trials) in the artifacts bucket: the
+# only place the vertex account may write (identity.PREFIX_WRITES).
+VERTEX_STAGING_PREFIX = "vertex-staging"
 
 
 class Buckets(pulumi.ComponentResource):

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,6 +25,38 @@ KEY = "gcp:serviceaccount/key:Key"
 PRIMITIVE_ROLES = frozenset({"roles/owner", "roles/editor", "roles/viewer"})
 # IAM resources granting on a whole project, folder or organisation.
 WIDE_IAM_MODULES = ("gcp:projects/", "gcp:folder/", "gcp:organizations/")
+# Permissions no identity of the stack holds on a whole project: object access on every
+# bucket, and Cloud Build (cloudbuild.builds.create runs code as the Cloud Build account).
+# Storage is granted on a bucket, pushing images on the repository.
+WIDE_FORBIDDEN_PERMISSIONS = ("storage.", "cloudbuild.")
+WIDE_FORBIDDEN_ROLE_PREFIXES = ("roles/storage.", "roles/cloudbuild.")
+# Predefined roles outside those families that carry such permissions. Owner and editor
+# carry them too; no-primitive-roles refuses them everywhere.
+WIDE_FORBIDDEN_ROLES = frozenset({"roles/dataflow.admin"})
+CUSTOM_ROLE_TYPES = (
+    "gcp:projects/iAMCustomRole:IAMCustomRole",
+    "gcp:organizations/iAMCustomRole:IAMCustomRole",
+)
+BUCKET_IAM_TYPES = (
+    "gcp:storage/bucketIAMMember:BucketIAMMember",
+    "gcp:storage/bucketIAMBinding:BucketIAMBinding",
+)
+# Bucket roles that let their holder create, overwrite or delete objects.
+STORAGE_WRITE_ROLES = frozenset(
+    {
+        "roles/storage.admin",
+        "roles/storage.objectAdmin",
+        "roles/storage.objectCreator",
+        "roles/storage.objectUser",
+        "roles/storage.legacyBucketOwner",
+        "roles/storage.legacyBucketWriter",
+        "roles/storage.legacyObjectOwner",
+    }
+)
+# Accounts (``<prefix>-<key>@...``) that may write to a bucket only under one prefix, through
+# an IAM condition: the Vertex AI tuning trials, which write under vertex-staging/ only.
+PREFIX_ONLY_WRITERS = ("vertex",)
+PDB_KINDS = ("PodDisruptionBudget", "PodDisruptionBudgetPatch")
 PIPELINES_POOL = "pipelines"
 RBAC_MODULE = "kubernetes:rbac.authorization.k8s.io/"
 NAMESPACE = "kubernetes:core/v1:Namespace"
@@ -178,14 +211,62 @@ def no_primitive_roles(resource_type: str, props: Props, config: Config) -> list
     return [f"primitive role {role}" for role in _roles(props) if role in PRIMITIVE_ROLES]
 
 
-def no_project_storage_role(resource_type: str, props: Props, config: Config) -> list[str]:
-    if not (is_iam(resource_type) and resource_type.startswith(WIDE_IAM_MODULES)):
+def _is_wide_iam(resource_type: str) -> bool:
+    return is_iam(resource_type) and resource_type.startswith(WIDE_IAM_MODULES)
+
+
+def no_project_storage_or_build_role(resource_type: str, props: Props, config: Config) -> list[str]:
+    # Judged by role, whoever the member is: at a preview the member of a new account's
+    # grant is not known yet, and the stack grants project roles to its own accounts only.
+    if not _is_wide_iam(resource_type):
+        return []
+    scope = resource_type.split("/")[0][4:]
+    return [
+        f"{role} on a whole {scope} grants storage or Cloud Build permissions: grant storage "
+        "on the bucket, registry access on the repository, and launch Dataflow jobs with a "
+        "custom role"
+        for role in _roles(props)
+        if role.startswith(WIDE_FORBIDDEN_ROLE_PREFIXES) or role in WIDE_FORBIDDEN_ROLES
+    ]
+
+
+def custom_role_no_storage_or_build(resource_type: str, props: Props, config: Config) -> list[str]:
+    if resource_type not in CUSTOM_ROLE_TYPES:
+        return []
+    permissions = [str(p) for p in dig(props, "permissions", default=[])]
+    found = sorted(p for p in permissions if p.startswith(WIDE_FORBIDDEN_PERMISSIONS))
+    if not found:
         return []
     return [
-        f"storage role {role} granted on a whole {resource_type.split('/')[0][4:]}: "
-        "grant it on the bucket"
-        for role in _roles(props)
-        if role.startswith("roles/storage.")
+        f"custom role holds {', '.join(found)}: storage and Cloud Build access is granted on "
+        "a bucket or the repository, never through a project role"
+    ]
+
+
+def _account_key(member: str) -> str:
+    """``vertex`` for ``serviceAccount:<prefix>-vertex@<project>.iam.gserviceaccount.com``."""
+    local = member.removeprefix("serviceAccount:").split("@", 1)[0]
+    return local.rsplit("-", 1)[-1]
+
+
+def prefix_only_writers(resource_type: str, props: Props, config: Config) -> list[str]:
+    if resource_type not in BUCKET_IAM_TYPES or dig(props, "role") not in STORAGE_WRITE_ROLES:
+        return []
+    members = [dig(props, "member")] if "member" in props else dig(props, "members", default=[])
+    writers = sorted({_account_key(str(m)) for m in members if m} & set(PREFIX_ONLY_WRITERS))
+    if not writers:
+        return []
+    bucket = re.escape(str(dig(props, "bucket", default="")))
+    expression = str(dig(props, "condition", "expression", default="")).strip()
+    # Exactly one prefix of this very bucket: a condition on another bucket, on no prefix
+    # or with anything added (``||``) would let the account write elsewhere.
+    pattern = rf'resource\.name\.startsWith\("projects/_/buckets/{bucket}/objects/[^"/][^"]*/"\)'
+    if re.fullmatch(pattern, expression):
+        return []
+    return [
+        f"{dig(props, 'role')} for the {'/'.join(writers)} account without a condition "
+        "limiting it to one prefix of this bucket: add resource.name.startsWith("
+        '"projects/_/buckets/<bucket>/objects/<prefix>/")'
     ]
 
 
@@ -294,6 +375,34 @@ def least_privilege_roles(resource_type: str, props: Props, config: Config, urn:
     return problems
 
 
+def _is_pdb(resource_type: str) -> bool:
+    return resource_type.startswith("kubernetes:policy/") and _kind(resource_type) in PDB_KINDS
+
+
+def _no_disruption(value: Any) -> bool:
+    return str(value).strip() in ("0", "0%")
+
+
+def pdb_max_unavailable(resource_type: str, props: Props, config: Config) -> list[str]:
+    # KFP's own install included: a budget that blocks every eviction blocks node upgrades
+    # and scale-down whoever declared it.
+    if not _is_pdb(resource_type):
+        return []
+    spec = dig(props, "spec", default={})
+    min_available = dig(spec, "minAvailable")
+    max_unavailable = dig(spec, "maxUnavailable")
+    if min_available is not None:
+        return [
+            f"minAvailable {min_available}: with as many replicas (1 of 1) no pod may be "
+            "evicted and no node drains; state maxUnavailable instead"
+        ]
+    if max_unavailable is not None and _no_disruption(max_unavailable):
+        return [f"maxUnavailable {max_unavailable} allows no eviction: no node drains"]
+    if max_unavailable is None and _kind(resource_type) == "PodDisruptionBudget":
+        return ["a PodDisruptionBudget states maxUnavailable (1 or more)"]
+    return []
+
+
 def namespace_pod_security(resource_type: str, props: Props, config: Config, urn: str) -> list[str]:
     if resource_type != NAMESPACE or from_kfp_install(urn):
         return []
@@ -382,10 +491,25 @@ RULES = (
         is_iam,
     ),
     Rule(
-        "no-project-storage-role",
-        "Storage roles are granted on buckets, never on a project, folder or organisation.",
-        no_project_storage_role,
-        lambda t: is_iam(t) and t.startswith(WIDE_IAM_MODULES),
+        "no-project-storage-or-build-role",
+        "No role with storage or Cloud Build permissions (roles/storage.*, roles/cloudbuild.*, "
+        "roles/dataflow.admin; owner and editor are refused everywhere) on a project, folder "
+        "or organisation: storage is granted on buckets, pushing on the repository.",
+        no_project_storage_or_build_role,
+        _is_wide_iam,
+    ),
+    Rule(
+        "custom-role-no-storage-or-build",
+        "No custom role holds storage.* or cloudbuild.* permissions.",
+        custom_role_no_storage_or_build,
+        lambda t: t in CUSTOM_ROLE_TYPES,
+    ),
+    Rule(
+        "prefix-only-writers",
+        "The Vertex AI trial account writes to a bucket only under one prefix, through an IAM "
+        "condition on that bucket's objects/<prefix>/.",
+        prefix_only_writers,
+        lambda t: t in BUCKET_IAM_TYPES,
     ),
     Rule(
         "no-service-account-key",
@@ -417,6 +541,13 @@ RULES = (
         least_privilege_roles,
         _is_role,
         uses_urn=True,
+    ),
+    Rule(
+        "pdb-max-unavailable",
+        "PodDisruptionBudgets state maxUnavailable (1 or more), never minAvailable: a budget "
+        "equal to the replica count blocks every node drain.",
+        pdb_max_unavailable,
+        _is_pdb,
     ),
     Rule(
         "namespace-pod-security",

@@ -36,7 +36,7 @@ BUDGET = "gcp:billing/budget:Budget"
 PRIMITIVE_ROLES = {"roles/owner", "roles/editor", "roles/viewer"}
 KFP_MANIFESTS = "github.com/kubeflow/pipelines/manifests/kustomize"
 DATA_BUCKETS = ("raw", "artifacts", "models")
-SCRATCH_BUCKETS = ("df-temp", "df-staging")
+SCRATCH_BUCKETS = ("df-temp", "df-staging", "build-src")
 
 
 def bucket(run: ProgramRun, purpose: str) -> Registered:
@@ -122,7 +122,7 @@ def check_default_pool_removed(run: ProgramRun) -> None:
 
 def check_buckets_locked_down(run: ProgramRun) -> None:
     buckets = run.of_type(BUCKET)
-    assert len(buckets) == 5, f"expected 5 buckets, found {[b.name for b in buckets]}"
+    assert len(buckets) == 6, f"expected 6 buckets, found {[b.name for b in buckets]}"
     for b in buckets:
         assert b.inputs.get("uniformBucketLevelAccess") is True, f"{b.urn}: object ACLs allowed"
         assert b.inputs.get("publicAccessPrevention") == "enforced", (
@@ -310,10 +310,10 @@ def check_closed_control_plane(run: ProgramRun) -> None:
 
 
 # Everything the model server's Google account may do, and nothing more: read the models
-# bucket and pull from the one repository.
+# bucket. No registry access: GKE nodes pull the server's image as the node account,
+# Vertex AI as its service agent.
 SERVING_GRANTS = {
     (BUCKET_IAM, "models", "roles/storage.objectViewer"),
-    (REPOSITORY_IAM, "repository", "roles/artifactregistry.reader"),
 }
 
 

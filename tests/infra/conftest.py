@@ -16,6 +16,7 @@ CUSTOM = {
     "resourcePrefix": "kfp-test",
     "tempObjectTtlDays": 3,
     "registryKeepVersions": 4,
+    "registryUntaggedDays": 30,
     "systemMachineType": "e2-medium",
     "pipelinesMaxNodes": 5,
     "releaseChannel": "stable",

@@ -34,6 +34,8 @@ FAKE_CA = base64.b64encode(b"fake-ca").decode()
 DNS_ENDPOINT = "gke-0123456789abcdef0123456789abcdef-123456789012.us-central1-a.gke.goog"
 VERTEX_ENDPOINT = "gcp:vertex/aiEndpoint:AiEndpoint"
 ENDPOINT_ID = "4242424242"
+CUSTOM_ROLE = "gcp:projects/iAMCustomRole:IAMCustomRole"
+SERVICE_IDENTITY = "gcp:projects/serviceIdentity:ServiceIdentity"
 # The one provider call the program may make: the project number for a budget's filter.
 GET_PROJECT = "gcp:organizations/getProject:getProject"
 
@@ -85,6 +87,13 @@ class RecordingMocks(pulumi.runtime.Mocks):
             state["privateKey"] = base64.b64encode(json.dumps(key_file).encode()).decode()
         elif args.typ == "gcp:artifactregistry/repository:Repository":
             state["name"] = args.inputs["repositoryId"]
+        elif args.typ == CUSTOM_ROLE:
+            state["name"] = f"projects/{args.inputs['project']}/roles/{args.inputs['roleId']}"
+        elif args.typ == SERVICE_IDENTITY:
+            # Google's service agents are named after the project number and the service.
+            agent = args.inputs["service"].split(".")[0]
+            email = f"service-{GCP_PROJECT_NUMBER}@gcp-sa-{agent}.iam.gserviceaccount.com"
+            state.update(email=email, member=f"serviceAccount:{email}")
         elif args.typ == VERTEX_ENDPOINT:
             # Vertex AI assigns the numeric id; the provider's id is the resource name.
             state["name"] = ENDPOINT_ID

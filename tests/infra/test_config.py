@@ -86,6 +86,7 @@ def test_every_problem_is_reported_at_once():
         ),
         ({"resourcePrefix": "Crypto_KFP"}, "resourcePrefix: 'Crypto_KFP' must be 3-20 lower case"),
         ({"tempObjectTtlDays": 0}, "tempObjectTtlDays: 0 is outside 1..365"),
+        ({"registryUntaggedDays": 0}, "registryUntaggedDays: 0 is outside 1..3650"),
         (
             {"controlPlaneOpenToAnyAddress": True, "masterAuthorizedNetworks": ["203.0.113.7/32"]},
             "controlPlaneOpenToAnyAddress: true contradicts masterAuthorizedNetworks",

@@ -29,12 +29,14 @@ EXPECTED_OUTPUTS = {
     "dataflow_temp_bucket",
     "dataflow_staging_bucket",
     "models_bucket",
+    "build_source_bucket",
     "registry_url",
     "pipeline_service_account",
     "dataflow_service_account",
     "vertex_service_account",
     "node_service_account",
     "kfp_ui_service_account",
+    "build_service_account",
     "pipelines_node_selector",
     "pipelines_toleration",
     "protect",
@@ -119,6 +121,7 @@ def test_service_account_emails(default_run):
             ("node_service_account", "nodes"),
             ("kfp_ui_service_account", "kfp-ui"),
             ("serving_service_account", "serving"),
+            ("build_service_account", "build"),
         ):
             assert v[output] == f"crypto-kfp-{account}@{GCP_PROJECT}.iam.gserviceaccount.com", (
                 output

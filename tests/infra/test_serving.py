@@ -31,7 +31,7 @@ PIPELINE_MEMBER = f"serviceAccount:crypto-kfp-pipeline@{GCP_PROJECT}.iam.gservic
 # --- the serving Google account ----------------------------------------------------------
 
 
-def test_serving_account_only_reads_the_models_bucket_and_pulls_images(default_run, custom_run):
+def test_serving_account_only_reads_the_models_bucket(default_run, custom_run):
     for run in (default_run, custom_run):
         checks.check_serving_account_grants(run)
 

@@ -17,7 +17,7 @@ def test_bucket_names_are_unique_to_the_project(default_run):
     names = sorted(b.inputs["name"] for b in default_run.of_type(BUCKET))
     assert names == sorted(
         f"{GCP_PROJECT}-crypto-kfp-{suffix}"
-        for suffix in ("raw", "artifacts", "df-temp", "df-staging", "models")
+        for suffix in ("raw", "artifacts", "df-temp", "df-staging", "models", "build-src")
     )
     assert all(len(name) <= 63 for name in names)
 
@@ -48,14 +48,43 @@ def test_registry_is_docker_in_the_region(default_run):
     assert repository.inputs["repositoryId"] == "crypto-kfp-images"
 
 
-def test_registry_cleanup_keeps_newest_versions_and_deletes_old_ones(default_run, custom_run):
+DAY = 24 * 3600
+
+
+def _cleanup(run) -> dict[str, list[dict]]:
+    repository = run.one(REPOSITORY)
+    assert repository.inputs["cleanupPolicyDryRun"] is False
+    policies: dict[str, list[dict]] = {}
+    for policy in repository.inputs["cleanupPolicies"]:
+        policies.setdefault(policy["action"], []).append(policy)
+    return policies
+
+
+def test_registry_cleanup_deletes_only_untagged_versions(default_run, custom_run):
+    # Defect 6: a DELETE of any version older than a week removed digests that recurring
+    # runs, GKE rollbacks and Vertex AI models still pin (every pushed image is tagged).
+    for run, days in ((default_run, 7), (custom_run, 30)):
+        deletes = _cleanup(run)["DELETE"]
+        assert len(deletes) == 1, deletes
+        condition = deletes[0]["condition"]
+        # The API's default tag state is ANY: it must be spelled out.
+        assert condition["tagState"] == "UNTAGGED"
+        assert condition["olderThan"] == f"{days * DAY}s"
+        assert not condition.get("tagPrefixes") and not condition.get("packageNamePrefixes")
+
+
+def test_registry_cleanup_keeps_the_newest_versions_even_untagged(default_run, custom_run):
     for run, keep in ((default_run, 10), (custom_run, 4)):
-        repository = run.one(REPOSITORY)
-        assert repository.inputs["cleanupPolicyDryRun"] is False
-        policies = {p["action"]: p for p in repository.inputs["cleanupPolicies"]}
-        assert dig(policies["KEEP"], "mostRecentVersions", "keepCount") == keep
-        assert dig(policies["DELETE"], "condition", "tagState") == "ANY"
-        assert dig(policies["DELETE"], "condition", "olderThan").endswith("s")
+        keeps = _cleanup(run)["KEEP"]
+        assert [dig(k, "mostRecentVersions", "keepCount") for k in keeps] == [keep]
+
+
+def test_no_cleanup_rule_can_delete_a_tagged_version(default_run, custom_run):
+    for run in (default_run, custom_run):
+        policies = _cleanup(run)
+        assert set(policies) <= {"DELETE", "KEEP"}
+        for policy in policies["DELETE"]:
+            assert dig(policy, "condition", "tagState") == "UNTAGGED", policy
 
 
 def test_dataflow_buckets_keep_no_soft_deleted_objects_and_data_buckets_do(default_run):
