@@ -9,13 +9,17 @@
 #   PUSH=1              push to REGISTRY (default); PUSH=0 builds only (Docker)
 #   REGISTRY=           where to push: the Pulumi stack output `registry_url`
 #   TAG=                image tag (default: the commit, `git describe --always --dirty`)
+#   PLATFORM=linux/amd64  the images' platform (default: that of Dataflow, Vertex AI and GKE
+#                       nodes, also on an arm64 laptop, where building needs the engine's
+#                       amd64 emulation; Docker Desktop has it). Cloud Build builds amd64.
 #   SOURCE_URL=         org.opencontainers.image.source label (default: git remote origin)
 #   REVISION=           org.opencontainers.image.revision label (default: git rev-parse HEAD)
 #   OUT=build/images.json
 #
 # build/images.json maps each step (and `transform-worker`, the Dataflow SDK image) to
 # `<registry>/<step>@sha256:<digest>` after a push, or with PUSH=0 to a local tag unique to
-# the build, `<registry or localhost/crypto-kfp>/<step>:<first 12 hex of the image ID>`.
+# the build, `<registry or localhost/crypto-kfp>/<step>:<first 12 hex of the image ID>`,
+# and records the platform they were built for under the key `platform`.
 # Image names come from components/images.py (standard library: any python3 will do).
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
@@ -25,6 +29,7 @@ PUSH="${PUSH:-1}"
 REGISTRY="${REGISTRY:-}"
 TAG="${TAG:-$(git describe --always --dirty --abbrev=12 2>/dev/null || echo dev)}"
 OUT="${OUT:-build/images.json}"
+PLATFORM="${PLATFORM:-linux/amd64}"
 PYTHON3="${PYTHON3:-python3}"
 REVISION="${REVISION:-$(git rev-parse HEAD 2>/dev/null || echo unknown)}"
 SOURCE_URL="${SOURCE_URL:-$(git config --get remote.origin.url 2>/dev/null || true)}"
@@ -47,23 +52,22 @@ ref_of() { awk -v k="$1" '$1 == k { print $2 }' <<<"$refs"; }
 deps="${registry%/}/deps:${TAG}"
 base="${registry%/}/base:${TAG}"
 
-write_images() {  # stdin: "name ref" lines -> $OUT, validated by components/images.py
-  mkdir -p "$(dirname "$OUT")"
+write_images() {  # stdin: "name ref" lines -> $OUT with $PLATFORM, by components/images.py
   "$PYTHON3" -c '
-import json, sys
+import sys
 sys.path.insert(0, "components")
 import images
-mapping = images.validate_images(dict(line.split() for line in sys.stdin if line.strip()))
-with open(sys.argv[1], "w", encoding="utf-8") as f:
-    json.dump(mapping, f, indent=2)
-    f.write("\n")
-' "$OUT"
+lines = dict(line.split() for line in sys.stdin if line.strip())
+images.write_images(sys.argv[1], lines, sys.argv[2])
+' "$OUT" "$PLATFORM"
   log "wrote $OUT"; cat "$OUT" >&2
 }
 
 if [ "$BUILDER" = cloudbuild ]; then
   $push || die "BUILDER=cloudbuild always pushes (its images live in REGISTRY); PUSH=0 needs BUILDER=docker"
   [ $# -eq 0 ] || die "BUILDER=cloudbuild builds every image; step arguments need BUILDER=docker"
+  # Cloud Build's workers are amd64 machines: its images are linux/amd64, and only that.
+  [ "$PLATFORM" = linux/amd64 ] || die "BUILDER=cloudbuild builds linux/amd64 only; PLATFORM=$PLATFORM needs BUILDER=docker"
   command -v gcloud >/dev/null || die "BUILDER=cloudbuild needs the gcloud CLI"
   subs="_REGISTRY=${registry%/},_TAG=${TAG},_REVISION=${REVISION},_SOURCE_URL=${SOURCE_URL}"
   log "submitting cloudbuild.yaml (tag $TAG) to Cloud Build"
@@ -86,12 +90,21 @@ fi
 [ "$BUILDER" = docker ] || die "BUILDER=$BUILDER: use docker or cloudbuild"
 command -v docker >/dev/null || die "BUILDER=docker needs the docker CLI and an engine (or use BUILDER=cloudbuild)"
 
+# Every build names its platform: without one, an arm64 laptop builds arm64 images, which
+# Dataflow, Vertex AI and GKE nodes cannot run. Plain `docker build --platform` is enough
+# for one platform, with the classic builder (Debian's docker.io) as with BuildKit (buildx).
+engine_arch="$(docker info --format '{{.Architecture}}' 2>/dev/null || true)"
+case "${PLATFORM#*/}:$engine_arch" in
+  amd64*:x86_64|amd64*:amd64|arm64*:aarch64|arm64*:arm64|*:) ;;
+  *) log "building $PLATFORM on a $engine_arch engine: RUN steps need its emulation" \
+       "(Docker Desktop has it; Linux: binfmt/QEMU for ${PLATFORM#*/})" ;;
+esac
 labels=(--build-arg "REVISION=$REVISION" --build-arg "SOURCE_URL=$SOURCE_URL")
 build() {  # build <what> <docker build args...>
   local what="$1" t0; shift
   t0=$(date +%s)
-  docker build --quiet "${labels[@]}" "$@" . >/dev/null
-  log "built $what in $(( $(date +%s) - t0 )) s"
+  docker build --quiet --platform "$PLATFORM" "${labels[@]}" "$@" . >/dev/null
+  log "built $what for $PLATFORM in $(( $(date +%s) - t0 )) s"
 }
 build deps --file components/Dockerfile.base --target deps --tag "$deps"
 build base --file components/Dockerfile.base --target base --tag "$base"
@@ -99,7 +112,10 @@ bases=(--build-arg "DEPS_IMAGE=$deps" --build-arg "BASE_IMAGE=$base")
 
 out_lines=()
 record() {  # record <name> <ref>: push or tag uniquely, then remember the runnable reference
-  local name="$1" ref="$2" repo="${2%:*}" pinned id
+  local name="$1" ref="$2" repo="${2%:*}" pinned id built
+  # The image must be what images.json will say: <os>/<architecture> of PLATFORM.
+  built="$(docker inspect --format '{{.Os}}/{{.Architecture}}' "$ref")"
+  [ "$built" = "$(cut -d/ -f1,2 <<<"$PLATFORM")" ] || die "$name: built for $built, not $PLATFORM"
   if $push; then
     docker push --quiet "$ref" >/dev/null
     pinned="$(docker inspect --format '{{range .RepoDigests}}{{println .}}{{end}}' "$ref" |

@@ -7,6 +7,10 @@ The mapping is ``{step: image reference}`` for every step in ``STEPS``, plus opt
 container of Dataflow workers). ``make images`` writes it to ``build/images.json``;
 ``python -m pipeline compile --images build/images.json`` reads it. A pinned reference
 names its digest: ``<registry>/<step>@sha256:<64 hex>``.
+
+The file also records the platform the images were built for, ``"platform":
+"linux/amd64"`` (``PLATFORM_KEY``): the machines of Dataflow, Vertex AI and GKE. A file
+written before the platform was recorded has no such key and reads the same.
 """
 
 from __future__ import annotations
@@ -25,9 +29,14 @@ DEFAULT_REGISTRY = "localhost/crypto-kfp"
 DEFAULT_TAG = "dev"
 #: The user every step image runs as (``USER`` in components/Dockerfile.base).
 IMAGE_USER_UID = 1000
+#: The platform the images are built for (``PLATFORM`` of components/build_images.sh).
+DEFAULT_PLATFORM = "linux/amd64"
+#: Key of an images file that records the platform of its images (not an image).
+PLATFORM_KEY = "platform"
 
 _REFERENCE = re.compile(r"[a-z0-9][a-z0-9._/:@-]*[a-z0-9]", re.IGNORECASE)
 _DIGEST = re.compile(r"@sha256:[0-9a-f]{64}$")
+_PLATFORM = re.compile(r"[a-z0-9]+/[a-z0-9_]+(?:/v[0-9]+)?")
 
 
 class ImagesError(ValueError):
@@ -69,21 +78,51 @@ def validate_images(images: object) -> dict[str, str]:
     return {name: images[name] for name in (*STEPS, DATAFLOW_WORKER) if name in images}
 
 
-def load_images(path: str | Path) -> dict[str, str]:
-    """Read and validate an images JSON file (``build/images.json``)."""
-    path = Path(path)
+def validate_platform(platform: object) -> str:
+    """Return ``platform`` (``<os>/<architecture>[/<variant>]``) or raise ImagesError."""
+    if not isinstance(platform, str) or not _PLATFORM.fullmatch(platform):
+        raise ImagesError(f"not a platform (<os>/<architecture>, e.g. linux/amd64): {platform!r}")
+    return platform
+
+
+def _read(path: Path) -> tuple[dict[str, str], str | None]:
+    """The images and the recorded platform (None in a file without one) of an images file."""
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ImagesError(f"images file not found: {path} (run `make images` first)") from None
     try:
-        images = json.loads(text)
+        data = json.loads(text)
     except json.JSONDecodeError as exc:
         raise ImagesError(f"images file {path} is not valid JSON: {exc}") from None
     try:
-        return validate_images(images)
+        platform = None
+        if isinstance(data, dict) and PLATFORM_KEY in data:
+            data = dict(data)
+            platform = validate_platform(data.pop(PLATFORM_KEY))
+        return validate_images(data), platform
     except ImagesError as exc:
         raise ImagesError(f"{path}: {exc}") from None
+
+
+def load_images(path: str | Path) -> dict[str, str]:
+    """Read and validate an images JSON file (``build/images.json``): ``{name: reference}``."""
+    return _read(Path(path))[0]
+
+
+def load_platform(path: str | Path) -> str | None:
+    """The platform an images file records its images were built for (None: not recorded)."""
+    return _read(Path(path))[1]
+
+
+def write_images(path: str | Path, images: object, platform: str) -> dict[str, str]:
+    """Validate ``images`` and write them with their ``platform`` to ``path`` (JSON)."""
+    mapping = validate_images(images)
+    data = {**mapping, PLATFORM_KEY: validate_platform(platform)}
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+    return mapping
 
 
 def main(argv: list[str] | None = None) -> int:

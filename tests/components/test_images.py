@@ -17,13 +17,17 @@ import yaml
 
 from components.images import (
     DATAFLOW_WORKER,
+    DEFAULT_PLATFORM,
     DEFAULT_REGISTRY,
+    PLATFORM_KEY,
     STEPS,
     ImagesError,
     image_refs,
     is_pinned,
     load_images,
+    load_platform,
     validate_images,
+    write_images,
 )
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -98,6 +102,27 @@ def test_load_images_reads_validates_and_names_the_file(tmp_path):
     mapping = {name: f"r/{name}@{DIGEST}" for name in (*STEPS, DATAFLOW_WORKER)}
     path.write_text(json.dumps(mapping))
     assert load_images(path) == mapping
+
+
+def test_images_files_record_the_platform_and_older_files_still_read(tmp_path):
+    mapping = {name: f"r/{name}@{DIGEST}" for name in (*STEPS, DATAFLOW_WORKER)}
+    path = tmp_path / "build" / "images.json"
+    assert write_images(path, mapping, "linux/amd64") == mapping
+    assert json.loads(path.read_text()) == {**mapping, PLATFORM_KEY: "linux/amd64"}
+    assert load_images(path) == mapping and load_platform(path) == "linux/amd64"
+    assert DEFAULT_PLATFORM == "linux/amd64"
+    # Written before the platform was recorded: the same images, no platform.
+    path.write_text(json.dumps(mapping))
+    assert load_images(path) == mapping and load_platform(path) is None
+    for bad in ("amd64", "linux/", "Linux/AMD64", 64):
+        path.write_text(json.dumps({**mapping, PLATFORM_KEY: bad}))
+        with pytest.raises(ImagesError, match="not a platform"):
+            load_images(path)
+        with pytest.raises(ImagesError, match="not a platform"):
+            write_images(tmp_path / "x.json", mapping, bad)
+    # The platform is no image: a mapping of images never takes it.
+    with pytest.raises(ImagesError, match="unknown key.*platform"):
+        validate_images({**mapping, PLATFORM_KEY: "linux/amd64"})
 
 
 def test_the_cli_needs_only_the_standard_library():
@@ -203,7 +228,25 @@ def test_the_worker_target_is_the_transform_stage_plus_beams_boot():
     assert worker[0] == "FROM transform AS transform-worker"
     assert "COPY --from=beam_sdk /opt/apache/beam /opt/apache/beam" in worker
     assert worker[-1] == 'ENTRYPOINT ["/opt/apache/beam/boot"]'
-    assert not any(line.startswith("USER") and line.split()[1] in ("0", "root") for line in worker)
+
+
+def test_the_worker_runs_beam_in_the_images_environment_as_root():
+    """Issue 21, defect 1: Dataflow runs the SDK container as root, and Beam's boot must
+    use /opt/venv (RUN_PYTHON_SDK_IN_DEFAULT_ENVIRONMENT) instead of a venv of its own."""
+    worker = _run_stage(ROOT / "components/transform/Dockerfile", "transform-worker")
+    users = [line.split()[1] for line in worker if line.startswith("USER ")]
+    assert users and users[-1] in ("0", "root"), users
+    env = " ".join(line for line in worker if line.startswith("ENV "))
+    assert re.search(r"\bRUN_PYTHON_SDK_IN_DEFAULT_ENVIRONMENT=1\b", env), env
+    # The step image KFP runs stays non-root.
+    transform = _run_stage(ROOT / "components/transform/Dockerfile", "transform")
+    assert [line for line in transform if line.startswith("USER ")][-1] == "USER 1000"
+
+
+def test_the_tune_image_prepares_the_hypertune_directory_for_uid_1000():
+    """Issue 21, defect 3: Vertex trials report to /var/hypertune as the image's user."""
+    tune = " ".join(_run_stage(ROOT / "components/tune/Dockerfile", "tune"))
+    assert re.search(r"install -d -o 1000 -g 1000 -m 0755 /var/hypertune\b", tune), tune
 
 
 def test_ignore_files_keep_credentials_out():
@@ -300,3 +343,95 @@ def test_pushing_without_a_registry_fails_at_once_naming_what_to_set(tmp_path):
 def test_the_build_script_rejects_bad_settings(tmp_path, env, message):
     out = _build(tmp_path, **{"REGISTRY": "r.example/p", "PUSH": "1", **env})
     assert out.returncode == 2 and message in out.stderr, out.stderr
+
+
+# --- components/build_images.sh with a fake docker CLI (what it asks the engine) ----------
+
+# A `docker` that logs its arguments (one JSON list a line) and answers the inspections
+# the script makes: the built image's platform is FAKE_BUILT_PLATFORM.
+_FAKE_DOCKER = """#!{python}
+import json, os, sys
+args = sys.argv[1:]
+with open(os.environ["FAKE_DOCKER_LOG"], "a") as log:
+    log.write(json.dumps(args) + "\\n")
+if args[0] == "info":
+    print(os.environ.get("FAKE_ENGINE_ARCH", "x86_64"))
+elif args[0] == "inspect":
+    fmt, ref = args[args.index("--format") + 1], args[-1]
+    if "Architecture" in fmt:
+        print(os.environ.get("FAKE_BUILT_PLATFORM", "linux/amd64"))
+    elif "RepoDigests" in fmt:
+        print(ref.rsplit(":", 1)[0] + "@sha256:" + "cd" * 32)
+    elif "Id" in fmt:
+        print("sha256:" + "ef" * 32)
+    elif "Size" in fmt:
+        print(123456789)
+"""
+
+
+def _fake_build(tmp_path, **env) -> tuple[subprocess.CompletedProcess, list[list[str]]]:
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    fake = bin_dir / "docker"
+    fake.write_text(_FAKE_DOCKER.format(python=sys.executable))
+    fake.chmod(0o755)
+    log = tmp_path / "docker.log"
+    log.touch()
+    out = _build(
+        tmp_path,
+        PATH=f"{bin_dir}{os.pathsep}{os.environ['PATH']}",
+        PYTHON3=sys.executable,
+        FAKE_DOCKER_LOG=str(log),
+        TAG="t1",
+        REVISION="r1",
+        SOURCE_URL="https://example.invalid/repo",
+        **env,
+    )
+    calls = [json.loads(line) for line in log.read_text().splitlines()]
+    return out, calls
+
+
+@pytest.mark.parametrize(
+    ("env", "platform"),
+    [
+        ({"PUSH": "0"}, "linux/amd64"),  # the default, whatever the build machine
+        ({"PUSH": "1", "REGISTRY": "r.example/p"}, "linux/amd64"),
+        (
+            {
+                "PUSH": "0",
+                "PLATFORM": "linux/arm64",
+                "FAKE_BUILT_PLATFORM": "linux/arm64",
+                "FAKE_ENGINE_ARCH": "aarch64",
+            },
+            "linux/arm64",
+        ),
+    ],
+)
+def test_every_build_names_the_platform_and_images_json_records_it(tmp_path, env, platform):
+    """Issue 21, defect 7: an arm64 laptop built arm64 images, which GCP nodes cannot run."""
+    out, calls = _fake_build(tmp_path, **env)
+    assert out.returncode == 0, out.stderr
+    builds = [call for call in calls if call[0] == "build"]
+    expected = ["deps", "base", *STEPS[:2], DATAFLOW_WORKER, *STEPS[2:]]
+    assert [_flag(call, "--target") for call in builds] == expected
+    for call in builds:
+        assert call.count("--platform") == 1 and _flag(call, "--platform") == platform, call
+    written = json.loads((tmp_path / "images.json").read_text())
+    assert written[PLATFORM_KEY] == platform
+    assert load_platform(tmp_path / "images.json") == platform
+    assert set(load_images(tmp_path / "images.json")) == {*STEPS, DATAFLOW_WORKER}
+    if env["PUSH"] == "1":
+        assert all(is_pinned(ref) for ref in load_images(tmp_path / "images.json").values())
+
+
+def test_the_build_script_refuses_an_image_of_another_platform(tmp_path):
+    """An engine that ignored --platform (or emulated another) must not yield images.json."""
+    out, _ = _fake_build(tmp_path, PUSH="0", FAKE_BUILT_PLATFORM="linux/arm64")
+    assert out.returncode == 2
+    assert "built for linux/arm64, not linux/amd64" in out.stderr
+    assert not (tmp_path / "images.json").exists()
+
+
+def test_cloud_build_refuses_another_platform_than_amd64(tmp_path):
+    out = _build(tmp_path, BUILDER="cloudbuild", REGISTRY="r.example/p", PLATFORM="linux/arm64")
+    assert out.returncode == 2 and "linux/amd64 only" in out.stderr, out.stderr

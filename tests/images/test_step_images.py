@@ -10,8 +10,8 @@ from importlib import metadata
 
 import pytest
 
-from components.images import DATAFLOW_WORKER, STEPS
-from tests.images.conftest import ROOT, docker, run
+from components.images import DATAFLOW_WORKER, DEFAULT_PLATFORM, STEPS, load_platform
+from tests.images.conftest import IMAGES_JSON, ROOT, docker, run
 
 pytestmark = pytest.mark.images
 
@@ -90,11 +90,19 @@ def test_the_worker_holds_the_same_packages_as_the_transform_image(images):
     assert _pip_list(images[DATAFLOW_WORKER], worker=True) == _pip_list(images["transform"])
 
 
-@pytest.mark.parametrize("name", ALL)
-def test_images_run_as_uid_1000(images, inspect, name):
-    assert inspect[name]["Config"]["User"] == "1000"
-    out = docker("run", "--rm", "--network", "none", "--entrypoint", "id", images[name], "-u")
+@pytest.mark.parametrize("step", STEPS)
+def test_step_images_run_as_uid_1000(images, inspect, step):
+    """The Dataflow worker is the exception: root (tests/images/test_dataflow_worker_image.py)."""
+    assert inspect[step]["Config"]["User"] == "1000"
+    out = docker("run", "--rm", "--network", "none", "--entrypoint", "id", images[step], "-u")
     assert out.stdout.strip() == "1000"
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_images_are_built_for_the_platform_images_json_records(inspect, name):
+    """linux/amd64, what Dataflow, Vertex AI and GKE nodes run, whatever the build machine."""
+    assert load_platform(IMAGES_JSON) == DEFAULT_PLATFORM == "linux/amd64"
+    assert (inspect[name]["Os"], inspect[name]["Architecture"]) == ("linux", "amd64")
 
 
 @pytest.mark.parametrize("name", ALL)
