@@ -225,7 +225,11 @@ def manifests(
         "kind": "PodDisruptionBudget",
         "metadata": meta,
         "spec": {
-            "minAvailable": 1,
+            # One voluntary eviction at a time, whatever the HPA's count: with several
+            # replicas the others serve while one moves; with one replica the drain (node
+            # upgrade, autoscaler scale-down) may still move it. ``minAvailable: 1`` would
+            # allow no eviction at all with one replica and block every drain of its node.
+            "maxUnavailable": 1,
             "selector": {"matchLabels": selector},
             # a pod that is not ready protects nothing: never let it block a node drain
             "unhealthyPodEvictionPolicy": "AlwaysAllow",
@@ -267,6 +271,11 @@ def _api_error(what: str, exc) -> GkeError:
         detail = json.loads(exc.body).get("message") or detail
     except (TypeError, ValueError, AttributeError):
         pass
+    if exc.status == 403:
+        detail += (
+            " (the deploy step may do only what the Role serving-deployer in the serving "
+            "namespace grants: infra/serving.py SERVING_RULES)"
+        )
     return GkeError(f"{what} failed: {exc.status} {detail}")
 
 
@@ -356,7 +365,11 @@ def wait_for_rollout(api, target: GkeTarget, model_name: str, version: str) -> d
     last = None
     while True:
         try:
-            deployment = apps.read_namespaced_deployment_status(name, target.namespace)
+            # The Deployment itself (GET deployments/{name}) carries .status: the Role
+            # ``serving-deployer`` (infra/serving.py SERVING_RULES) grants ``get`` on
+            # ``deployments`` only, and read_namespaced_deployment_status would read the
+            # subresource ``deployments/status``, a separate permission it does not need.
+            deployment = apps.read_namespaced_deployment(name, target.namespace)
         except ApiException as exc:
             raise _api_error("reading the rollout status", exc) from exc
         status = deployment.status

@@ -1,23 +1,63 @@
 """A loopback stand-in of the slice of the Kubernetes API the gke deploy target uses:
-server-side apply (PATCH, application/apply-patch+yaml), reads of a Deployment and its
-status, pod and object lists by label selector, deletes. It keeps the objects, bumps a
-Deployment's generation when its spec changes, and reports the rollout the test scripts
-(``rollout``: one status per read, the last one repeated)."""
+server-side apply (PATCH, application/apply-patch+yaml), reads of a Deployment (and of its
+status subresource), pod and object lists by label selector, deletes. It keeps the
+objects, bumps a Deployment's generation when its spec changes, and reports the rollout
+the test scripts (``rollout``: one status per read, the last one repeated).
+
+Like the API server, it authorizes every request first, with RBAC, as the deploy step's
+identity: the Role ``serving-deployer`` of the stack (``infra.serving.SERVING_RULES``),
+bound in the serving namespace only. A request whose (API group, resource[/subresource],
+verb) no rule allows gets 403 Forbidden, the API server's Status; so a call the Role does
+not grant fails the tests as it would fail on the cluster. The verb is the API server's:
+GET of one object ``get``, of a collection ``list`` (``watch`` with ``?watch``), POST
+``create``, PUT ``update``, PATCH ``patch``, DELETE ``delete`` (``deletecollection`` on a
+collection); a server-side apply that creates its object also needs ``create``."""
 
 from __future__ import annotations
 
 import copy
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
+import infra.serving
 from tests.loopback import json_server
 
-_OBJECT = re.compile(
-    r"^(/apis?/[^/]+(?:/[^/]+)?)/namespaces/([^/]+)/([^/]+)(?:/([^/]+))?(/status)?$"
+_PATH = re.compile(
+    r"^(?P<prefix>/api/v1|/apis/(?P<group>[^/]+)/[^/]+)/namespaces/(?P<namespace>[^/]+)"
+    r"/(?P<plural>[^/]+)(?:/(?P<name>[^/]+)(?:/(?P<subresource>[^/]+))?)?$"
 )
+_VERBS = {"GET": "get", "POST": "create", "PUT": "update", "PATCH": "patch", "DELETE": "delete"}
+#: Who the deploy step is to the API server: KFP's runner, through its in-cluster token.
+DEPLOYER = f"system:serviceaccount:{infra.serving.KFP_NAMESPACE}:{infra.serving.DEPLOYER_KSA}"
+#: (API group, resources, verbs) rules, as infra.serving.SERVING_RULES.
+Rules = Sequence[tuple[str, Sequence[str], Sequence[str]]]
+
+
+def verb_of(method: str, name: str | None, query: dict) -> str:
+    """The RBAC verb of a request, as the API server derives it."""
+    if name is None:
+        if method == "GET":
+            watch = query.get("watch", [""])[0].lower()
+            return "watch" if watch in ("true", "1") else "list"
+        if method == "DELETE":
+            return "deletecollection"
+    return _VERBS.get(method, method.lower())
+
+
+def allows(rules: Rules, group: str, resource: str, verb: str) -> bool:
+    """Whether any rule grants ``verb`` on ``resource`` (``plural`` or
+    ``plural/subresource``) of API group ``group``: RBAC's matching, wildcards included."""
+    return any(
+        (group in groups or "*" in groups)
+        and (resource in resources or "*" in resources)
+        and (verb in verbs or "*" in verbs)
+        for groups, resources, verbs in (
+            ((g,) if isinstance(g, str) else tuple(g), tuple(r), tuple(v)) for g, r, v in rules
+        )
+    )
 
 
 def progressing(generation: int) -> dict:
@@ -83,11 +123,17 @@ def pod(name: str, labels: dict, waiting: tuple[str, str] | None = None) -> dict
 
 
 class FakeKube:
-    def __init__(self) -> None:
+    def __init__(self, rules: Rules | None = None) -> None:
         self.requests: list[dict] = []
         self.objects: dict[str, dict] = {}
         self.rollout = [stale, progressing, available]
         self.pods: list[dict] = []
+        #: The Role's rules; read from the stack's code when the stand-in starts.
+        self.rules: Rules = infra.serving.SERVING_RULES if rules is None else rules
+        self.namespace = infra.serving.SERVING_NAMESPACE
+        #: (API group, resource, verb) of every request the rules allowed, and refused.
+        self.allowed: set[tuple[str, str, str]] = set()
+        self.refused: list[tuple[str, str, str]] = []
         self._reads = 0
         self._version = 100
 
@@ -105,14 +151,22 @@ class FakeKube:
                 "body": body,
             }
         )
-        match = _OBJECT.match(path)
+        match = _PATH.match(path)
         if not match:
             return _status(404, f"no route {path}")
-        prefix, namespace, plural, name, status = match.groups()
+        prefix, namespace, plural, name, subresource = match.group(
+            "prefix", "namespace", "plural", "name", "subresource"
+        )
+        group = match["group"] or ""
+        resource = f"{plural}/{subresource}" if subresource else plural
+        verb = verb_of(method, name, query)
+        refusal = self._authorize(namespace, group, resource, verb, name)
+        if refusal:
+            return refusal
         key = f"{prefix}/namespaces/{namespace}/{plural}/{name}"
         if name is None:  # a list
-            if method != "GET":
-                return _status(405, "method not allowed")
+            if verb != "list":
+                return _status(405, f"{verb} of a collection is not in this stand-in")
             if plural == "pods":
                 items = self.pods
             else:
@@ -123,9 +177,17 @@ class FakeKube:
                     and _selected(o, query.get("labelSelector", [""])[0])
                 ]
             return 200, {"kind": "List", "apiVersion": "v1", "metadata": {}, "items": items}
-        if method == "PATCH":
-            return 200, self._apply(key, body)
+        if subresource not in (None, "status") or (subresource and method != "GET"):
+            return _status(404, f"no route {method} {path}")
         stored = self.objects.get(key)
+        if method == "PATCH":
+            # Server-side apply creates a missing object: the API server then also
+            # authorizes ``create`` (as for PUT), not only ``patch``.
+            if stored is None:
+                refusal = self._authorize(namespace, group, resource, "create", name)
+                if refusal:
+                    return refusal
+            return 200, self._apply(key, body)
         if stored is None:
             return _status(404, f'{plural} "{name}" not found')
         if method == "GET":
@@ -139,6 +201,27 @@ class FakeKube:
             del self.objects[key]
             return 200, {"kind": "Status", "apiVersion": "v1", "status": "Success"}
         return _status(405, "method not allowed")
+
+    def _authorize(
+        self, namespace: str, group: str, resource: str, verb: str, name: str | None
+    ) -> tuple[int, dict] | None:
+        """None if the Role allows the request; else the API server's 403 Status."""
+        if namespace == self.namespace and allows(self.rules, group, resource, verb):
+            self.allowed.add((group, resource, verb))
+            return None
+        self.refused.append((group, resource, verb))
+        plural, _, subresource = resource.partition("/")
+        qualified = f"{plural}.{group}" if group else plural
+        what = f'{qualified} "{name}"' if name else qualified
+        message = (
+            f'{what} is forbidden: User "{DEPLOYER}" cannot {verb} resource "{resource}" '
+            f'in API group "{group}" in the namespace "{namespace}"'
+        )
+        code, payload = _status(403, message)
+        details = {"group": group, "kind": plural}
+        if name:
+            details["name"] = name
+        return code, {**payload, "reason": "Forbidden", "details": details}
 
     def _apply(self, key: str, body: dict) -> dict:
         self._version += 1
@@ -154,6 +237,28 @@ class FakeKube:
         self.objects[key] = obj
         self._reads = 0
         return obj
+
+
+def disruptions_allowed(pdb: dict, replicas: int, healthy: int | None = None) -> int:
+    """How many pods of a ``replicas``-pod workload a PodDisruptionBudget lets a drain evict
+    now (``healthy`` of them ready; all by default): the disruption controller's
+    ``disruptionsAllowed``. With ``maxUnavailable`` (or a percentage ``minAvailable``) the
+    expected count is the workload's scale, with an integer ``minAvailable`` the pods."""
+    healthy = replicas if healthy is None else healthy
+    spec = pdb["spec"]
+
+    def scaled(value, total: int) -> int:  # intstr: an int or "N%", rounded up
+        if isinstance(value, str) and value.endswith("%"):
+            return -(-int(value[:-1]) * total // 100)
+        return int(value)
+
+    if "maxUnavailable" in spec:
+        desired = max(0, replicas - scaled(spec["maxUnavailable"], replicas))
+    elif "minAvailable" in spec:
+        desired = scaled(spec["minAvailable"], replicas)
+    else:
+        raise ValueError(f"a PodDisruptionBudget needs minAvailable or maxUnavailable: {spec}")
+    return max(0, healthy - desired)
 
 
 def _selected(obj: dict, selector: str) -> bool:
@@ -173,10 +278,11 @@ def _status(code: int, message: str) -> tuple[int, dict]:
 
 
 @contextmanager
-def running(tmp_path: Path) -> Iterator[tuple[FakeKube, Path]]:
+def running(tmp_path: Path, rules: Rules | None = None) -> Iterator[tuple[FakeKube, Path]]:
     """The stand-in on a loopback port, and a kubeconfig that points the real client at it
-    with a bearer token."""
-    fake = FakeKube()
+    with a bearer token. ``rules``: the deployer Role's, by default the stack's
+    (``infra.serving.SERVING_RULES``)."""
+    fake = FakeKube(rules)
 
     def handle(method, path, query, headers, raw):
         return fake.handle(method, path, query, headers, json.loads(raw) if raw else None)

@@ -9,7 +9,9 @@ import json
 import kubernetes_validate
 import pytest
 from kubernetes import client
+from kubernetes.client.exceptions import ApiException
 
+import infra.serving
 from components.common.results import ParameterError
 from components.deploy.gke import (
     FIELD_MANAGER,
@@ -26,17 +28,18 @@ from components.deploy.gke import (
 )
 from components.deploy.vertex import CONTAINER_PORT
 
-from .kube_standin import pod, progressing, running, stale, stuck
+from .kube_standin import available, disruptions_allowed, pod, progressing, running, stale, stuck
 
 IMAGE = "europe-west1-docker.pkg.dev/proj/repo/deploy@sha256:" + "cd" * 32
 NAME = "btc-forecast"
 URI = "gs://models/repository/btc-forecast/{}"
 DEPLOYMENT = "/apis/apps/v1/namespaces/serving/deployments/btc-forecast"
+PDB = "/apis/policy/v1/namespaces/serving/poddisruptionbudgets/btc-forecast"
 PATHS = [
     DEPLOYMENT,
     "/api/v1/namespaces/serving/services/btc-forecast",
     "/apis/autoscaling/v2/namespaces/serving/horizontalpodautoscalers/btc-forecast",
-    "/apis/policy/v1/namespaces/serving/poddisruptionbudgets/btc-forecast",
+    PDB,
 ]
 #: Kubernetes minors the manifests are checked against: GKE's release channels carry
 #: about three at a time, and the cluster follows its channel (infra/cluster.py).
@@ -90,10 +93,12 @@ def test_first_deploy_applies_the_four_objects_and_waits_for_the_rollout(tmp_pat
     assert fake.calls() == [
         ("GET", DEPLOYMENT),  # the history (404: none yet)
         *(("PATCH", path) for path in PATHS),
-        ("GET", DEPLOYMENT + "/status"),  # stale
-        ("GET", DEPLOYMENT + "/status"),  # progressing
-        ("GET", DEPLOYMENT + "/status"),  # available
+        # the rollout, from the Deployment itself: the Role grants no deployments/status
+        ("GET", DEPLOYMENT),  # stale
+        ("GET", DEPLOYMENT),  # progressing
+        ("GET", DEPLOYMENT),  # available
     ]
+    assert fake.refused == []
     assert all(r["authorization"] == "Bearer standin-token" for r in fake.requests)
     patches = [r for r in fake.requests if r["method"] == "PATCH"]
     for r in patches:
@@ -161,7 +166,7 @@ def test_first_deploy_applies_the_four_objects_and_waits_for_the_rollout(tmp_pat
     }
     assert (hpa["spec"]["minReplicas"], hpa["spec"]["maxReplicas"]) == (1, 4)
     assert hpa["spec"]["metrics"][0]["resource"]["name"] == "cpu"
-    assert pdb["spec"]["minAvailable"] == 1
+    assert pdb["spec"]["maxUnavailable"] == 1 and "minAvailable" not in pdb["spec"]
     assert pdb["spec"]["selector"] == {"matchLabels": {"app.kubernetes.io/name": NAME}}
     assert result["rollout"] == {
         "observed": True,
@@ -228,6 +233,7 @@ def test_a_stalled_rollout_fails_with_the_pods_reason(tmp_path):
     assert "ProgressDeadlineExceeded" in message and "0/1 updated" not in message
     assert "btc-forecast-7d9-x1: ImagePullBackOff (no such manifest)" in message
     assert pods_query["path"] == "/api/v1/namespaces/serving/pods"
+    assert ("", "pods", "list") in fake.allowed and fake.refused == []
     assert pods_query["query"]["labelSelector"] == [
         f"app.kubernetes.io/name={NAME},{VERSION_LABEL}=1"
     ]
@@ -248,7 +254,7 @@ def test_a_rollout_that_never_becomes_available_times_out(tmp_path):
                 uri=URI.format(1),
                 api=api_client(str(kubeconfig)),
             )
-        reads = [c for c in fake.calls() if c == ("GET", DEPLOYMENT + "/status")]
+        reads = [c for c in fake.calls() if c == ("GET", DEPLOYMENT)]
     assert len(reads) >= 3  # it polled until the deadline
 
 
@@ -312,3 +318,160 @@ def test_object_names_are_dns_labels():
     assert object_name("BTC_forecast.v2") == "btc-forecast-v2"
     with pytest.raises(ParameterError, match="no valid Kubernetes name"):
         object_name("___")
+
+
+#: (API group, resource, verb): what deploy, update, rollback and teardown ask the API
+#: server for. Server-side apply is ``patch``, and ``create`` when the object is new.
+NEEDED = {
+    *(
+        (group, plural, verb)
+        for group, plural in (
+            ("apps", "deployments"),
+            ("", "services"),
+            ("autoscaling", "horizontalpodautoscalers"),
+            ("policy", "poddisruptionbudgets"),
+        )
+        for verb in ("patch", "create", "list", "delete")
+    ),
+    ("apps", "deployments", "get"),  # the history, then the rollout
+}
+
+
+def _deploy_update_rollback_teardown(fake, api) -> None:
+    for version in ("1", "2"):
+        deploy_gke(_target(), model_name=NAME, version=version, uri=URI.format(version), api=api)
+    fake.rollout = [available]  # a rollback polls every 5 s (GkeTarget's default)
+    rollback_gke(namespace="serving", model_name=NAME, api=api)
+    teardown_gke("serving", api=api)
+
+
+def test_the_deploy_asks_only_for_what_the_serving_role_grants(tmp_path):
+    with running(tmp_path) as (fake, kubeconfig):
+        assert fake.rules == infra.serving.SERVING_RULES
+        _deploy_update_rollback_teardown(fake, api_client(str(kubeconfig)))
+    assert fake.refused == []
+    assert fake.allowed == NEEDED
+
+
+def _without(rules, group: str, resource: str, verb: str) -> tuple:
+    """``rules`` less one permission (the rest of its rule kept)."""
+    out = []
+    for g, resources, verbs in rules:
+        if g != group or resource not in resources:
+            out.append((g, tuple(resources), tuple(verbs)))
+            continue
+        others = tuple(r for r in resources if r != resource)
+        if others:
+            out.append((g, others, tuple(verbs)))
+        out.append((g, (resource,), tuple(v for v in verbs if v != verb)))
+    return tuple(out)
+
+
+@pytest.mark.parametrize("permission", sorted(NEEDED), ids="/".join)
+def test_a_permission_missing_from_the_serving_role_fails_with_403(
+    permission, tmp_path, monkeypatch
+):
+    """Each permission the deploy needs, taken out of infra.serving.SERVING_RULES: the
+    stand-in refuses the call as the API server would, and the step fails naming it."""
+    group, resource, verb = permission
+    monkeypatch.setattr(
+        infra.serving, "SERVING_RULES", _without(infra.serving.SERVING_RULES, *permission)
+    )
+    with running(tmp_path) as (fake, kubeconfig):
+        with pytest.raises(GkeError) as failure:
+            _deploy_update_rollback_teardown(fake, api_client(str(kubeconfig)))
+    message = str(failure.value)
+    assert "failed: 403 " in message and "SERVING_RULES" in message
+    assert f'cannot {verb} resource "{resource}" in API group "{group}"' in message
+    assert fake.refused == [permission]
+
+
+def test_the_standin_derives_the_rbac_verb_like_the_api_server(tmp_path):
+    """Every call refused by an empty Role, with the API server's Status, under the
+    (group, resource[/subresource], verb) the API server would check."""
+    body = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": NAME}}
+    with running(tmp_path, rules=()) as (fake, kubeconfig):
+        api = api_client(str(kubeconfig))
+        apps, core = client.AppsV1Api(api), client.CoreV1Api(api)
+        calls = [
+            (lambda: apps.read_namespaced_deployment(NAME, "serving"), "deployments", "get"),
+            (
+                lambda: apps.read_namespaced_deployment_status(NAME, "serving"),
+                "deployments/status",
+                "get",
+            ),
+            (lambda: apps.list_namespaced_deployment("serving"), "deployments", "list"),
+            (
+                lambda: apps.list_namespaced_deployment("serving", watch=True),
+                "deployments",
+                "watch",
+            ),
+            (lambda: apps.create_namespaced_deployment("serving", body), "deployments", "create"),
+            (
+                lambda: apps.replace_namespaced_deployment(NAME, "serving", body),
+                "deployments",
+                "update",
+            ),
+            (
+                lambda: apps.patch_namespaced_deployment(NAME, "serving", body),
+                "deployments",
+                "patch",
+            ),
+            (lambda: apps.delete_namespaced_deployment(NAME, "serving"), "deployments", "delete"),
+            (
+                lambda: apps.delete_collection_namespaced_deployment("serving"),
+                "deployments",
+                "deletecollection",
+            ),
+        ]
+        for call, resource, verb in calls:
+            with pytest.raises(ApiException) as refused:
+                call()
+            assert refused.value.status == 403, (resource, verb)
+            status = json.loads(refused.value.body)
+            assert (status["kind"], status["reason"], status["code"]) == (
+                "Status",
+                "Forbidden",
+                403,
+            )
+            assert fake.refused[-1] == ("apps", resource, verb)
+        with pytest.raises(ApiException) as refused:
+            core.list_namespaced_pod("serving")
+        assert refused.value.status == 403 and fake.refused[-1] == ("", "pods", "list")
+    assert len(fake.refused) == len(calls) + 1 and fake.allowed == set()
+
+
+def test_the_standin_grants_the_role_in_the_serving_namespace_only(tmp_path):
+    with running(tmp_path) as (fake, kubeconfig):
+        apps = client.AppsV1Api(api_client(str(kubeconfig)))
+        assert apps.list_namespaced_deployment("serving").items == []
+        # the status subresource is a permission of its own, which the Role does not grant
+        with pytest.raises(ApiException) as refused:
+            apps.read_namespaced_deployment_status(NAME, "serving")
+        assert refused.value.status == 403
+        assert (
+            'cannot get resource "deployments/status"' in json.loads(refused.value.body)["message"]
+        )
+        with pytest.raises(ApiException) as refused:
+            apps.list_namespaced_deployment("kubeflow")
+        assert refused.value.status == 403
+    assert fake.allowed == {("apps", "deployments", "list")}
+    assert fake.refused == [("apps", "deployments/status", "get"), ("apps", "deployments", "list")]
+
+
+@pytest.mark.parametrize("replicas", [1, 3])
+def test_the_disruption_budget_lets_a_drain_evict_one_pod_at_a_time(replicas, tmp_path):
+    """The PDB the deploy applies, as the stand-in stored it: at every replica count the
+    HPA may choose, a node drain may evict one serving pod (never zero: that blocks node
+    upgrades and scale-down for good), and never a second while one is down."""
+    target = _target(min_replicas=replicas, max_replicas=replicas + 2)
+    with running(tmp_path) as (fake, kubeconfig):
+        deploy_gke(
+            target, model_name=NAME, version="1", uri=URI.format(1), api=api_client(str(kubeconfig))
+        )
+        pdb = fake.objects[PDB]
+    assert pdb["spec"]["selector"] == {"matchLabels": {"app.kubernetes.io/name": NAME}}
+    for count in range(target.min_replicas, target.max_replicas + 1):
+        assert disruptions_allowed(pdb, count) == 1, count
+        if count >= 2:
+            assert disruptions_allowed(pdb, count, healthy=count - 1) == 0, count
