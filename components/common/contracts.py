@@ -52,8 +52,12 @@ HPARAM_NAMES: tuple[str, ...] = (
 #: SavedModel signature that serving calls: one float32 ``[None]`` input per feature name
 #: (raw features; the normalisation is inside the model) and one output.
 SIGNATURE = "serving_default"
-#: The signature's output: the predicted next-day log return, float32 ``[None]``.
+#: The signature's outputs: the median of the next-day log return (the point forecast),
+#: float32 ``[None]``, and its quantiles, float32 ``[None, levels]``.
 OUTPUT_NAME = "log_return"
+QUANTILES_NAME = "quantiles"
+#: The SavedModel's function (no inputs) returning the levels of ``QUANTILES_NAME``.
+LEVELS_NAME = "quantile_levels"
 #: Name of the model in the repository, the report and the server.
 DEFAULT_MODEL_NAME = "btc-forecast"
 #: Namespace of the gke target's serving objects: where deploy applies them and where

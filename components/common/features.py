@@ -48,6 +48,15 @@ FEATURE_NAMES: tuple[str, ...] = (
     "log_volume_change",
     "dow_sin",
     "dow_cos",
+    # Volatility: it clusters, so recent magnitudes (not signs) carry the spread of
+    # tomorrow's return that the quantile forecast is about.
+    "abs_ret_lag_1",
+    f"abs_ret_mean_{SHORT_WINDOW}",
+    f"abs_ret_mean_{LONG_WINDOW}",
+    f"sq_ret_mean_{SHORT_WINDOW}",
+    f"log_hl_range_mean_{SHORT_WINDOW}",
+    f"log_hl_range_mean_{LONG_WINDOW}",
+    f"log_volume_rel_{LONG_WINDOW}",
 )
 TARGET_NAME = "target"
 #: Columns of the history frame ``feature_frame`` takes.
@@ -206,6 +215,16 @@ def compute_features(
     mean_short, std_short = _mean_std(back[:, :SHORT_WINDOW])
     mean_long, std_long = _mean_std(back)
     weekday = (days[first:] + _EPOCH_WEEKDAY) % 7
+    magnitude = np.abs(back)
+    # Log high/low range of every day, and the same windows back from t as the returns.
+    log_range = np.full(n, np.nan)
+    log_range[first - LONG_WINDOW + 1 :] = _log(_ratio(high, low, first - LONG_WINDOW + 1))
+    ranges = np.lib.stride_tricks.sliding_window_view(
+        log_range[first - LONG_WINDOW + 1 :], LONG_WINDOW
+    )[:, ::-1]
+    volumes = np.lib.stride_tricks.sliding_window_view(
+        log_volume[first - LONG_WINDOW + 1 :], LONG_WINDOW
+    )
     columns = [
         *back[:, :LAGS].T,
         mean_short,
@@ -216,6 +235,13 @@ def compute_features(
         log_volume[first:] - log_volume[first - 1 : n - 1],
         _DOW_SIN[weekday],
         _DOW_COS[weekday],
+        magnitude[:, 0],
+        _sum(magnitude[:, :SHORT_WINDOW]) / SHORT_WINDOW,
+        _sum(magnitude) / LONG_WINDOW,
+        _sum(_square(back[:, :SHORT_WINDOW])) / SHORT_WINDOW,
+        _sum(ranges[:, :SHORT_WINDOW]) / SHORT_WINDOW,
+        _sum(ranges) / LONG_WINDOW,
+        log_volume[first:] - _sum(volumes) / LONG_WINDOW,
     ]
     keep = position[first:] >= first
     rows = np.flatnonzero(keep) + first

@@ -21,7 +21,7 @@ _EXPORTS = {
     "load_splits": "components.train.data",
     "load_stats": "components.train.data",
     "new_version": "components.train.parameters",
-    "predict_log_return": "components.train.model",
+    "predict_quantiles": "components.train.model",
     "ratio": "components.train.evaluate",
     "run": "components.train.train",
     "seed_everything": "components.train.model",

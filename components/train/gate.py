@@ -152,3 +152,86 @@ def decide(
     return GateDecision(
         True, "beats-both", f"deploy: beats persistence ({vs_persistence}) and {versus}; {test}"
     )
+
+
+OUTCOMES += ("not-better-than-baseline", "miscalibrated")
+
+
+def decide_quantile(
+    *,
+    pinball_ratio: float,
+    dm_baseline: DieboldMariano,
+    coverage: float,
+    nominal: float = 0.90,
+    coverage_tolerance: float = 0.05,
+    champion_version: str | None = None,
+    identical: bool = False,
+    champion_pinball_ratio: float | None = None,
+    dm_champion: DieboldMariano | None = None,
+    min_improvement: float = 0.0,
+    significance: float = 0.05,
+    baseline_label: str = "historical quantiles",
+) -> GateDecision:
+    """The pinball gate: deploy only a challenger whose mean pinball loss is below the
+    baseline's (``pinball_ratio < 1``) with a one-sided Diebold-Mariano p-value on the
+    per-day pinball losses below ``significance``, whose central interval covers
+    ``nominal`` of the test days within ``coverage_tolerance``, and that beats the champion
+    (if any) as the MAE gate does, on pinball loss. Every failed condition is named with
+    its figure and threshold."""
+    if champion_version is not None and identical:
+        return GateDecision(
+            False,
+            "identical-to-champion",
+            f"not deployed: the challenger is identical to champion version {champion_version} "
+            "(same data SHA-256, same hyper-parameters and seed); nothing to replace",
+        )
+    test = f"DM p {dm_baseline.p_value:.3f}"
+    versus = f"pinball_ratio {pinball_ratio:.4f} against {baseline_label}, {test}"
+    failures = []
+    if not pinball_ratio < 1:
+        failures.append(
+            f"pinball loss not below {baseline_label}: pinball_ratio {pinball_ratio:.4f} "
+            f"({pinball_ratio - 1:+.2%}, must be < 1)"
+        )
+    elif not dm_baseline.p_value < significance:
+        failures.append(
+            f"better than {baseline_label} (pinball_ratio {pinball_ratio:.4f}) but not "
+            f"significantly: DM p {dm_baseline.p_value:.3f} >= significance {significance:g}"
+        )
+    miss = coverage - nominal
+    calibration = f"{nominal:.0%} coverage {coverage:.3f}"
+    if not abs(miss) <= coverage_tolerance + 1e-12:
+        failures.append(
+            f"{calibration} is {abs(miss):.3f} {'below' if miss < 0 else 'above'} "
+            f"{nominal:.2f} (coverage_tolerance {coverage_tolerance:g})"
+        )
+    if failures:
+        outcome = (
+            "not-better-than-baseline"
+            if not failures[0].startswith(f"{nominal:.0%}")
+            else "miscalibrated"
+        )
+        return GateDecision(False, outcome, "not deployed: " + "; ".join(failures))
+    passed = f"{versus}; {calibration}"
+    if champion_version is None:
+        return GateDecision(True, "no-champion-passed", f"deploy: no champion yet; {passed}")
+    if champion_pinball_ratio is None or dm_champion is None:
+        raise ValueError("a champion needs champion_pinball_ratio and dm_champion")
+    improvement = 1 - champion_pinball_ratio
+    against = (
+        f"pinball loss {improvement:+.2%} against champion {champion_version} "
+        f"(min_improvement {min_improvement:.2%})"
+    )
+    if not (champion_pinball_ratio < 1 and improvement >= min_improvement):
+        return GateDecision(
+            False, "not-better-than-champion", f"not deployed: {passed}, but {against}"
+        )
+    champion_test = f"DM* {dm_champion.statistic:.2f}, p {dm_champion.p_value:.3f}"
+    if not dm_champion.p_value < significance:
+        return GateDecision(
+            False,
+            "not-significant",
+            f"not deployed: {against}, but not significant: {champion_test} >= significance "
+            f"{significance:g}",
+        )
+    return GateDecision(True, "beats-both", f"deploy: {passed}; {against}; {champion_test}")

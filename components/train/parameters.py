@@ -8,6 +8,7 @@ import hashlib
 import re
 import secrets
 
+from components.common.quantiles import GATE_METRICS, quantile_levels_problem
 from components.common.results import integer_problem, number_problem
 
 _MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
@@ -35,6 +36,9 @@ def check_parameters(
     vertex_project: object = None,
     vertex_region: object = None,
     vertex_endpoint: object = None,
+    quantile_levels: object = None,
+    gate_metric: object = None,
+    coverage_tolerance: object = None,
 ) -> dict[str, str]:
     """``{parameter: problem}`` for the given (not None) parameters of ``train.run``.
 
@@ -54,7 +58,15 @@ def check_parameters(
         and number_problem("min_improvement", min_improvement, at_least=0, at_most=0.99),
         "significance": significance is not None
         and number_problem("significance", significance, above=0, at_most=0.5),
+        "coverage_tolerance": coverage_tolerance is not None
+        and number_problem("coverage_tolerance", coverage_tolerance, above=0, at_most=0.5),
+        "quantile_levels": quantile_levels is not None
+        and quantile_levels_problem(quantile_levels, gate_metric=gate_metric),
     }
+    if gate_metric is not None and gate_metric not in GATE_METRICS:
+        problems["gate_metric"] = (
+            f"gate_metric must be one of {', '.join(GATE_METRICS)}, got {gate_metric!r}"
+        )
     if model_name is not None and not (
         isinstance(model_name, str) and _MODEL_NAME.match(model_name)
     ):

@@ -283,6 +283,35 @@ def per_coin_table(coins, today, actual_next, predicted_next) -> str:
     return "\n".join(lines)
 
 
+def quantile_section(forecast: Mapping) -> str:
+    """The quantile scores of the model beside each baseline, with the DM p-values."""
+    rows = [
+        "<h2>Quantile forecast beside the baselines</h2>",
+        "<table>",
+        "<tr><th></th><th>pinball</th><th>ratio</th><th>DM p</th><th>coverage 50%</th>"
+        "<th>width 50%</th><th>coverage 90%</th><th>width 90%</th></tr>",
+    ]
+    for who in ("model", "historical", "garch"):
+        if who not in forecast:
+            continue
+        s = forecast[who]
+        ratio = forecast["ratio"].get(who)
+        dm = forecast["dm"].get(who)
+        rows.append(
+            f"<tr><td>{who}</td><td>{s['pinball']:.6f}</td>"
+            f"<td>{'' if ratio is None else f'{ratio:.4f}'}</td>"
+            f"<td>{'' if dm is None else f'{dm.p_value:.3f}'}</td>"
+            f"<td>{s.get('coverage_50', float('nan')):.3f}</td>"
+            f"<td>{s.get('width_50', float('nan')):.4f}</td>"
+            f"<td>{s.get('coverage_90', float('nan')):.3f}</td>"
+            f"<td>{s.get('width_90', float('nan')):.4f}</td></tr>"
+        )
+    rows.append("</table>")
+    for who, note in forecast.get("unavailable", {}).items():
+        rows.append(f"<p>{html.escape(who)} baseline unavailable: {html.escape(note)}</p>")
+    return "\n".join(rows)
+
+
 def write_report(
     path: str | os.PathLike,
     *,
@@ -301,8 +330,13 @@ def write_report(
     today: np.ndarray,
     actual_next: np.ndarray,
     predicted_next: np.ndarray,
+    forecast: Mapping | None = None,
+    quantiles: np.ndarray | None = None,
+    levels: Sequence[float] = (),
 ) -> Path:
-    """Write the report to ``path`` (parents created) and return it."""
+    """Write the report to ``path`` (parents created) and return it. ``forecast``
+    (``scores.against_baselines``), ``quantiles`` (``[rows, levels]`` log returns) and
+    ``levels`` add the quantile forecast's sections."""
     ratio = evaluation["mae_ratio"]
     verdict = "PASSED" if passed_gate else "NOT PASSED"
     beats = ratio <= max_mae_ratio
@@ -353,6 +387,7 @@ table.lineage td{{text-align:left;font-family:monospace}}
 tomorrow's close = today's close. MAPE in percent; directional accuracy counts "no change"
 as its own direction, so persistence scores only on flat days.</p>
 {_metrics_table(evaluation, champion)}
+{quantile_section(forecast) if forecast else ""}
 {compared}
 {lineage_html}
 {per_coin}

@@ -16,8 +16,15 @@ import numpy as np
 
 from components.common.contracts import DEFAULT_MODEL_NAME, DEFAULT_SERVING_NAMESPACE
 from components.common.jsonfile import read_json
+from components.common.quantiles import (
+    DEFAULT_QUANTILE_LEVELS,
+    GATE_INTERVAL,
+    INTERVALS,
+    parse_quantile_levels,
+)
 from components.common.results import StepResult, raise_for_problems
 from components.train import model as model_lib
+from components.train.baselines import baselines as quantile_baselines
 from components.train.champion import (
     find_champion,
     is_identical,
@@ -27,9 +34,10 @@ from components.train.champion import (
 from components.train.data import load_splits, load_stats
 from components.train.evaluate import METRIC_NAMES, evaluate, flat_metrics, price_metrics, ratio
 from components.train.export import export_serving_model, load_serving_fn
-from components.train.gate import decide, diebold_mariano
+from components.train.gate import decide, decide_quantile, diebold_mariano
 from components.train.parameters import check_parameters, new_version
 from components.train.report import write_report
+from components.train.scores import against_baselines, flat_quantile_metrics, pinball_per_day
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +61,7 @@ class TrainResult(StepResult):
     champion_version: str | None = None
     data_sha256: str = ""
     training_fingerprint: str = ""
+    quantile_levels: tuple[float, ...] = ()
 
     def metrics(self) -> dict[str, float]:
         return dict(self.scores)
@@ -73,6 +82,9 @@ class TrainResult(StepResult):
                 "gate_outcome": self.gate_outcome,
                 "gate_reason": self.gate_reason,
                 "champion_version": self.champion_version or "",
+                "quantile_levels": ",".join(map(repr, self.quantile_levels)),
+                "pinball_ratio": self.scores.get("pinball_ratio", float("nan")),
+                "coverage_90": self.scores.get("model_coverage_90", float("nan")),
             }
         }
 
@@ -122,6 +134,9 @@ def run(
     vertex_endpoint: str | None = None,
     kubeconfig: str | None = None,
     vertex_api_endpoint: str | None = None,
+    quantile_levels: str = DEFAULT_QUANTILE_LEVELS,
+    gate_metric: str = "pinball",
+    coverage_tolerance: float = 0.05,
 ) -> TrainResult:
     """Train ``ensemble_size`` nets (seeds ``seed``, ``seed+1``, ...) with early stopping
     on eval, average them into one model, evaluate it on the test split, export it to
@@ -135,9 +150,17 @@ def run(
     ~80% of that variance; 10 would remove ~90% at twice the training cost. No split's
     score was used to pick it. The first member (seed ``seed``) is tune's selected trial.
 
-    The gate (``components.train.gate.decide``) passes when ``mae_ratio = model MAE /
-    persistence MAE <= max_mae_ratio`` and, if ``deploy_target`` serves a champion from
-    ``model_repository`` (``find_champion``), the model also beats it on the same test
+    The model forecasts quantiles of tomorrow's log return at ``quantile_levels`` (its
+    median is the point forecast); it is scored on the test split beside persistence
+    (point), historical quantiles and GARCH(1,1)-t (``components.train.baselines``).
+
+    The gate, ``gate_metric="pinball"`` (``gate.decide_quantile``): the mean pinball loss
+    is below the historical-quantile baseline's with a Diebold–Mariano p-value below
+    ``significance``, the 90% interval covers 0.90 of the test days within
+    ``coverage_tolerance``, and the champion (below) is beaten on pinball loss.
+    ``gate_metric="mae"`` (``gate.decide``): ``mae_ratio = model MAE / persistence MAE <=
+    max_mae_ratio``. Either way, if ``deploy_target`` serves a champion from
+    ``model_repository`` (``find_champion``), the model must also beat it on the same test
     window by ``min_improvement`` with a Diebold–Mariano p-value below ``significance``.
     A model identical to the champion (same ``data_sha256``, hyper-parameters and seed)
     never passes. The model is exported either way (deploy decides on the gate).
@@ -160,8 +183,13 @@ def run(
             patience=patience,
             min_improvement=min_improvement,
             significance=significance,
+            quantile_levels=quantile_levels,
+            gate_metric=gate_metric,
+            coverage_tolerance=coverage_tolerance,
         )
     )
+    levels = parse_quantile_levels(quantile_levels)
+    median = levels.index(0.5)
     champion_settings = {
         "serving_namespace": serving_namespace,
         "kubeconfig": kubeconfig,
@@ -189,7 +217,7 @@ def run(
     members, histories = [], []
     for i in range(ensemble_size):
         model_lib.seed_everything(seed + i)
-        member = model_lib.build_model(hparams, stats, name=f"member_{i}")
+        member = model_lib.build_model(hparams, stats, levels, name=f"member_{i}")
         histories.append(
             model_lib.fit(
                 member,
@@ -197,6 +225,7 @@ def run(
                 eval_split,
                 stats,
                 hparams,
+                levels,
                 epochs=epochs,
                 patience=patience,
                 label=f"net {i + 1}/{ensemble_size}",
@@ -206,13 +235,20 @@ def run(
     model = model_lib.build_ensemble(members)
     fit_seconds = time.monotonic() - started
 
-    predicted = model_lib.predict_log_return(model, test_split)
+    quantiles = model_lib.predict_quantiles(model, test_split)
+    predicted = quantiles[:, median]
     evaluation = evaluate(test_split.close, test_split.target, predicted)
     mae_ratio = float(evaluation["mae_ratio"])
+    forecast = against_baselines(
+        test_split.target, quantiles, quantile_baselines(splits, levels), levels
+    )
 
-    export_path = export_serving_model(model, model_path, version)
-    served = load_serving_fn(export_path)(test_split.features)
-    worst = float(np.max(np.abs(served - predicted)))
+    export_path = export_serving_model(model, model_path, version, levels)
+    served = load_serving_fn(export_path)
+    worst = max(
+        float(np.max(np.abs(served(test_split.features) - predicted))),
+        float(np.max(np.abs(served.quantiles(test_split.features) - quantiles))),
+    )
     if worst > EXPORT_TOLERANCE:
         raise RuntimeError(
             f"exported model at {export_path} disagrees with the trained one by {worst:g}"
@@ -227,6 +263,7 @@ def run(
         patience=patience,
         splits={n: [str(s.dates[0]), str(s.dates[-1]), len(s)] for n, s in splits.items()},
         coins=sorted(map(str, set(test_split.coins))),
+        quantile_levels=list(levels),
     )
     with tempfile.TemporaryDirectory(prefix="champion-") as cache_dir:
         champion = (
@@ -246,18 +283,26 @@ def run(
             champion,
             data_sha256=data_sha256 or "",
             fingerprint=fingerprint,
-            max_mae_ratio=max_mae_ratio,
-            min_improvement=min_improvement,
-            significance=significance,
+            gate={
+                "metric": gate_metric,
+                "max_mae_ratio": max_mae_ratio,
+                "min_improvement": min_improvement,
+                "significance": significance,
+                "coverage_tolerance": coverage_tolerance,
+            },
+            forecast=forecast,
+            levels=levels,
         )
     decision = comparison["decision"]
     passed = decision.deploy
 
-    eval_evaluation = evaluate(
-        eval_split.close, eval_split.target, model_lib.predict_log_return(model, eval_split)
-    )
+    eval_quantiles = model_lib.predict_quantiles(model, eval_split)
+    eval_evaluation = evaluate(eval_split.close, eval_split.target, eval_quantiles[:, median])
     metrics = {
         **flat_metrics(evaluation),
+        **flat_quantile_metrics(forecast),
+        "eval_pinball": float(np.mean(pinball_per_day(eval_split.target, eval_quantiles, levels))),
+        "coverage_tolerance": float(coverage_tolerance),
         "max_mae_ratio": float(max_mae_ratio),
         "passed_gate": float(passed),
         "eval_mae_ratio": float(eval_evaluation["mae_ratio"]),
@@ -298,14 +343,18 @@ def run(
         today=test_split.close,
         actual_next=test_split.next_close(),
         predicted_next=test_split.close * np.exp(predicted),
+        forecast=forecast,
+        quantiles=quantiles,
+        levels=levels,
     )
     log.info(
-        "test MAE model %.4f vs persistence %.4f: mae_ratio %.4f; gate: %s",
+        "test MAE model %.4f vs persistence %.4f: mae_ratio %.4f",
         evaluation["model"]["mae"],
         evaluation["baseline"]["mae"],
         mae_ratio,
-        decision.reason,
     )
+    log.info("%s", quantile_summary(metrics))
+    log.info("gate (%s): %s", gate_metric, decision.reason)
     if metrics_path is not None:
         Path(metrics_path).parent.mkdir(parents=True, exist_ok=True)
         Path(metrics_path).write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
@@ -324,6 +373,23 @@ def run(
         champion_version=comparison["champion_version"],
         data_sha256=data_sha256 or "",
         training_fingerprint=fingerprint,
+        quantile_levels=levels,
+    )
+
+
+def quantile_summary(metrics: Mapping[str, float]) -> str:
+    """The run summary's line on the quantile forecast (a fixed format)."""
+
+    def pair(prefix: str, ratio_key: str) -> str:
+        if ratio_key not in metrics:
+            return "unavailable"
+        return f"pinball_ratio {metrics[ratio_key]:.4f}, DM p {metrics[f'dm_{prefix}_p_value']:.3f}"
+
+    coverage = metrics.get(f"model_coverage_{GATE_INTERVAL}", float("nan"))
+    return (
+        f"Against historical quantiles: {pair('historical', 'pinball_ratio')}; "
+        f"against GARCH(1,1)-t: {pair('garch', 'garch_pinball_ratio')}; "
+        f"{GATE_INTERVAL}% coverage {coverage:.3f}"
     )
 
 
@@ -335,60 +401,104 @@ def compare(
     *,
     data_sha256: str,
     fingerprint: str,
-    max_mae_ratio: float,
-    min_improvement: float,
-    significance: float,
+    gate: Mapping[str, object],
+    forecast: Mapping,
+    levels: tuple[float, ...],
 ) -> dict:
     """Score persistence and the champion (if any, and if it can be scored on this test
-    window) beside the challenger; the Diebold–Mariano tests; the gate's decision."""
+    window) beside the challenger; the Diebold–Mariano tests; the gate's decision.
+
+    ``gate``: ``metric`` ("pinball" or "mae"), ``max_mae_ratio``, ``min_improvement``,
+    ``significance``, ``coverage_tolerance``. ``forecast``: ``scores.against_baselines``
+    of the challenger's quantiles."""
+    metric = str(gate["metric"])
+    significance = float(gate["significance"])
+    min_improvement = float(gate["min_improvement"])
     today = np.asarray(test_split.close, dtype=np.float64)
     actual = test_split.next_close()
     errors = {"model": today * np.exp(predicted) - actual, "persistence": today - actual}
-    champion_eval, note = None, ""
+    champion_eval, champion_pinball, note = None, None, ""
     if champion is not None:
         try:
-            champion_next = today * np.exp(load_serving_fn(champion.path)(test_split.features))
+            served = load_serving_fn(champion.path)
+            champion_next = today * np.exp(served(test_split.features))
+            if metric == "pinball":
+                if served.levels is None or tuple(served.levels) != tuple(levels):
+                    raise ValueError(
+                        f"its quantile levels {served.levels} are not this run's {list(levels)}"
+                    )
+                champion_pinball = pinball_per_day(
+                    test_split.target, served.quantiles(test_split.features), levels
+                )
             errors["champion"] = champion_next - actual
             champion_eval = price_metrics(today, actual, champion_next)
         except Exception as exc:  # a champion of another feature contract, a broken folder
             note = f"champion {champion.version} could not be scored on this data ({exc})"
-            log.warning("%s: persistence decides", note)
+            log.warning("%s: the baselines decide", note)
             champion = None
     dm_baseline = diebold_mariano(errors["model"], errors["persistence"])
-    dm_champion = diebold_mariano(errors["model"], errors["champion"]) if champion else None
-    champion_ratio = (
-        ratio(evaluation["model"]["mae"], champion_eval["mae"]) if champion_eval else None
-    )
+    if metric == "pinball":
+        losses = forecast["pinball"]["model"]
+        dm_champion = diebold_mariano(losses, champion_pinball) if champion else None
+        champion_ratio = (
+            ratio(float(np.mean(losses)), float(np.mean(champion_pinball))) if champion else None
+        )
+    else:
+        dm_champion = diebold_mariano(errors["model"], errors["champion"]) if champion else None
+        champion_ratio = (
+            ratio(evaluation["model"]["mae"], champion_eval["mae"]) if champion_eval else None
+        )
     identical = champion is not None and is_identical(champion, data_sha256, fingerprint)
-    decision = decide(
-        mae_ratio=float(evaluation["mae_ratio"]),
-        max_mae_ratio=max_mae_ratio,
-        champion_version=champion.version if champion else None,
-        identical=identical,
-        champion_mae_ratio=champion_ratio,
-        dm_champion=dm_champion,
-        min_improvement=min_improvement,
-        significance=significance,
-    )
+    if metric == "pinball":
+        lower, upper = INTERVALS[GATE_INTERVAL]
+        decision = decide_quantile(
+            pinball_ratio=float(forecast["ratio"]["historical"]),
+            dm_baseline=forecast["dm"]["historical"],
+            coverage=float(forecast["model"][f"coverage_{GATE_INTERVAL}"]),
+            nominal=upper - lower,
+            coverage_tolerance=float(gate["coverage_tolerance"]),
+            champion_version=champion.version if champion else None,
+            identical=identical,
+            champion_pinball_ratio=champion_ratio,
+            dm_champion=dm_champion,
+            min_improvement=min_improvement,
+            significance=significance,
+        )
+    else:
+        decision = decide(
+            mae_ratio=float(evaluation["mae_ratio"]),
+            max_mae_ratio=float(gate["max_mae_ratio"]),
+            champion_version=champion.version if champion else None,
+            identical=identical,
+            champion_mae_ratio=champion_ratio,
+            dm_champion=dm_champion,
+            min_improvement=min_improvement,
+            significance=significance,
+        )
     if note:
         decision = type(decision)(decision.deploy, decision.outcome, f"{decision.reason} ({note})")
     metrics = {
         "dm_baseline_statistic": dm_baseline.statistic,
         "dm_baseline_p_value": dm_baseline.p_value,
         "has_champion": float(champion is not None),
-        "min_improvement": float(min_improvement),
-        "significance": float(significance),
+        "min_improvement": min_improvement,
+        "significance": significance,
+        "gate_pinball": float(metric == "pinball"),
     }
     if champion_eval is not None and dm_champion is not None:
         metrics |= {f"champion_{name}": champion_eval[name] for name in METRIC_NAMES}
         metrics |= {
-            "champion_mae_ratio": champion_ratio,
+            "champion_mae_ratio": ratio(evaluation["model"]["mae"], champion_eval["mae"]),
             "dm_champion_statistic": dm_champion.statistic,
             "dm_champion_p_value": dm_champion.p_value,
             "identical_to_champion": float(identical),
         }
+        if champion_pinball is not None:
+            metrics["champion_pinball"] = float(np.mean(champion_pinball))
+            metrics["champion_pinball_ratio"] = float(champion_ratio)
     return {
         "decision": decision,
+        "metric": metric,
         "champion_version": champion.version if champion else None,
         "champion": champion_eval,
         "dm_baseline": dm_baseline,
