@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import pytest
 
+from components.common.quantiles import DEFAULT_QUANTILE_LEVELS, parse_quantile_levels
 from tests.components.train.synthetic import write_features
+
+LEVELS = parse_quantile_levels(DEFAULT_QUANTILE_LEVELS)
 
 TINY_PARAMS = {
     "learning_rate": 3e-3,
@@ -60,8 +63,10 @@ def trained_model(splits_and_stats):
     splits, stats = splits_and_stats
     model_lib.limit_threads()
     model_lib.seed_everything(0)
-    model = model_lib.build_model(TINY_PARAMS, stats)
-    model_lib.fit(model, splits["train"], splits["eval"], stats, TINY_PARAMS, epochs=3, patience=3)
+    model = model_lib.build_model(TINY_PARAMS, stats, LEVELS)
+    model_lib.fit(
+        model, splits["train"], splits["eval"], stats, TINY_PARAMS, LEVELS, epochs=3, patience=3
+    )
     return model
 
 
@@ -73,6 +78,8 @@ def trained_ensemble(splits_and_stats, trained_model):
 
     splits, stats = splits_and_stats
     model_lib.seed_everything(1)
-    other = model_lib.build_model(TINY_PARAMS, stats, name="other")
-    model_lib.fit(other, splits["train"], splits["eval"], stats, TINY_PARAMS, epochs=3, patience=3)
+    other = model_lib.build_model(TINY_PARAMS, stats, LEVELS, name="other")
+    model_lib.fit(
+        other, splits["train"], splits["eval"], stats, TINY_PARAMS, LEVELS, epochs=3, patience=3
+    )
     return model_lib.build_ensemble([trained_model, other]), [trained_model, other]
