@@ -124,3 +124,62 @@ def test_window_sums_are_correctly_rounded_like_fsum() -> None:
 def test_squares_are_pythons_squares() -> None:
     x = np.random.default_rng(5).normal(size=(5000, 7)) * 0.05
     assert features._square(x).ravel().tolist() == [v**2 for v in x.ravel().tolist()]
+
+
+def test_volatility_features_of_the_hand_computed_series() -> None:
+    """The 7 volatility features on the series above (30 flat days at 100, then +10%,
+    +10%, flat; high/low 2% around the close; volume 1000 · (day + 1))."""
+    frame = feature_frame(_history([100.0] * 30 + [110.0, 121.0, 121.0]))
+    day30, day31, day32 = (frame.iloc[i] for i in range(3))
+    log_range = math.log(1.02 / 0.98)
+    # Volumes of days 1..30 are 2000..31000: the 30-day mean of log(1 + volume) ends at t.
+    mean_log_volume = math.fsum(math.log1p(1000.0 * (t + 1)) for t in range(1, 31)) / 30
+    expected30 = {
+        "abs_ret_lag_1": LN11,
+        "abs_ret_mean_7": LN11 / 7,
+        "abs_ret_mean_30": LN11 / 30,
+        "sq_ret_mean_7": LN11**2 / 7,
+        "log_hl_range_mean_7": log_range,
+        "log_hl_range_mean_30": log_range,
+        "log_volume_rel_30": math.log1p(31000.0) - mean_log_volume,
+    }
+    for name, value in expected30.items():
+        assert day30[name] == pytest.approx(value, rel=1e-12, abs=1e-15), name
+    assert day31["abs_ret_mean_7"] == pytest.approx(2 * LN11 / 7, rel=1e-12)
+    assert day31["abs_ret_mean_30"] == pytest.approx(2 * LN11 / 30, rel=1e-12)
+    assert day31["sq_ret_mean_7"] == pytest.approx(2 * LN11**2 / 7, rel=1e-12)
+    assert day32["abs_ret_lag_1"] == 0.0
+    assert day32["abs_ret_mean_7"] == pytest.approx(2 * LN11 / 7, rel=1e-12)
+    assert list(FEATURE_NAMES[-7:]) == list(expected30)
+
+
+def test_volatility_features_are_their_definitions_to_the_bit() -> None:
+    """On a random series with a calendar gap, each volatility feature of day ``t`` is its
+    definition over days ``t-6 .. t`` or ``t-29 .. t``, computed one row at a time with
+    Python floats (``math.log``, ``math.fsum``, ``x ** 2``): equal to the last bit."""
+    rng = np.random.default_rng(3)
+    n = 90
+    close = 100 * np.exp(np.cumsum(rng.normal(0, 0.04, n)))
+    high = close * (1 + rng.uniform(0.001, 0.08, n))
+    low = close * (1 - rng.uniform(0.001, 0.08, n))
+    volume = rng.uniform(1e3, 1e9, n)
+    days = np.array([*range(40), *range(45, 95)])  # a gap after day 39
+    rows, values, _ = compute_features(days, high, low, close, volume)
+    assert rows.tolist() == [*range(30, 40), *range(70, 90)]
+    c, h, lo, v = close.tolist(), high.tolist(), low.tolist(), volume.tolist()
+    column = {name: k for k, name in enumerate(FEATURE_NAMES)}
+    for k, t in enumerate(rows.tolist()):
+        r = [math.log(c[t - j] / c[t - j - 1]) for j in range(30)]  # r[j]: into day t - j
+        rng_ = [math.log(h[t - j] / lo[t - j]) for j in range(30)]
+        want = {
+            "abs_ret_lag_1": abs(r[0]),
+            "abs_ret_mean_7": math.fsum(abs(x) for x in r[:7]) / 7,
+            "abs_ret_mean_30": math.fsum(abs(x) for x in r) / 30,
+            "sq_ret_mean_7": math.fsum(x**2 for x in r[:7]) / 7,
+            "log_hl_range_mean_7": math.fsum(rng_[:7]) / 7,
+            "log_hl_range_mean_30": math.fsum(rng_) / 30,
+            "log_volume_rel_30": math.log1p(v[t])
+            - math.fsum(math.log1p(v[t - j]) for j in range(30)) / 30,
+        }
+        for name, value in want.items():
+            assert values[k, column[name]] == value, (t, name)

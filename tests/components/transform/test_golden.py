@@ -1,15 +1,17 @@
-"""Today's transform gives the outputs the row-at-a-time transform gave (``golden.json``).
+"""Today's transform gives the outputs of ``golden.json`` (see ``golden.py`` for its
+history: the row-at-a-time transform, then the volatility features appended).
 
 Shards and ``rejected.csv``: the same bytes (SHA-256), so every value is equal to the last
 bit; the stored sample rows are compared too, so a failure shows a row. ``stats.json``: the
-same document, except that ``mean`` and ``std`` are sums merged in another order (per coin,
-then Chan's merge, instead of one row at a time), so they are compared to 1e-12 of the
-column's scale, ``max(|mean|, std)``: relative for every mean that is not zero up to
-rounding (bitcoin's ``dow_sin`` mean is 1e-17 with a std of 0.7).
+same document, except that ``mean`` and ``std`` are sums whose merge order may change (per
+coin, then Chan's merge; the row-at-a-time transform summed one row at a time), so they are
+compared to 1e-12 of the column's scale, ``max(|mean|, std)``: relative for every mean that
+is not zero up to rounding (bitcoin's ``dow_sin`` mean is 1e-17 with a std of 0.7).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 
 import pytest
@@ -36,6 +38,51 @@ def test_shards_are_the_same_bytes(records: dict, case: str) -> None:
         for index, row in shard["samples"].items():
             assert got[name]["samples"][index] == row, (name, index)
         assert got[name]["sha256"] == shard["sha256"], name
+
+
+#: SHA-256 of each split's one shard as the record before the volatility features held it
+#: (the row-at-a-time transform's bytes; "injected" as regenerated for issue 12).
+ROW_AT_A_TIME_SHA256 = {
+    "all": {
+        "eval": "812fe1189beb1d1fd7c24733874b7cfcac033bc465a944153753347ee575e767",
+        "test": "1c1ea29f4fc9eb8de5cebaabd40b3c86179e09b75715597f001abe212b8d43e2",
+        "train": "da58b17854a79ce6d3a2e50617b2b846a39d506064d080ee5c51efe557013b2b",
+    },
+    "bitcoin": {
+        "eval": "ae1dd6c4cb0b9474b5130045b6819e1bd4bfb28623ce7999537dc90502009206",
+        "test": "dd5e2162d167b71ba495c9eaa92f4c09166810c2bf8289e69ff047f5fcbc5f80",
+        "train": "41c2499b0977cc8fee545e1bab880b3af20c8aa17d53fc0eeabed0c301fd4966",
+    },
+    "injected": {
+        "eval": "1cb80d917d41ea797031db95da3a68dfeeb5a1b36153ae5c0426aede4b7f54ec",
+        "test": "3dab548b8b8d0d5242101b7f6abda9bf339601b36a138392e27a83a73a9d51c7",
+        "train": "72bb199d9c215d8db7c00c1fafda57cb777c73528f4f97007da564cdd59e4d93",
+    },
+}
+
+
+@pytest.mark.parametrize("case", list(golden.CASES))
+def test_earlier_columns_are_the_row_at_a_time_transforms(records: dict, case: str) -> None:
+    """Cut down to the columns before the volatility features, today's shards are the
+    bytes the row-at-a-time transform wrote: the new columns changed nothing else."""
+    want = {f"{split}-00000-of-00001.csv": h for split, h in ROW_AT_A_TIME_SHA256[case].items()}
+    got = {name: shard["legacy_sha256"] for name, shard in records[case]["shards"].items()}
+    assert got == want
+    stored = {name: shard["legacy_sha256"] for name, shard in GOLDEN[case]["shards"].items()}
+    assert stored == want
+
+
+def test_legacy_sha256_cuts_the_columns_by_name() -> None:
+    header = ",".join(golden.LEGACY_COLUMNS)
+    row = ",".join(str(i) for i in range(len(golden.LEGACY_COLUMNS)))
+    text = f"{header}\n{row}\n"
+    wider = (
+        f"{header.replace(',target', ',extra,target')}\n"
+        f"{row.rsplit(',', 1)[0]},x,{row.rsplit(',', 1)[1]}\n"
+    )
+    assert golden.legacy_sha256(wider) == golden.legacy_sha256(text)
+    assert golden.legacy_sha256(text) == hashlib.sha256(text.encode()).hexdigest()
+    assert golden.legacy_sha256(text.replace(",1,", ",9,", 1)) != golden.legacy_sha256(text)
 
 
 @pytest.mark.parametrize("case", list(golden.CASES))
