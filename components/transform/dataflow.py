@@ -16,7 +16,8 @@ paths, worker counts, SDK image flags); on top of them only this project's rules
 
 ``run_and_wait`` submits the job, streams its state and messages to the log (Beam's
 poller logs each state change and every job message), waits, and raises
-``DataflowJobError`` with the job's own error when it does not end in ``DONE``.
+``DataflowJobError`` with the job's own error when it does not end in ``DONE``. The job
+never outlives the step: on SIGTERM or any other exit before its end it is cancelled.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from apache_beam.options.pipeline_options import (
 )
 from apache_beam.options.pipeline_options_validator import PipelineOptionsValidator
 
+from components.common.termination import cancel_on_exit
 from components.transform.errors import TransformError, TransformParameterError
 
 log = logging.getLogger(__name__)
@@ -176,30 +178,53 @@ def dataflow_options(
 def run_and_wait(pipeline) -> str:
     """Submit ``pipeline`` (built with ``dataflow_options``) and wait for the job's end.
     Beam's poller logs every state change and job message meanwhile. Returns ``"DONE"``;
-    raises DataflowJobError with the job's error message otherwise."""
+    raises DataflowJobError with the job's error message otherwise.
+
+    The job does not outlive the step: SIGTERM during the submission or the wait (spot
+    node reclaimed, run stopped, KFP retry) or any other exit before the job's end sends
+    the job's cancel request (jobs.update, requestedState JOB_STATE_CANCELLED), then the
+    step fails with DataflowJobError saying so."""
     from apache_beam.runners.dataflow.dataflow_runner import DataflowRuntimeException
 
     cloud = pipeline.options.view_as(GoogleCloudOptions)
-    try:
-        result = pipeline.run()
-    except DataflowRuntimeException as exc:
-        raise DataflowJobError(f"Dataflow job {cloud.job_name} was not submitted: {exc}") from exc
-    job_id = result.job_id() if hasattr(result, "job_id") else None
-    log.info(
-        "Dataflow job %s (%s) submitted: https://console.cloud.google.com/dataflow/jobs/%s/%s"
-        "?project=%s",
-        cloud.job_name,
-        job_id,
-        cloud.region,
-        job_id,
-        cloud.project,
-    )
-    try:
-        state = result.wait_until_finish()
-    except DataflowRuntimeException as exc:
-        raise DataflowJobError(f"Dataflow job {cloud.job_name} ({job_id}) failed: {exc}") from exc
+    submitted = []  # the PipelineResult, once the job is submitted
+
+    def cancel() -> bool:
+        if not submitted or not getattr(submitted[0], "has_job", False):
+            return False
+        result = submitted[0]
+        if result.is_in_terminal_state():  # the state last polled: the job has ended
+            return False
+        # Beam reads the job once more, and sends the cancel only if it is still live.
+        result.cancel()
+        return True
+
+    def what() -> str:
+        job_id = submitted and getattr(submitted[0], "has_job", False) and submitted[0].job_id()
+        return f"Dataflow job {cloud.job_name}" + (f" ({job_id})" if job_id else "")
+
+    with cancel_on_exit(cancel, what, DataflowJobError):
+        try:
+            result = pipeline.run()
+        except DataflowRuntimeException as exc:
+            raise DataflowJobError(f"{what()} was not submitted: {exc}") from exc
+        submitted.append(result)
+        job_id = result.job_id() if hasattr(result, "job_id") else None
+        log.info(
+            "Dataflow job %s (%s) submitted: https://console.cloud.google.com/dataflow/jobs/"
+            "%s/%s?project=%s",
+            cloud.job_name,
+            job_id,
+            cloud.region,
+            job_id,
+            cloud.project,
+        )
+        try:
+            state = result.wait_until_finish()
+        except DataflowRuntimeException as exc:
+            raise DataflowJobError(f"{what()} failed: {exc}") from exc
     state = str(state or "DONE").removeprefix("PipelineState.")
     if state != "DONE":
-        raise DataflowJobError(f"Dataflow job {cloud.job_name} ({job_id}) ended in state {state}")
-    log.info("Dataflow job %s (%s) done", cloud.job_name, job_id)
+        raise DataflowJobError(f"{what()} ended in state {state}")
+    log.info("%s done", what())
     return state

@@ -6,7 +6,10 @@ Each trial is a custom job on the tune image (by digest) running
 with cloudml-hypertune and leaves its row-by-row errors under the job's staging folder.
 This process waits for the job (the SDK logs its state) and reads every trial; the tune
 step then builds the ``TuneResult`` the Optuna backend builds: same trials table, same
-selection rule (``tune._vertex_result``).
+selection rule (``tune._vertex_result``). The job never outlives the step: on SIGTERM
+(spot node reclaimed, run stopped, KFP retry) or any other exit before the job's end, the
+job is cancelled (CancelHyperparameterTuningJob) and the step fails with
+``TuningJobError``.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ import numpy as np
 
 from components.common.contracts import HPARAM_NAMES
 from components.common.results import ParameterError
+from components.common.termination import cancel_on_exit
 from components.tune.search_space import SEARCH_SPACE, to_vertex_parameter_specs
 
 log = logging.getLogger(__name__)
@@ -31,6 +35,20 @@ METRIC = "eval_price_mae"
 TRIAL_COMMAND = ["python", "-m", "components.tune.trial"]
 #: Vertex trial states -> the Optuna backend's state names.
 STATES = {"SUCCEEDED": "complete", "INFEASIBLE": "fail", "STOPPING": "pruned"}
+#: Job states with nothing left to cancel (ended, or a cancel already under way).
+ENDED = {
+    "JOB_STATE_SUCCEEDED",
+    "JOB_STATE_FAILED",
+    "JOB_STATE_CANCELLING",
+    "JOB_STATE_CANCELLED",
+    "JOB_STATE_EXPIRED",
+    "JOB_STATE_PARTIALLY_SUCCEEDED",
+}
+
+
+class TuningJobError(RuntimeError):
+    """The tuning job did not run to its end (the step was terminated, or its wait
+    failed); the job has been cancelled."""
 
 
 @dataclass(frozen=True)
@@ -196,9 +214,24 @@ def search(
         settings.parallel_trials,
     )
     # Each trial may run for the search's time budget; the SDK logs the job's state.
-    job.run(service_account=settings.service_account, timeout=int(timeout_s), sync=True)
+    with cancel_on_exit(lambda: cancel_job(job), f"Vertex AI tuning job {name}", TuningJobError):
+        job.run(service_account=settings.service_account, timeout=int(timeout_s), sync=True)
     reader = read_bytes or uris.read_bytes
     return {**read_trials(job.trials, errors_dir, reader), "elapsed_s": time.monotonic() - started}
+
+
+def cancel_job(job) -> bool:
+    """Send the job's cancel request (CancelHyperparameterTuningJob) unless it was never
+    created or has ended (its state read once more); True if it was sent."""
+    try:
+        resource = job.resource_name
+    except RuntimeError:  # the create request did not get through: no job
+        return False
+    if job.state.name in ENDED:
+        return False
+    log.warning("cancelling Vertex AI tuning job %s", resource)
+    job.cancel()
+    return True
 
 
 def read_trials(trials, errors_dir: str, read_bytes) -> dict:

@@ -9,12 +9,18 @@ On a create request the server records the job and, like the service, runs the p
 the job names: the staged ``pipeline.pb``, executed in-process with Beam's FnApiRunner
 (every environment made embedded) against the same GCS emulator. Job state is RUNNING
 until that ends, then DONE, or FAILED with the error as a JOB_MESSAGE_ERROR.
+
+With ``hold`` the job runs nothing and stays RUNNING until a jobs.update (PUT) requests
+JOB_STATE_CANCELLED; with ``sigterm_on_poll=n`` this process gets SIGTERM (its node
+reclaimed) as the stand-in answers the n-th read of the job's state.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import re
+import signal
 import threading
 import traceback
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -28,10 +34,21 @@ _JOB = re.compile(r"/v1b3/projects/([^/]+)/locations/([^/]+)/jobs/([^/]+)(/messa
 class DataflowStandIn:
     JOB_ID = "2026-12-01_00_00_00-123"
 
-    def __init__(self, storage_client, *, fail_with: str | None = None) -> None:
+    def __init__(
+        self,
+        storage_client,
+        *,
+        fail_with: str | None = None,
+        hold: bool = False,
+        sigterm_on_poll: int | None = None,
+    ) -> None:
         self.storage_client = storage_client
         self.fail_with = fail_with
+        self.hold = hold
+        self.sigterm_on_poll = sigterm_on_poll
+        self.polls = 0
         self.created: list[dict] = []
+        self.updates: list[dict] = []
         self.paths: list[tuple[str, str]] = []
         self.state = "JOB_STATE_QUEUED"
         self.messages: list[dict] = []
@@ -91,8 +108,11 @@ class DataflowStandIn:
                     return self._reply({"error": {"code": 404, "message": "no such"}}, 404)
                 outer.created.append(body)
                 outer.state = "JOB_STATE_RUNNING"
-                outer.thread = threading.Thread(target=outer._execute, args=(body,), daemon=True)
-                outer.thread.start()
+                if not outer.hold:
+                    outer.thread = threading.Thread(
+                        target=outer._execute, args=(body,), daemon=True
+                    )
+                    outer.thread.start()
                 self._reply(
                     {
                         "id": outer.JOB_ID,
@@ -111,8 +131,29 @@ class DataflowStandIn:
                 if match[4]:
                     return self._reply({"jobMessages": outer.messages})
                 self._reply({"id": match[3], "projectId": match[1], "currentState": outer.state})
+                outer.polls += 1
+                if outer.polls == outer.sigterm_on_poll:
+                    os.kill(os.getpid(), signal.SIGTERM)
+
+            def do_PUT(self) -> None:  # noqa: N802
+                """jobs.update: the one change a client may ask for here, cancelling."""
+                match = _JOB.fullmatch(self._path())
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                if not match or match[4]:
+                    return self._reply({"error": {"code": 404, "message": "no such"}}, 404)
+                outer.updates.append(body)
+                if job_state(body.get("requestedState")) == "JOB_STATE_CANCELLED":
+                    outer.state = "JOB_STATE_CANCELLED"
+                self._reply({"id": match[3], "projectId": match[1], "currentState": outer.state})
 
         return Handler
+
+
+def job_state(value) -> str | None:
+    """A JobState as its name: Beam's REST client sends enums as numbers."""
+    from google.cloud.dataflow_v1beta3 import JobState
+
+    return JobState(value).name if isinstance(value, int) else value
 
 
 def run_staged_pipeline(job: dict, storage_client) -> None:

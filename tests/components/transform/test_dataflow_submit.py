@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
+import threading
 import uuid
 from pathlib import Path
 
@@ -21,7 +23,7 @@ from google.cloud import storage
 
 from components.common.contracts import SPLITS, shard_names
 from components.transform import TransformError, run
-from tests.components.transform.dataflow_standin import ENDPOINT, DataflowStandIn
+from tests.components.transform.dataflow_standin import ENDPOINT, DataflowStandIn, job_state
 
 pytestmark = pytest.mark.slow
 
@@ -184,3 +186,55 @@ def test_step_logging_keeps_the_dataflow_job_progress():
         root.handlers[:], root.level = saved
         logging.getLogger("apache_beam").setLevel(logging.NOTSET)
         logging.getLogger("apache_beam.runners.dataflow").setLevel(logging.NOTSET)
+
+
+class _Unguarded(Exception):
+    """SIGTERM reached the test's own handler: nothing guarded the wait."""
+
+
+def test_sigterm_during_the_wait_cancels_the_job_and_fails_the_step(
+    buckets, standin, monkeypatch, capsys
+):
+    """The pod gets SIGTERM (spot node reclaimed, KFP retry) while the step waits for the
+    job: Beam's client sends jobs.update with requestedState JOB_STATE_CANCELLED to the
+    stand-in, and the step CLI exits 1 saying so (no second job keeps billing)."""
+    from apache_beam.runners.dataflow.dataflow_runner import DataflowRunner
+
+    from components.transform import __main__ as cli
+
+    service = standin(hold=True, sigterm_on_poll=1)
+    kwargs = cli._dataflow_kwargs
+    monkeypatch.setattr(
+        cli, "_dataflow_kwargs", lambda args: {**kwargs(args), "dataflow_endpoint": ENDPOINT}
+    )
+    options = _options(buckets)
+    data = f"gs://{buckets['data']}"
+    argv = [f"{data}/raw/bitcoin.csv", "--output-dir", f"{data}/out", "--runner", "dataflow"]
+    for key in ("project", "region", "temp_location", "staging_location"):
+        argv += [f"--{key.replace('_', '-')}", options[key]]
+    argv += ["--service-account-email", WORKER_SA, "--sdk-container-image", IMAGE]
+    argv += ["--subnetwork", SUBNETWORK, "--job-name", "crypto-transform-sigterm"]
+
+    def unguarded(signum, frame):
+        raise _Unguarded("SIGTERM was not handled by the step")
+
+    previous = signal.signal(signal.SIGTERM, unguarded)  # never the default: it kills pytest
+    try:
+        code = cli.main(argv)
+        assert signal.getsignal(signal.SIGTERM) is unguarded  # the step's handler is gone
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        # Beam's poller thread sees the job cancelled at its next poll, then ends.
+        for thread in threading.enumerate():
+            if getattr(thread, "_target", None) is DataflowRunner.poll_for_job_completion:
+                thread.join(timeout=60)
+    err = capsys.readouterr().err
+    assert code == 1, err
+    assert len(service.created) == 1
+    job = f"/v1b3/projects/{PROJECT}/locations/europe-west1/jobs/{service.JOB_ID}"
+    assert ("PUT", job) in service.paths
+    (update,) = service.updates
+    assert job_state(update["requestedState"]) == "JOB_STATE_CANCELLED"
+    assert service.state == "JOB_STATE_CANCELLED"
+    assert f"Dataflow job crypto-transform-sigterm ({service.JOB_ID})" in err
+    assert "terminated (received SIGTERM" in err and "cancellation was requested" in err

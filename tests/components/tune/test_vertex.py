@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import threading
 import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -22,10 +23,12 @@ from google.cloud import storage
 
 from components import train
 from components.common.contracts import HPARAM_NAMES
+from components.common.termination import Terminated
 from components.train.train import read_params
 from components.tune import run as tune_run
 from components.tune import trial as trial_cli
 from components.tune.tune import select_one_se, trials_markdown
+from components.tune.vertex import TuningJobError
 
 PROJECT = "crypto-dev-123"
 REGION = "europe-west1"
@@ -46,10 +49,14 @@ ERRORS = {"1": [10.0, 20.0, 30.0, 40.0], "2": [11.0, 19.0, 31.0, 41.0]}
 
 
 class VertexStandIn:
-    """Answers create and get of hyperparameterTuningJobs; the job succeeds at once."""
+    """Answers create, get and cancel of hyperparameterTuningJobs. The job succeeds at
+    once; or, with ``hold``, runs until cancelled, and with ``sigterm_on_get=n`` this
+    process gets SIGTERM (a node reclaimed) as the stand-in answers the n-th status read."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, hold: bool = False, sigterm_on_get: int | None = None) -> None:
         self.requests: list[tuple[str, str, dict | None]] = []
+        self.state = "JOB_STATE_RUNNING" if hold else "JOB_STATE_SUCCEEDED"
+        self.sigterm_on_get = sigterm_on_get
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -65,15 +72,25 @@ class VertexStandIn:
                 self.wfile.write(data)
 
             def do_POST(self) -> None:  # noqa: N802
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                outer.requests.append(("POST", self.path.split("?")[0], body))
+                raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                body = json.loads(raw) if raw else None
+                path = self.path.split("?")[0]
+                outer.requests.append(("POST", path, body))
+                if path.endswith(":cancel"):
+                    outer.state = "JOB_STATE_CANCELLED"
+                    return self._reply({})
                 self._reply({**body, "name": JOB, "state": "JOB_STATE_PENDING"})
 
             def do_GET(self) -> None:  # noqa: N802
                 outer.requests.append(("GET", self.path.split("?")[0], None))
                 created = outer.requests[0][2]
-                self._reply({**created, "name": JOB, "state": "JOB_STATE_SUCCEEDED",
-                             "trials": outer.trials()})  # fmt: skip
+                answer = {**created, "name": JOB, "state": outer.state}
+                if outer.state == "JOB_STATE_SUCCEEDED":
+                    answer["trials"] = outer.trials()
+                self._reply(answer)
+                reads = sum(1 for m, _, _ in outer.requests if m == "GET")
+                if reads == outer.sigterm_on_get:
+                    os.kill(os.getpid(), signal.SIGTERM)
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.endpoint = f"http://127.0.0.1:{self.server.server_address[1]}"
@@ -114,13 +131,11 @@ def gcs(monkeypatch):
     server.stop()
 
 
-@pytest.fixture
-def vertex_job(gcs, monkeypatch, tmp_path):
-    """Runs tune.run(backend="vertex") against the stand-in; the trials' error files are
-    in the emulator where the trials would have written them."""
+def _tune_on_vertex(stand_in, gcs, monkeypatch, tmp_path):
+    """tune.run(backend="vertex") against ``stand_in``: its result and the bucket; the
+    trials' error files are in the emulator where the trials would have written them."""
     import components.tune.vertex as vertex
 
-    stand_in = VertexStandIn()
     bucket = gcs.create_bucket(f"artifacts-{uuid.uuid4().hex[:8]}")
     monkeypatch.setattr(
         vertex.VertexSettings, "__init__", _with_endpoint(vertex.VertexSettings.__init__, stand_in)
@@ -157,8 +172,18 @@ def vertex_job(gcs, monkeypatch, tmp_path):
         vertex_image=IMAGE,
         vertex_machine_type="n1-standard-8",
     )
-    stand_in.server.shutdown()
-    return result, stand_in, bucket.name, tmp_path
+    return result, bucket.name
+
+
+@pytest.fixture
+def vertex_job(gcs, monkeypatch, tmp_path):
+    """tune.run(backend="vertex") against the stand-in, the job succeeding at once."""
+    stand_in = VertexStandIn()
+    try:
+        result, bucket = _tune_on_vertex(stand_in, gcs, monkeypatch, tmp_path)
+    finally:
+        stand_in.server.shutdown()
+    return result, stand_in, bucket, tmp_path
 
 
 class _FixedClock:
@@ -264,6 +289,43 @@ def test_vertex_result_becomes_best_params_with_the_optuna_schema(vertex_job, tu
     assert {k: type(v) for k, v in optuna.best_params.items()} == {
         k: type(v) for k, v in best.items()
     }
+
+
+class _Unguarded(Exception):
+    """SIGTERM reached the test's own handler: nothing guarded the wait."""
+
+
+def test_sigterm_during_the_wait_cancels_the_tuning_job(gcs, monkeypatch, tmp_path):
+    """The pod gets SIGTERM (spot node reclaimed, KFP retry) while the step waits for the
+    job: the real client's cancel request reaches the stand-in before the step fails."""
+    stand_in = VertexStandIn(hold=True, sigterm_on_get=2)
+
+    def unguarded(signum, frame):
+        raise _Unguarded("SIGTERM was not handled by the step")
+
+    previous = signal.signal(signal.SIGTERM, unguarded)  # never the default: it kills pytest
+    try:
+        with pytest.raises(TuningJobError) as failure:
+            _tune_on_vertex(stand_in, gcs, monkeypatch, tmp_path)
+        assert signal.getsignal(signal.SIGTERM) is unguarded  # the step's handler is gone
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        stand_in.server.shutdown()
+    assert isinstance(failure.value.__cause__, Terminated)
+    message = str(failure.value)
+    assert "Vertex AI tuning job crypto-tune-20261201-000000" in message
+    assert "terminated (received SIGTERM" in message
+    assert "cancellation was requested" in message
+    jobs = f"/v1/projects/{PROJECT}/locations/{REGION}/hyperparameterTuningJobs"
+    assert [(m, p) for m, p, _ in stand_in.requests] == [
+        ("POST", jobs),  # created
+        ("GET", f"/v1/{JOB}"),  # running
+        ("GET", f"/v1/{JOB}"),  # running: SIGTERM
+        ("GET", f"/v1/{JOB}"),  # still running, so:
+        ("POST", f"/v1/{JOB}:cancel"),
+    ]
+    assert stand_in.state == "JOB_STATE_CANCELLED"
+    assert not (tmp_path / "best_params.json").exists()
 
 
 @pytest.mark.slow
