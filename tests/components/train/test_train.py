@@ -32,6 +32,7 @@ def passed(synthetic_data, tmp_path_factory):
         epochs=4,
         seed=0,
         max_mae_ratio=100.0,
+        gate_metric="mae",
         model_name="tiny",
         version="7",
         report_path=out / "report.html",
@@ -91,6 +92,7 @@ def test_gate_fails_when_the_threshold_is_tiny(synthetic_data, tmp_path):
         epochs=2,
         seed=0,
         max_mae_ratio=1e-6,
+        gate_metric="mae",
         version="1",
         report_path=tmp_path / "report.html",
         ensemble_size=1,
@@ -230,3 +232,31 @@ def test_cli_trains_and_requires_the_gate(synthetic_data, tmp_path):
     assert metrics["passed_gate"] == 0.0 and np.isfinite(metrics["mae_ratio"])
     assert (tmp_path / "model" / "3" / "saved_model.pb").is_file()
     assert (tmp_path / "report.html").is_file()
+
+
+def test_pinball_gate_scores_both_baselines_and_names_the_failed_condition(
+    synthetic_data, tmp_path
+):
+    """The default gate: quantile scores beside historical quantiles and GARCH(1,1)-t on
+    the test rows; a coverage tolerance no model can meet fails with its figures."""
+    result = train(
+        *synthetic_data,
+        TINY_PARAMS,
+        model_path=tmp_path / "model",
+        epochs=2,
+        seed=0,
+        coverage_tolerance=1e-9,
+        version="1",
+        report_path=tmp_path / "report.html",
+        ensemble_size=1,
+    )
+    m = result.metrics()
+    assert m["gate_pinball"] == 1.0 and result.passed_gate is False
+    assert m["pinball_ratio"] == pytest.approx(m["model_pinball"] / m["historical_pinball"])
+    if m["garch_available"]:
+        assert m["garch_pinball_ratio"] == pytest.approx(m["model_pinball"] / m["garch_pinball"])
+    assert 0 <= m["model_coverage_90"] <= 1 and m["model_width_90"] > m["model_width_50"] > 0
+    assert m["model_crossings"] == 0
+    assert re.search(r"90% coverage 0\.\d{3} is 0\.\d{3} (below|above) 0\.90", result.gate_reason)
+    assert result.quantile_levels == (0.05, 0.25, 0.5, 0.75, 0.95)
+    assert load_serving_fn(result.export_path).levels == result.quantile_levels
