@@ -106,7 +106,8 @@ def test_gate_fails_when_the_threshold_is_tiny(synthetic_data, tmp_path):
 def test_report_embeds_plots_and_the_decision(passed):
     html = passed[1].report_path.read_text()
     images = re.findall(r'src="data:image/png;base64,([A-Za-z0-9+/=]+)"', html)
-    assert len(images) == 4  # prices, cumulative errors, training curves, error distribution
+    # fan chart, calibration, prices, cumulative errors, training curves, error distribution
+    assert len(images) == 6
     assert all(len(i) > 1000 for i in images)
     assert "Gate PASSED" in html and "persistence" in html
     assert human(passed[1].metrics()["model_mae"]) in html
