@@ -19,8 +19,9 @@ whichever comes first. Clients keep their connection open where the server allow
 (the old server speaks HTTP/1.0: a connection per request). The machine's load average
 is printed before and after: the figures are only comparable at a similar load.
 
-Without ``--model-dir`` the model is a small exported MLP (13 inputs, 32-16-1) of the
-train step's SavedModel shape; with it, the highest version folder of a train output.
+Without ``--model-dir`` the model is a small exported MLP (one input per feature, 32-16-1,
+the median plus fixed increasing offsets at the default quantile levels) of the train
+step's SavedModel shape; with it, the highest version folder of a train output.
 """
 
 from __future__ import annotations
@@ -65,19 +66,26 @@ def summary(seconds: list[float]) -> dict:
 
 
 def small_model(target: Path) -> Path:
-    """A small MLP with the train step's signature, exported as ``<target>/1``."""
+    """A small MLP with the train step's signature, exported as ``<target>/1``: quantiles
+    ``[None, levels]`` at the default levels, the median plus increasing offsets."""
+    from statistics import NormalDist
+
     import keras
 
     from components.common.features import FEATURE_NAMES
+    from components.common.quantiles import DEFAULT_QUANTILE_LEVELS, parse_quantile_levels
     from components.train.export import export_serving_model
 
     keras.utils.set_random_seed(0)
+    levels = parse_quantile_levels(DEFAULT_QUANTILE_LEVELS)
+    offsets = [0.03 * NormalDist().inv_cdf(level) for level in levels]
     inputs = {n: keras.Input(shape=(), name=n, dtype="float32") for n in FEATURE_NAMES}
     x = keras.ops.stack([inputs[n] for n in FEATURE_NAMES], axis=-1)
     x = keras.layers.Dense(32, activation="relu")(x)
     x = keras.layers.Dense(16, activation="relu")(x)
-    x = keras.layers.Dense(1, kernel_initializer="zeros")(x)
-    export_serving_model(keras.Model(inputs, keras.layers.Reshape(())(x)), target, 1)
+    median = keras.layers.Dense(1, kernel_initializer="zeros")(x)
+    quantiles = median + keras.ops.convert_to_tensor(offsets, dtype="float32")
+    export_serving_model(keras.Model(inputs, quantiles), target, 1, levels)
     return target
 
 

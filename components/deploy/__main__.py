@@ -8,6 +8,7 @@ python -m components.deploy teardown --stack-outputs FILE|- [--kubeconfig FILE]
 python -m components.deploy status --model-repository DIR --model-name NAME
 python -m components.deploy serve --model-repository DIR|gs://... --model-name NAME [--port 8501]
 python -m components.deploy forecast [--url http://127.0.0.1:8501] [--csv FILE] [--coin bitcoin]
+                                    [--json]
 
 ``serve`` honours Vertex AI's custom-container variables: AIP_HTTP_PORT (the port, and
 binding 0.0.0.0), AIP_STORAGE_URI (the model when --model-repository is not given),
@@ -289,8 +290,9 @@ def build_parser() -> argparse.ArgumentParser:
         "forecast",
         help="ask a running server for the next day's close from the last days of a CSV",
         description=f"Post the last {HISTORY_DAYS} days of one coin in a Kaggle-schema CSV "
-        "as a history instance to <url>/v1/models/<name>:predict and print the forecast "
-        "as JSON.",
+        "as a history instance to <url>/v1/models/<name>:predict and print the forecast: "
+        "the median close and the 90%% interval (--json: the server's whole answer, the "
+        "quantiles of the close and of the log return among it).",
     )
     p.add_argument("--url", default="http://127.0.0.1:8501", help="the server's base URL")
     p.add_argument(
@@ -308,6 +310,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="daily bars (default: $CRYPTO_DATA_DIR or ../shared/data, crypto-markets-bitcoin.csv)",
     )
     p.add_argument("--coin", default="bitcoin", help="the coin's slug (default: bitcoin)")
+    p.add_argument("--json", action="store_true", help="print the server's answer as JSON")
     return parser
 
 
@@ -386,8 +389,7 @@ def main(argv: list[str] | None = None) -> int:
             from components.deploy.client import forecast, last_bars
 
             answer = forecast(args.url, args.model_name, last_bars(args.csv, args.coin))
-            print(json.dumps(answer, indent=2))
-            print(_forecast_line(answer), file=sys.stderr)
+            print(json.dumps(answer, indent=2) if args.json else _forecast_line(answer))
     except ParameterError as exc:
         print(f"{error_prefix(parser)}: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -474,13 +476,22 @@ def _metrics(text: str | None) -> dict | None:
 
 
 def _forecast_line(answer: dict) -> str:
-    """The forecast for a person (stdout keeps the JSON for scripts)."""
+    """The forecast for a person: the median close and the widest central interval of
+    ``INTERVALS`` (90%, else 50%) whose levels the model has (none for a point model)."""
+    from components.common.quantiles import INTERVALS, level_key
+
     close, predicted = answer["close"], answer["predicted_close"]
     change = 100.0 * (predicted / close - 1.0) if close else float("nan")
-    return (
-        f"forecast for {answer['date']}: close {predicted:,.2f} ({change:+.2f}% from "
-        f"{close:,.2f} on {answer['as_of']}), model version {answer.get('model_version')}"
+    line = (
+        f"forecast for {answer['date']}: close {predicted:,.2f} ({change:+.2f}% from {close:,.2f})"
     )
+    prices = answer.get("quantiles") or {}
+    for name, (lower, upper) in sorted(INTERVALS.items(), key=lambda i: i[1][0]):
+        low, high = prices.get(level_key(lower)), prices.get(level_key(upper))
+        if low is not None and high is not None:
+            line += f"; {name}% interval {low:,.2f} .. {high:,.2f}"
+            break
+    return f"{line}; model version {answer.get('model_version')}"
 
 
 def _serve(args: argparse.Namespace) -> int:

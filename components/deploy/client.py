@@ -3,7 +3,8 @@
 ``make predict`` runs ``python -m components.deploy forecast``, which reads the last
 ``HISTORY_DAYS`` bars of one coin from a Kaggle-schema CSV (the shared Bitcoin file by
 default), posts them as one history instance to ``<url>/v1/models/<name>:predict`` and
-returns the server's prediction. Standard library only.
+returns the server's prediction: the median close and, for a quantile model, the
+quantiles of the close and of the log return. Standard library only.
 """
 
 from __future__ import annotations

@@ -15,6 +15,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -63,12 +64,39 @@ class DeployResult(StepResult):
                 "version": self.version,
                 "previous_version": self.previous_version or "",
                 "path": self.path,
+                # the served model's levels ("" for a point model), as train's metadata
+                "quantile_levels": ",".join(map(repr, self.record.get("quantile_levels") or ())),
             }
         }
 
 
 def _now() -> str:
     return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+
+
+def _finite(value: object) -> object:
+    """``value`` with every non-finite float replaced by None (a record is strict JSON)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    return value
+
+
+def metrics_json(metrics: dict | None) -> dict:
+    """The metrics to record (train's model metadata: the gate's figures, the quantile
+    levels, pinball ratio and 90% coverage, ...) as strict JSON: a NaN (a score the run
+    did not compute) becomes null."""
+    try:
+        return _finite(json.loads(json.dumps(metrics or {})))
+    except (TypeError, ValueError) as exc:
+        raise ParameterError(f"metrics must be JSON-serialisable: {exc}") from exc
+
+
+def _levels(model: ServingModel) -> list[float] | None:
+    return None if model.levels is None else list(model.levels)
 
 
 def _check_target(target: str) -> None:
@@ -287,10 +315,7 @@ def run(
     model_dir = model_path
     repo = ModelRepository(model_repository, model_name)
     versions = select_versions(model_dir, version)
-    try:
-        metrics_json = json.loads(json.dumps(metrics or {}))
-    except (TypeError, ValueError) as exc:
-        raise ParameterError(f"metrics must be JSON-serialisable: {exc}") from exc
+    recorded_metrics = metrics_json(metrics)
 
     with repo.locked():
         existing = [v for v in versions if repo.version_path(v).exists()]
@@ -308,11 +333,14 @@ def run(
             )
         published: list[str] = []
         smoke: dict[str, list[float]] = {}
+        levels: dict[str, list[float] | None] = {}
         try:
             for v in versions:
                 published.append(v)
                 path = repo.publish_copy(Path(model_dir) / v, v)
-                smoke[v] = smoke_test(ServingModel(path, v))
+                served = ServingModel(path, v)
+                smoke[v] = smoke_test(served)
+                levels[v] = _levels(served)
         except (ModelLoadError, OSError) as exc:
             for v in published:
                 if repo.version_path(v).exists():
@@ -331,11 +359,12 @@ def run(
                 "model_name": model_name,
                 "version": v,
                 "path": os.path.relpath(repo.version_path(v), repo.root),
-                "metrics": metrics_json,
+                "metrics": recorded_metrics,
                 "source_run": source_run,
                 "source_model_dir": str(model_dir),
                 "deployed_at": _now(),
                 "previous_version": previous,
+                "quantile_levels": levels[v],
                 "smoke_predictions": smoke[v],
             }
             repo.write_record(v, record)
@@ -378,15 +407,13 @@ def _run_cloud(model_path: str, *, deployment_path, target: str, **settings) -> 
             f"version {version} not found in {model_path} (found: {', '.join(versions)})"
         )
     try:
-        smoke = smoke_test(ServingModel(Path(model_path) / version, version))
+        served = ServingModel(Path(model_path) / version, version)
+        smoke = smoke_test(served)
     except ModelLoadError as exc:
         raise DeployError(
             f"the model to deploy fails its smoke test; nothing published: {exc}"
         ) from exc
-    try:
-        metrics = json.loads(json.dumps(settings["metrics"] or {}))
-    except (TypeError, ValueError) as exc:
-        raise ParameterError(f"metrics must be JSON-serialisable: {exc}") from exc
+    metrics = metrics_json(settings["metrics"])
     try:
         published = publish_version(
             model_path,
@@ -396,6 +423,7 @@ def _run_cloud(model_path: str, *, deployment_path, target: str, **settings) -> 
             metrics=metrics,
             source_run=settings["source_run"],
             target=target,
+            quantile_levels=_levels(served),
         )
     except PublishError as exc:
         raise DeployError(str(exc)) from exc
@@ -483,7 +511,8 @@ def rollback(model_repository: str, model_name: str, to_version: str | None = No
             )
         path = repo.version_path(to_version)
         try:
-            smoke = smoke_test(ServingModel(path, to_version))
+            served = ServingModel(path, to_version)
+            smoke = smoke_test(served)
         except ModelLoadError as exc:
             raise DeployError(
                 f"rollback to version {to_version} aborted, CURRENT still {current}: {exc}"
@@ -496,6 +525,7 @@ def rollback(model_repository: str, model_name: str, to_version: str | None = No
             "path": os.path.relpath(path, repo.root),
             "deployed_at": _now(),
             "previous_version": current,
+            "quantile_levels": _levels(served),
             "smoke_predictions": smoke,
         }
         repo.set_current(to_version)

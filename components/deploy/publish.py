@@ -18,6 +18,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -110,10 +111,12 @@ def publish_version(
     metrics: dict | None = None,
     source_run: str | None = None,
     target: str = "",
+    quantile_levels: Sequence[float] | None = None,
     storage_client: storage.Client | None = None,
 ) -> PublishedVersion:
     """Copy train's ``<model_dir>/<version>/`` (default: its highest version) to the next
-    version folder of ``<repository>/<model_name>/`` and record it there."""
+    version folder of ``<repository>/<model_name>/`` and record it there, with the model's
+    ``quantile_levels`` (None: a point model)."""
     from google.api_core import exceptions
 
     if not is_gcs_uri(str(repository)):
@@ -135,6 +138,7 @@ def publish_version(
         "source_model_dir": str(model_dir),
         "source_version": source_version,
         "deployed_at": _now(),
+        "quantile_levels": None if quantile_levels is None else list(quantile_levels),
     }
     try:
         new_version, claim = claim_version(bucket, prefix, record)

@@ -10,9 +10,15 @@ Routes (KServe's REST server, with our model's state where KServe has none)::
     GET  /metrics                     Prometheus metrics (KServe's request histograms)
     AIP_HEALTH_ROUTE, AIP_PREDICT_ROUTE   the same health and predict for Vertex AI
 
-An instance is either a feature row ``{feature: value, ...}`` (prediction: the log
-return) or ``{"history": [>= 31 consecutive daily bars]}`` (prediction: an object with the
-next date, the log return and the predicted close). History becomes features through
+An instance is either a feature row ``{feature: value, ...}`` or ``{"history": [>= 31
+consecutive daily bars]}``. For a quantile model (its levels read once, at load, from the
+SavedModel) a feature row's prediction is the list of the log return's quantiles at the
+model's levels (increasing), and a history's an object with the next date, the median log
+return and its price (``predicted_close``), the price quantiles ``quantiles`` and the
+return quantiles ``return_quantiles``, each ``{"<level>": value}`` (keys such as
+``"0.05"``). For a point model (exported before quantile forecasts) a feature row's
+prediction is the log return and a history's has no quantiles. The model status names the
+levels (``quantile_levels``, null for a point model). History becomes features through
 ``components.common.features`` and its bars must pass ``components.common.bars``'
 checks: the Beam transform uses both, so serving cannot drift from training.
 
@@ -234,20 +240,66 @@ def parse_instances(
     return rows, lasts
 
 
-def forecast(last: Bar, log_return: float, version: str | None) -> dict:
-    """The prediction of a history instance: tomorrow's date, log return and close."""
+def _price(close: float, log_return: float) -> float:
     try:
-        predicted = last.close * math.exp(log_return)
+        return close * math.exp(log_return)
     except OverflowError:
-        predicted = math.inf
-    return {
+        return math.inf
+
+
+def forecast(
+    last: Bar,
+    log_return: float,
+    version: str | None,
+    quantiles: Sequence[float] | None = None,
+    level_keys: Sequence[str] = (),
+) -> dict:
+    """The prediction of a history instance: tomorrow's date, the (median) log return and
+    its close and, with ``quantiles`` (of the log return, at the levels named by
+    ``level_keys``), the quantiles of the close and of the return."""
+    answer = {
         "as_of": last.date.isoformat(),
         "close": last.close,
         "date": (last.date + dt.timedelta(days=1)).isoformat(),
         "log_return": log_return,
-        "predicted_close": predicted,
+        "predicted_close": _price(last.close, log_return),
         "model_version": version,
     }
+    if quantiles is not None:
+        answer["quantiles"] = {
+            key: _price(last.close, q) for key, q in zip(level_keys, quantiles, strict=True)
+        }
+        answer["return_quantiles"] = dict(zip(level_keys, quantiles, strict=True))
+    return answer
+
+
+def _first_bad(value: float, row: Sequence[float] | None, keys: Sequence[str], ok) -> str:
+    """Where the first value failing ``ok`` is: "" for the median, else " at the quantile
+    <key>" (with the value)."""
+    if not ok(value):
+        return f" ({value!r})"
+    for key, q in zip(keys, row or (), strict=True):
+        if not ok(q):
+            return f" at the quantile {key} ({q!r})"
+    return ""
+
+
+def _not_finite(i: int, value: float, row: Sequence[float] | None, keys: Sequence[str]) -> str:
+    where = _first_bad(value, row, keys, math.isfinite)
+    return (
+        f"instances[{i}]: the model's prediction is not finite{where} for these features; "
+        "they are outside anything it was trained on"
+    )
+
+
+def _overflow(
+    i: int, last: Bar, value: float, row: Sequence[float] | None, keys: Sequence[str]
+) -> str:
+    where = _first_bad(value, row, keys, lambda q: math.isfinite(_price(last.close, q)))
+    return (
+        f"instances[{i}]: the predicted close overflows{where}: {last.close!r} * exp(log "
+        "return) is not a finite price; the history's prices are too extreme"
+    )
 
 
 @dataclass
@@ -361,6 +413,11 @@ class ForecastModel(Model):
             "versions": self.versions,
             "source": self.source.description,
             "error": self.error,
+            "quantile_levels": (
+                list(self.serving.levels)
+                if self.serving and self.ready and self.serving.levels is not None
+                else None
+            ),
         }
 
     # -- inference (KServe calls preprocess -> predict -> postprocess) ---------------
@@ -384,23 +441,24 @@ class ForecastModel(Model):
         return Batch(model, rows, lasts)
 
     def predict(self, payload: Batch, headers: Mapping[str, str] | None = None) -> list:
-        outputs = payload.model.predict(payload.rows)
+        model = payload.model
+        outputs = model.outputs(payload.rows)  # one call of the signature: both outputs
+        medians = outputs.log_returns.tolist()
+        quantiles = None if outputs.quantiles is None else outputs.quantiles.tolist()
+        keys = model.level_keys or ()
         predictions: list = []
-        for i, (value, last) in enumerate(zip(outputs, payload.lasts, strict=True)):
-            if not math.isfinite(value):
-                raise RequestError(
-                    f"instances[{i}]: the model's prediction is not finite ({value}) for "
-                    "these features; they are outside anything it was trained on"
-                )
+        for i, (value, last) in enumerate(zip(medians, payload.lasts, strict=True)):
+            row = None if quantiles is None else quantiles[i]
+            if not math.isfinite(value) or (row is not None and not all(map(math.isfinite, row))):
+                raise RequestError(_not_finite(i, value, row, keys))
             if last is None:
-                predictions.append(value)
+                predictions.append(value if row is None else row)
                 continue
-            answer = forecast(last, value, payload.model.version)
-            if not math.isfinite(answer["predicted_close"]):
-                raise RequestError(
-                    f"instances[{i}]: the predicted close overflows ({last.close!r} * "
-                    f"exp({value!r})): the history's prices are too extreme"
-                )
+            answer = forecast(last, value, model.version, row, keys)
+            if not math.isfinite(answer["predicted_close"]) or (
+                row is not None and not all(map(math.isfinite, answer["quantiles"].values()))
+            ):
+                raise RequestError(_overflow(i, last, value, row, keys))
             predictions.append(answer)
         return predictions
 

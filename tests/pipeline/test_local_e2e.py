@@ -180,11 +180,16 @@ def _predict_over_http(repository: Path, model_name: str, instances: list[dict])
         )
         with urllib.request.urlopen(request, timeout=60) as response:
             predictions = json.load(response)["predictions"]
+        status = f"http://{host}:{port}/v1/models/{model_name}"
+        with urllib.request.urlopen(status, timeout=60) as response:
+            levels = json.load(response)["quantile_levels"]
     finally:
         server.shutdown()
         server.server_close()
+    # A feature row's prediction is the quantile vector (a point model's: the log return).
+    median = None if levels is None else levels.index(0.5)
     return np.asarray(
-        [p["log_return"] if isinstance(p, dict) else p for p in predictions], dtype=np.float64
+        [p if median is None else p[median] for p in predictions], dtype=np.float64
     ).reshape(-1)
 
 

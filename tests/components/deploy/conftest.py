@@ -16,23 +16,64 @@ from components.common.features import FEATURE_NAMES, Bar
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+#: The tiny models' quantile levels and the offsets of their quantiles from the median.
+LEVELS = (0.05, 0.25, 0.5, 0.75, 0.95)
+OFFSETS = (-0.05, -0.02, 0.0, 0.02, 0.05)
 
-def _tiny_model(kernel: float | None, bias: float):
-    """Dict inputs named by FEATURE_NAMES -> one Dense unit -> log return ``[None]``."""
+
+def _tiny_median(kernel: float, bias: float):
+    """(inputs named by FEATURE_NAMES, one Dense unit on them: the median ``[None, 1]``)."""
     import keras
 
     inputs = {name: keras.Input(shape=(), name=name, dtype="float32") for name in FEATURE_NAMES}
     stacked = keras.ops.stack([inputs[name] for name in FEATURE_NAMES], axis=-1)
-    init = "glorot_uniform" if kernel is None else keras.initializers.Constant(kernel)
     dense = keras.layers.Dense(
-        1, kernel_initializer=init, bias_initializer=keras.initializers.Constant(bias)
+        1,
+        kernel_initializer=keras.initializers.Constant(kernel),
+        bias_initializer=keras.initializers.Constant(bias),
     )
-    return keras.Model(inputs, keras.layers.Reshape(())(dense(stacked)))
+    return inputs, dense(stacked)
+
+
+def _tiny_model(kernel: float, bias: float, offsets: tuple[float, ...] = OFFSETS):
+    """The train step's model shape: the quantiles at LEVELS ``[None, 5]``, the median
+    plus ``offsets`` (OFFSETS: increasing by construction)."""
+    import keras
+
+    inputs, median = _tiny_median(kernel, bias)
+    return keras.Model(inputs, median + keras.ops.convert_to_tensor(offsets, dtype="float32"))
+
+
+def export_point_model(base: Path, version: int, kernel: float, bias: float) -> Path:
+    """A model as train exported it before quantile forecasts: ``serving_default`` with
+    the one output ``log_return`` ``[None]`` and no ``quantile_levels()``."""
+    import keras
+    import tensorflow as tf
+
+    from components.common.contracts import OUTPUT_NAME, SIGNATURE
+
+    inputs, median = _tiny_median(kernel, bias)
+    model = keras.Model(inputs, keras.layers.Reshape(())(median))
+    spec = {name: tf.TensorSpec([None], tf.float32, name=name) for name in FEATURE_NAMES}
+
+    @tf.function(input_signature=[spec])
+    def serve(features):
+        out = model(features, training=False)
+        return {OUTPUT_NAME: tf.reshape(tf.cast(out, tf.float32), [-1])}
+
+    archive = keras.export.ExportArchive()
+    archive.track(model)
+    archive.add_endpoint(SIGNATURE, serve)
+    path = base / str(version)
+    base.mkdir(parents=True, exist_ok=True)
+    archive.write_out(str(path), verbose=False)
+    return path
 
 
 @pytest.fixture(scope="session")
 def model_sources(tmp_path_factory) -> dict[str, Path]:
-    """Train-style model dirs ``<dir>/<version>/``: good v1, v2, a NaN model, a broken one."""
+    """Train-style model dirs ``<dir>/<version>/``: good quantile models v1 and v2, a NaN
+    model, a broken one, and an older point model (``point``, version 5)."""
     import keras
 
     from components.train.export import export_serving_model
@@ -46,7 +87,9 @@ def model_sources(tmp_path_factory) -> dict[str, Path]:
         ("nan", 3, float("nan"), 0.0),
     ):
         sources[label] = base / label
-        export_serving_model(_tiny_model(kernel, bias), sources[label], version)
+        export_serving_model(_tiny_model(kernel, bias), sources[label], version, LEVELS)
+    sources["point"] = base / "point"
+    export_point_model(sources["point"], 5, 0.01, 0.001)
     broken = base / "broken" / "4"
     broken.mkdir(parents=True)
     (broken / "saved_model.pb").write_bytes(b"this is not a protobuf")

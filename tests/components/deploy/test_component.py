@@ -69,9 +69,15 @@ def test_compiles_with_the_deploy_image(tmp_path):
 
 
 def test_body_deploys_and_writes_the_record(model_dir, repo, tmp_path):
-    model = dsl.Model(
-        uri=str(model_dir("v1")), metadata={"version": "1", "mae_ratio": 0.9, "passed_gate": True}
-    )
+    # Train's model metadata: the version, the gate's figures and the quantile scores.
+    train_metadata = {
+        "mae_ratio": 0.9,
+        "passed_gate": True,
+        "quantile_levels": "0.05,0.25,0.5,0.75,0.95",
+        "pinball_ratio": 0.97,
+        "coverage_90": 0.9,
+    }
+    model = dsl.Model(uri=str(model_dir("v1")), metadata={"version": "1", **train_metadata})
     deployment = dsl.Artifact(uri=str(tmp_path / "deployment.json"))
     deploy_op.python_func(
         model=model,
@@ -84,9 +90,11 @@ def test_body_deploys_and_writes_the_record(model_dir, repo, tmp_path):
 
     record = json.loads((tmp_path / "deployment.json").read_text())
     assert record["version"] == "1" and record["model_name"] == "btc"
-    assert record["record"]["metrics"] == {"mae_ratio": 0.9, "passed_gate": True}
+    assert record["record"]["metrics"] == train_metadata
+    assert record["record"]["quantile_levels"] == [0.05, 0.25, 0.5, 0.75, 0.95]
     assert record["record"]["source_run"] == "run-7"
     assert deployment.metadata["version"] == "1"
+    assert deployment.metadata["quantile_levels"] == "0.05,0.25,0.5,0.75,0.95"
     assert deployment.metadata["path"] == str(repo / "btc" / "1")
     assert ModelRepository(repo, "btc").current() == "1"
 

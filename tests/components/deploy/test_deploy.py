@@ -14,6 +14,8 @@ from components.deploy.deploy import run as deploy
 from components.deploy.repository import ModelRepository, RepositoryError
 from components.deploy.serving import ServingModel, smoke_rows
 
+from .conftest import LEVELS, OFFSETS
+
 
 def _deploy(model_dir, repo, **kwargs):
     kwargs.setdefault("model_name", "btc")
@@ -45,7 +47,9 @@ def test_publish_layout_record_and_current(model_dir, repo):
     assert record["deployed_at"].endswith("+00:00")
     assert len(record["smoke_predictions"]) == 2
     assert all(math.isfinite(p) for p in record["smoke_predictions"])
+    assert record["quantile_levels"] == list(LEVELS)
     assert result.record == record
+    assert result.output_metadata()["deployment"]["quantile_levels"] == "0.05,0.25,0.5,0.75,0.95"
 
     # The published copy serves the same predictions as the source.
     rows = smoke_rows()
@@ -173,6 +177,54 @@ def test_select_version_and_publish_several(model_dir, repo, tmp_path):
     assert again.version == "2"
     assert ModelRepository(repo, "btc2").deployed_versions() == ["1", "2"]
     assert ModelRepository(repo, "btc2").current() == "2"
+
+
+def test_records_name_the_quantile_levels_of_each_version_and_none_for_a_point_model(
+    model_dir, repo
+):
+    _deploy(model_dir("point"), repo)
+    second = _deploy(model_dir("v1"), repo)
+    store = ModelRepository(repo, "btc")
+    assert store.record("5")["quantile_levels"] is None
+    assert second.record["quantile_levels"] == store.record("1")["quantile_levels"] == list(LEVELS)
+    back = rollback(str(repo), "btc", to_version="5")
+    assert back.record["quantile_levels"] is None
+    assert back.output_metadata()["deployment"]["quantile_levels"] == ""
+    assert rollback(str(repo), "btc", to_version="1").record["quantile_levels"] == list(LEVELS)
+
+
+def test_train_metadata_is_recorded_as_strict_json(model_dir, repo):
+    """Train's model metadata (the deploy component passes it as ``metrics``): the levels,
+    pinball ratio and 90% coverage are recorded; a score the run did not compute (NaN)
+    is recorded as null, never as a NaN the record's readers refuse."""
+    metrics = {
+        "mae_ratio": 0.99,
+        "quantile_levels": "0.05,0.25,0.5,0.75,0.95",
+        "pinball_ratio": 0.97,
+        "coverage_90": 0.91,
+        "model_mae": float("nan"),
+    }
+    _deploy(model_dir("v1"), repo, metrics=metrics)
+    text = (repo / "btc" / "1" / "deployment.json").read_text()
+    record = json.loads(text, parse_constant=lambda name: pytest.fail(f"record holds {name}"))
+    assert record["metrics"] == {**metrics, "model_mae": None}
+    assert json.loads((repo / "btc" / "deployments.jsonl").read_text())["metrics"] == {
+        **metrics,
+        "model_mae": None,
+    }
+
+
+def test_quantiles_that_cross_fail_the_smoke_test(repo, tmp_path):
+    """A model whose quantiles are not increasing (here the offsets reversed) is refused."""
+    from components.train.export import export_serving_model
+
+    from .conftest import _tiny_model
+
+    crossing = _tiny_model(0.01, 0.001, offsets=tuple(-o for o in OFFSETS))
+    export_serving_model(crossing, tmp_path / "crossing", 6, LEVELS)
+    with pytest.raises(DeployError, match="smoke quantiles cross"):
+        _deploy(tmp_path / "crossing", repo)
+    assert ModelRepository(repo, "btc").published_versions() == []
 
 
 def test_metrics_must_be_json(model_dir, repo):

@@ -13,6 +13,7 @@ from components.deploy.deploy import DeployError
 from components.deploy.deploy import run as deploy
 from components.deploy.gke import VERSION_LABEL
 
+from .conftest import LEVELS
 from .kube_standin import pod, progressing, running, stuck
 from .test_vertex import IMAGE, PARENT, vertex  # noqa: F401 (the fixture)
 
@@ -54,6 +55,7 @@ def test_gke_publishes_then_rolls_out_each_version(bucket, model_dir, tmp_path, 
     record = _record(bucket, "1")
     assert record["state"] == "published" and record["metrics"] == {"mae_ratio": 0.9}
     assert record["source_run"] == "r1" and record["target"] == "gke"
+    assert record["quantile_levels"] == list(LEVELS)  # what the bucket's champion reader gets
     written = json.loads((tmp_path / "deployment.json").read_text())
     assert written["version"] == "2" and written["record"]["gke"]["rollout"]["available"] == 1
     assert len(written["record"]["smoke_predictions"]) > 0

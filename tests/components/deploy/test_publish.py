@@ -30,7 +30,9 @@ def test_versions_count_up_and_each_folder_holds_the_savedmodel_and_its_record(b
     first = publish_version(
         source, root, NAME, metrics={"mae": 1.5}, source_run="run-1", target="gke"
     )
-    second = publish_version(model_dir("v2"), root, NAME, source_run="run-2", target="gke")
+    second = publish_version(
+        model_dir("v2"), root, NAME, source_run="run-2", target="gke", quantile_levels=(0.1, 0.5)
+    )
     assert (first.version, second.version) == ("1", "2")
     assert first.uri == f"gs://{bucket.name}/repository/{NAME}/1"
     expected = {
@@ -48,8 +50,10 @@ def test_versions_count_up_and_each_folder_holds_the_savedmodel_and_its_record(b
     assert record["metrics"] == {"mae": 1.5} and record["source_run"] == "run-1"
     assert record["source_version"] == "1" and record["target"] == "gke"
     assert record["uri"] == first.uri and record["deployed_at"].endswith("+00:00")
+    assert record["quantile_levels"] is None  # not given: a point model
     second_record = bucket.blob(f"repository/{NAME}/2/deployment.json").download_as_bytes()
     assert json.loads(second_record)["source_version"] == "2"
+    assert json.loads(second_record)["quantile_levels"] == [0.1, 0.5]
     assert existing_versions(bucket, f"repository/{NAME}") == [1, 2]
 
 

@@ -1,6 +1,7 @@
 """The model server (KServe's ModelServer) over 127.0.0.1: every route, every class of bad
-request, hot reload, readiness on a broken CURRENT, and history features equal to the
-Beam transform's."""
+request, hot reload, readiness on a broken CURRENT, history features equal to the Beam
+transform's, the quantile answers of a quantile model and the scalar ones of an older
+point model."""
 
 from __future__ import annotations
 
@@ -20,15 +21,25 @@ from pathlib import Path
 
 import pytest
 
-from components.common.features import FEATURE_NAMES, HISTORY_DAYS, latest_features
+from components.common.features import FEATURE_NAMES, HISTORY_DAYS, Bar, latest_features
 from components.deploy.deploy import rollback
 from components.deploy.deploy import run as deploy
 from components.deploy.repository import ModelRepository
-from components.deploy.server import MAX_BODY_BYTES, ForecastModel, Server, parse_history
+from components.deploy.server import (
+    MAX_BODY_BYTES,
+    Batch,
+    ForecastModel,
+    RequestError,
+    Server,
+    parse_history,
+)
+from components.deploy.serving import Outputs
 from components.deploy.source import open_source
 from components.train.export import load_serving_fn
 
-from .conftest import read_bars
+from .conftest import LEVELS, OFFSETS, read_bars
+
+KEYS = ["0.05", "0.25", "0.5", "0.75", "0.95"]
 
 NAME = "btc"
 PREDICT = f"/v1/models/{NAME}:predict"
@@ -130,6 +141,7 @@ def test_model_status_and_health_routes(base):
     assert payload["name"] == NAME and payload["ready"] is True
     assert payload["version"] == payload["current_version"] == "1"
     assert payload["versions"] == ["1"] and payload["error"] is None
+    assert payload["quantile_levels"] == list(LEVELS)
     assert call(base, "/v2/health/live")[:2] == (200, {"live": True})
     assert call(base, "/v2/health/ready")[:2] == (200, {"ready": True})
     # KServe's own routes, on the same model registry.
@@ -149,14 +161,19 @@ def test_metrics_are_prometheus_text_with_the_request_histograms(base, bitcoin_b
     assert f'request_preprocess_seconds_count{{model_name="{NAME}"}}' in text
 
 
-def test_predict_feature_rows_matches_the_savedmodel(base, module_repo, bitcoin_bars):
+def test_predict_feature_rows_answer_the_quantile_vectors_of_the_savedmodel(
+    base, module_repo, bitcoin_bars
+):
     rows = [latest_features(bitcoin_bars[: len(bitcoin_bars) - k]) for k in range(3)]
     status, payload, _ = call(base, PREDICT, {"instances": rows})
     assert status == 200, payload
-    direct = load_serving_fn(module_repo / NAME / "1")(
-        {n: [r[n] for r in rows] for n in FEATURE_NAMES}
-    )
-    assert payload["predictions"] == [float(v) for v in direct]
+    served = load_serving_fn(module_repo / NAME / "1")
+    direct = served.quantiles({n: [r[n] for r in rows] for n in FEATURE_NAMES})
+    assert payload["predictions"] == direct.tolist()
+    for vector in payload["predictions"]:
+        assert len(vector) == len(LEVELS) and vector == sorted(set(vector))  # increasing
+        median = vector[LEVELS.index(0.5)]
+        assert [q - median for q in vector] == pytest.approx(OFFSETS, abs=1e-6)
 
 
 def test_predict_history_on_real_bitcoin_rows(base, module_repo, bitcoin_bars):
@@ -165,17 +182,41 @@ def test_predict_history_on_real_bitcoin_rows(base, module_repo, bitcoin_bars):
     assert status == 200, payload
     (answer,) = payload["predictions"]
     features = latest_features(bars)
-    direct = float(
-        load_serving_fn(module_repo / NAME / "1")({n: [features[n]] for n in features})[0]
-    )
+    served = load_serving_fn(module_repo / NAME / "1")
+    direct = float(served({n: [features[n]] for n in features})[0])
+    quantiles = served.quantiles({n: [features[n]] for n in features})[0].tolist()
+    close = bars[-1].close
     assert answer == {
         "as_of": "2018-03-25",
-        "close": bars[-1].close,
+        "close": close,
         "date": "2018-03-26",
         "log_return": direct,
-        "predicted_close": pytest.approx(bars[-1].close * math.exp(direct)),
+        "predicted_close": pytest.approx(close * math.exp(direct)),
         "model_version": "1",
+        "quantiles": {
+            k: pytest.approx(close * math.exp(q)) for k, q in zip(KEYS, quantiles, strict=True)
+        },
+        "return_quantiles": dict(zip(KEYS, quantiles, strict=True)),
     }
+
+
+def test_history_quantiles_are_increasing_and_consistent_with_the_median(base, bitcoin_bars):
+    histories = [
+        {"history": history_json(bitcoin_bars[k : k + HISTORY_DAYS])} for k in range(0, 9, 2)
+    ]
+    status, payload, _ = call(base, PREDICT, {"instances": histories})
+    assert status == 200, payload
+    for answer in payload["predictions"]:
+        prices, returns = answer["quantiles"], answer["return_quantiles"]
+        assert list(prices) == list(returns) == KEYS
+        assert list(prices.values()) == sorted(set(prices.values()))  # increasing
+        assert list(returns.values()) == sorted(set(returns.values()))
+        # The median: the same log return and the same price as the point forecast.
+        assert returns["0.5"] == answer["log_return"]
+        assert prices["0.5"] == answer["predicted_close"]
+        for key in KEYS:
+            assert prices[key] == answer["close"] * math.exp(returns[key])
+        assert prices["0.05"] < answer["close"] < prices["0.95"]
 
 
 def test_a_batch_mixes_feature_rows_and_histories(base, bitcoin_bars):
@@ -185,7 +226,8 @@ def test_a_batch_mixes_feature_rows_and_histories(base, bitcoin_bars):
     status, payload, _ = call(base, PREDICT, body)
     assert status == 200, payload
     first, forecast, last = payload["predictions"]
-    assert first == last == forecast["log_return"]
+    assert first == last == list(forecast["return_quantiles"].values())
+    assert first[LEVELS.index(0.5)] == forecast["log_return"]
 
 
 def test_a_longer_history_gives_the_same_forecast(base, bitcoin_bars):
@@ -496,27 +538,35 @@ def test_history_predictions_equal_predictions_on_the_transforms_rows(
         assert latest_features(parse_history(history)) == rows[days.index(day)]
     _, from_history, _ = call(base, PREDICT, {"instances": histories})
     _, from_rows, _ = call(base, PREDICT, {"instances": rows})
-    assert [p["log_return"] for p in from_history["predictions"]] == from_rows["predictions"]
+    assert [list(p["return_quantiles"].values()) for p in from_history["predictions"]] == from_rows[
+        "predictions"
+    ]
     assert [p["as_of"] for p in from_history["predictions"]] == days
 
 
 # --- the forecast client (make predict) -------------------------------------------------
 
 
-def test_forecast_cli_prints_the_next_close(base, bitcoin_csv, capsys):
+def test_forecast_cli_prints_the_median_and_the_90_percent_interval(base, bitcoin_csv, capsys):
     from components.deploy.__main__ import main
 
     argv = ["forecast", "--url", base, "--model-name", NAME, "--csv", str(bitcoin_csv)]
-    assert main(argv) == 0
-    captured = capsys.readouterr()
-    answer = json.loads(captured.out)
+    assert main([*argv, "--json"]) == 0
+    answer = json.loads(capsys.readouterr().out)
     assert answer["as_of"] == "2018-03-25" and answer["date"] == "2018-03-26"
     assert answer["model_version"] == "1" and answer["predicted_close"] > 0
+    assert list(answer["quantiles"]) == list(answer["return_quantiles"]) == KEYS
+
+    assert main(argv) == 0
+    captured = capsys.readouterr()
     change = 100 * (answer["predicted_close"] / answer["close"] - 1)
-    assert (
+    low, high = answer["quantiles"]["0.05"], answer["quantiles"]["0.95"]
+    assert captured.out == (
         f"forecast for 2018-03-26: close {answer['predicted_close']:,.2f} ({change:+.2f}% "
-        f"from {answer['close']:,.2f} on 2018-03-25), model version 1"
-    ) in captured.err
+        f"from {answer['close']:,.2f}); 90% interval {low:,.2f} .. {high:,.2f}; "
+        "model version 1\n"
+    )
+    assert low < answer["predicted_close"] < high
 
 
 def test_forecast_cli_without_a_server_fails_with_a_hint(bitcoin_csv, capsys):
@@ -528,6 +578,83 @@ def test_forecast_cli_without_a_server_fails_with_a_hint(bitcoin_csv, capsys):
     argv = ["forecast", "--url", f"http://127.0.0.1:{port}", "--csv", str(bitcoin_csv)]
     assert main(argv) == 1
     assert "start one with `make serve`" in capsys.readouterr().err
+
+
+# --- an older point model (exported before quantile forecasts) ---------------------------
+
+
+def test_a_point_model_still_answers_scalars(model_dir, repo, bitcoin_bars, bitcoin_csv, capsys):
+    from components.deploy.__main__ import main
+
+    deploy(str(model_dir("point")), model_repository=str(repo), model_name=NAME)
+    bars = bitcoin_bars[-HISTORY_DAYS:]
+    row = latest_features(bars)
+    body = {"instances": [row, {"history": history_json(bars)}]}
+    with running(str(repo)) as url:
+        status = _status(url)
+        assert status["version"] == "5" and status["quantile_levels"] is None
+        code, payload, _ = call(url, PREDICT, body)
+        assert code == 200, payload
+        scalar, answer = payload["predictions"]
+        direct = float(load_serving_fn(repo / NAME / "5")({n: [row[n]] for n in row})[0])
+        assert scalar == direct
+        assert answer == {
+            "as_of": "2018-03-25",
+            "close": bars[-1].close,
+            "date": "2018-03-26",
+            "log_return": direct,
+            "predicted_close": pytest.approx(bars[-1].close * math.exp(direct)),
+            "model_version": "5",
+        }
+        argv = ["forecast", "--url", url, "--model-name", NAME, "--csv", str(bitcoin_csv)]
+        assert main(argv) == 0
+    line = capsys.readouterr().out
+    assert line.startswith("forecast for 2018-03-26: close ") and "interval" not in line
+    assert line.endswith("; model version 5\n")
+
+
+# --- non-finite quantiles and prices (a stand-in model gives the outputs) ----------------
+
+
+class _Outputs:
+    """Stands in for a loaded quantile model: ``outputs`` gives fixed values."""
+
+    def __init__(self, medians: list[float], quantiles: list[list[float]]):
+        import numpy as np
+
+        self.version = "9"
+        self.levels = (0.05, 0.5, 0.95)
+        self.level_keys = ("0.05", "0.5", "0.95")
+        self._outputs = Outputs(np.asarray(medians, np.float32), np.asarray(quantiles, np.float32))
+
+    def outputs(self, rows):
+        return self._outputs
+
+
+def _bars(close: float) -> list[Bar]:
+    import datetime as dt
+
+    start = dt.date(2020, 1, 1)
+    return [Bar(start + dt.timedelta(days=i), close, close, close, close, 1.0) for i in range(3)]
+
+
+def test_a_non_finite_quantile_is_an_error_naming_it():
+    model = ForecastModel(NAME, None)
+    stand_in = _Outputs([0.01], [[-0.1, 0.01, float("inf")]])
+    with pytest.raises(RequestError, match=r"instances\[0\]: .* not finite at the quantile 0.95"):
+        model.predict(Batch(stand_in, [{}], [None]))
+
+
+def test_a_price_quantile_that_overflows_is_an_error_naming_it():
+    """The median's price is finite, the 0.95 quantile's is not: no Infinity answered."""
+    model = ForecastModel(NAME, None)
+    stand_in = _Outputs([0.0], [[-1.0, 0.0, 80.0]])
+    last = _bars(1e300)[-1]
+    with pytest.raises(RequestError, match="predicted close overflows at the quantile 0.95"):
+        model.predict(Batch(stand_in, [{}], [last]))
+    (answer,) = model.predict(Batch(_Outputs([0.0], [[-1.0, 0.0, 1.0]]), [{}], [last]))
+    assert answer["quantiles"] == {"0.05": 1e300 * math.exp(-1.0), "0.5": 1e300,
+                                   "0.95": 1e300 * math.exp(1.0)}  # fmt: skip
 
 
 def test_make_server_runs_like_a_socketserver(module_repo, bitcoin_bars):
