@@ -15,6 +15,10 @@
 #   SOURCE_URL=         org.opencontainers.image.source label (default: git remote origin)
 #   REVISION=           org.opencontainers.image.revision label (default: git rev-parse HEAD)
 #   OUT=build/images.json
+#   BUILD_SERVICE_ACCOUNT=  BUILDER=cloudbuild: the account the build runs as (stack output
+#                       build_service_account; `make images` reads it)
+#   BUILD_SOURCE_BUCKET=    BUILDER=cloudbuild: gs:// bucket the source is uploaded to (stack
+#                       output build_source_bucket; `make images` reads it)
 #
 # build/images.json maps each step (and `transform-worker`, the Dataflow SDK image) to
 # `<registry>/<step>@sha256:<digest>` after a push, or with PUSH=0 to a local tag unique to
@@ -31,6 +35,8 @@ TAG="${TAG:-$(git describe --always --dirty --abbrev=12 2>/dev/null || echo dev)
 OUT="${OUT:-build/images.json}"
 PLATFORM="${PLATFORM:-linux/amd64}"
 PYTHON3="${PYTHON3:-python3}"
+BUILD_SERVICE_ACCOUNT="${BUILD_SERVICE_ACCOUNT:-}"
+BUILD_SOURCE_BUCKET="${BUILD_SOURCE_BUCKET:-}"
 REVISION="${REVISION:-$(git rev-parse HEAD 2>/dev/null || echo unknown)}"
 SOURCE_URL="${SOURCE_URL:-$(git config --get remote.origin.url 2>/dev/null || true)}"
 all_steps=(ingest transform tune train deploy)
@@ -69,9 +75,13 @@ if [ "$BUILDER" = cloudbuild ]; then
   # Cloud Build's workers are amd64 machines: its images are linux/amd64, and only that.
   [ "$PLATFORM" = linux/amd64 ] || die "BUILDER=cloudbuild builds linux/amd64 only; PLATFORM=$PLATFORM needs BUILDER=docker"
   command -v gcloud >/dev/null || die "BUILDER=cloudbuild needs the gcloud CLI"
+  [ -n "$BUILD_SERVICE_ACCOUNT" ] && [ -n "$BUILD_SOURCE_BUCKET" ] \
+    || die "BUILDER=cloudbuild needs BUILD_SERVICE_ACCOUNT and BUILD_SOURCE_BUCKET (stack outputs build_service_account, build_source_bucket; make images reads them)"
   subs="_REGISTRY=${registry%/},_TAG=${TAG},_REVISION=${REVISION},_SOURCE_URL=${SOURCE_URL}"
-  log "submitting cloudbuild.yaml (tag $TAG) to Cloud Build"
+  subs="${subs},_BUILD_SERVICE_ACCOUNT=${BUILD_SERVICE_ACCOUNT}"
+  log "submitting cloudbuild.yaml (tag $TAG) to Cloud Build as $BUILD_SERVICE_ACCOUNT"
   build_id="$(gcloud builds submit --config cloudbuild.yaml --substitutions "$subs" \
+    --gcs-source-staging-dir "${BUILD_SOURCE_BUCKET%/}/source" \
     --async --format 'value(id)' .)"
   gcloud builds log --stream "$build_id"
   status="$(gcloud builds describe "$build_id" --format 'value(status)')"

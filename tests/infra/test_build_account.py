@@ -130,4 +130,7 @@ def test_make_images_hands_the_build_account_and_source_bucket_to_the_build(tmp_
     assert f"BUILD_SERVICE_ACCOUNT={BUILD_EMAIL}" in seen, seen
     assert f"BUILD_SOURCE_BUCKET=gs://{GCP_PROJECT}-crypto-kfp-build-src" in seen, seen
     assert any(line.startswith("builds submit --config cloudbuild.yaml") for line in seen), seen
+    submit = next(line for line in seen if line.startswith("builds submit"))
+    assert f"--gcs-source-staging-dir gs://{GCP_PROJECT}-crypto-kfp-build-src/source" in submit
+    assert f"_BUILD_SERVICE_ACCOUNT={BUILD_EMAIL}" in submit
     assert not (tmp_path / "images.json").exists()
