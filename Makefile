@@ -58,8 +58,14 @@ MODEL_REPOSITORY ?= .local/model_repository
 MODEL_NAME ?= btc-forecast
 SERVE_PORT ?= 8501
 PREDICT_CSV ?= ../shared/data/crypto-markets-bitcoin.csv
+# `make forecast-bench`: the quantile forecast beside historical quantiles and GARCH on any
+# CSV (SOURCE, default the shared Bitcoin file), its coins (space or comma separated, or
+# all), a column mapping for other schemas, and any further options in BENCH_ARGS.
+COINS ?= all
+COLUMN_MAPPING ?=
+BENCH_ARGS ?=
 
-.PHONY: help setup test test-infra test-images lint lock lock-check local compile images bench serve predict clean preview up pause resume policy-config destroy keys kubeconfig pipeline schedule schedules unschedule
+.PHONY: help setup test test-infra test-images lint lock lock-check local compile images bench forecast-bench serve predict clean preview up pause resume policy-config destroy keys kubeconfig pipeline schedule schedules unschedule
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -114,6 +120,10 @@ bench: $(STAMP) ## Run the benchmarks and print their figures
 	$(PY) bench/transform_bench.py
 	$(PY) bench/pipeline_bench.py
 	$(PY) bench/serve_bench.py
+
+forecast-bench: $(STAMP) ## The forecast on your CSV (SOURCE=, COINS=, COLUMN_MAPPING=) beside historical quantiles and GARCH
+	$(PY) -m bench.forecast_bench --source "$(or $(SOURCE),$(PREDICT_CSV))" --coins $(COINS) \
+	  $(if $(COLUMN_MAPPING),--column-mapping '$(COLUMN_MAPPING)') $(BENCH_ARGS)
 
 serve: $(STAMP) ## Serve the CURRENT model of MODEL_REPOSITORY on 127.0.0.1:SERVE_PORT (RUNNER=docker: in the deploy image of build/images.json)
 	@if [ "$(RUNNER)" = docker ] && [ -f $(IMAGES_JSON) ]; then \
