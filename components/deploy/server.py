@@ -266,10 +266,14 @@ def forecast(
         "model_version": version,
     }
     if quantiles is not None:
-        answer["quantiles"] = {
-            key: _price(last.close, q) for key, q in zip(level_keys, quantiles, strict=True)
-        }
-        answer["return_quantiles"] = dict(zip(level_keys, quantiles, strict=True))
+        close = last.close
+        try:
+            prices = [close * math.exp(q) for q in quantiles]
+        except OverflowError:
+            prices = [_price(close, q) for q in quantiles]
+        # (as many levels as quantiles: ServingModel.outputs checked the shape)
+        answer["quantiles"] = dict(zip(level_keys, prices))  # noqa: B905
+        answer["return_quantiles"] = dict(zip(level_keys, quantiles))  # noqa: B905
     return answer
 
 
