@@ -291,7 +291,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="ask a running server for the next day's close from the last days of a CSV",
         description=f"Post the last {HISTORY_DAYS} days of one coin in a Kaggle-schema CSV "
         "as a history instance to <url>/v1/models/<name>:predict and print the forecast: "
-        "the median close and the 90%% interval (--json: the server's whole answer, the "
+        "the median close and the 90% interval (--json: the server's whole answer, the "
         "quantiles of the close and of the log return among it).",
     )
     p.add_argument("--url", default="http://127.0.0.1:8501", help="the server's base URL")

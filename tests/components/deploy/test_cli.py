@@ -24,7 +24,8 @@ def test_help(argv, capsys):
     out = capsys.readouterr().out
     assert "usage: python -m components.deploy" in out
     if argv == ["forecast"]:
-        assert "--url" in out and "--csv" in out and "--model-name" in out
+        assert "--url" in out and "--csv" in out and "--model-name" in out and "--json" in out
+        assert "90% " in out and "90%%" not in out
     elif argv:
         assert "--model-repository" in out and "--model-name" in out
 
