@@ -88,14 +88,15 @@ def _add_pipeline_options(
     group = parser.add_argument_group("pipeline parameters")
     for name, ptype in PARAMETER_TYPES.items():
         shown = local_defaults.get(name, repr(defaults.get(name)))
+        text = PARAMETER_HELP.get(name, "")
+        if show_defaults:
+            text = f"{text} (default: {shown})"
         group.add_argument(
             flag(name),
             dest=name,
             default=None,
             metavar=ptype.__name__.upper(),
-            help=f"{PARAMETER_HELP.get(name, '')} (default: {shown})"
-            if show_defaults
-            else PARAMETER_HELP.get(name, ""),
+            help=text.replace("%", "%%"),  # argparse formats help with %
         )
 
 

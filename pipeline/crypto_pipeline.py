@@ -131,9 +131,9 @@ def build_pipeline(images: Mapping[str, str] | None = None, *, retries: bool = T
 
     @dsl.pipeline(
         name=PIPELINE_NAME,
-        description="Forecast the next day's closing price of a coin from its daily OHLCV "
-        "history; deploy the model only if it beats the persistence forecast and the "
-        "model being served.",
+        description="Forecast quantiles of the next day's return of a coin from its daily "
+        "OHLCV history; deploy the model only if it beats its baseline (historical quantiles "
+        "with gate_metric=pinball, persistence with mae) and the model being served.",
     )
     def crypto_pipeline(
         lake: str,
@@ -170,6 +170,9 @@ def build_pipeline(images: Mapping[str, str] | None = None, *, retries: bool = T
         max_mae_ratio: float = d["max_mae_ratio"],
         min_improvement: float = d["min_improvement"],
         significance: float = d["significance"],
+        quantile_levels: str = d["quantile_levels"],
+        gate_metric: str = d["gate_metric"],
+        coverage_tolerance: float = d["coverage_tolerance"],
         model_name: str = d["model_name"],
         deploy_target: str = d["deploy_target"],
         vertex_endpoint: str = d["vertex_endpoint"],
@@ -226,6 +229,7 @@ def build_pipeline(images: Mapping[str, str] | None = None, *, retries: bool = T
             vertex_machine_type=vertex_machine_type,
             # Each trial runs the tune step's own image (by digest in a cloud build).
             vertex_image=images["tune"],
+            quantile_levels=quantile_levels,
         ).set_display_name("tune")
         train_task = ops["train"](
             features=transform_task.outputs["features"],
@@ -247,6 +251,9 @@ def build_pipeline(images: Mapping[str, str] | None = None, *, retries: bool = T
             vertex_project=vertex_project,
             vertex_region=vertex_region,
             vertex_endpoint=vertex_endpoint,
+            quantile_levels=quantile_levels,
+            gate_metric=gate_metric,
+            coverage_tolerance=coverage_tolerance,
         ).set_display_name("train")
         tasks = {
             "ingest": ingest_task,

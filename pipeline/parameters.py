@@ -11,6 +11,8 @@ import importlib
 from collections.abc import Mapping
 from typing import Any
 
+from components.common.quantiles import DEFAULT_QUANTILE_LEVELS, GATE_METRICS
+
 #: The settings of deploy_target=vertex and gke (issue 10), each a parameter of deploy.run
 #: of the same name; vertex also uses the tune step's vertex_project and vertex_region.
 DEPLOY_SETTINGS = (
@@ -59,6 +61,9 @@ PARAMETER_TYPES: dict[str, type] = {
     "max_mae_ratio": float,
     "min_improvement": float,
     "significance": float,
+    "quantile_levels": str,
+    "gate_metric": str,
+    "coverage_tolerance": float,
     "model_name": str,
     "deploy_target": str,
     **{name: (int if name.endswith("_replicas") else str) for name in DEPLOY_SETTINGS},
@@ -109,6 +114,9 @@ PARAMETER_SOURCES: dict[str, tuple[tuple[str, str], ...]] = {
     "max_mae_ratio": (("train", "max_mae_ratio"),),
     "min_improvement": (("train", "min_improvement"),),
     "significance": (("train", "significance"),),
+    "quantile_levels": (("tune", "quantile_levels"), ("train", "quantile_levels")),
+    "gate_metric": (("train", "gate_metric"),),
+    "coverage_tolerance": (("train", "coverage_tolerance"),),
     "model_name": (("train", "model_name"), ("deploy", "model_name")),
     "deploy_target": (("deploy", "target"),),
     **{name: (("deploy", name),) for name in DEPLOY_SETTINGS},
@@ -159,9 +167,19 @@ PARAMETER_HELP = {
     "tune_max_epochs": "epochs per trial (with pruning and early stopping)",
     "epochs": "maximum epochs of the final training (early stopping on eval)",
     "seed": "random seed of search and training",
-    "max_mae_ratio": "deploy only if model MAE / persistence MAE is at most this",
-    "min_improvement": "deploy only if the model's MAE is this fraction below the champion's",
-    "significance": "and the Diebold-Mariano p-value against the champion is below this",
+    "max_mae_ratio": "gate_metric=mae: deploy only if model MAE / persistence MAE is at most this",
+    "min_improvement": "deploy only if the model's loss (pinball or MAE) is this fraction below "
+    "the champion's",
+    "significance": "and the Diebold-Mariano p-values (against the champion and, with "
+    "gate_metric=pinball, the historical quantiles) are below this",
+    "quantile_levels": "quantile levels of tomorrow's log return the model forecasts, "
+    "comma-separated: increasing, strictly between 0 and 1, with 0.5 (the point forecast), "
+    "at most 19; tune selects on their mean pinball loss",
+    "gate_metric": "pinball: deploy only if the pinball loss beats the historical quantiles "
+    "significantly and the 90% interval's coverage is near 0.90; mae: only if the median "
+    "beats persistence (max_mae_ratio)",
+    "coverage_tolerance": "gate_metric=pinball: the 90% interval's test coverage must be "
+    "within this of 0.90",
     "model_name": "name of the model in the repository",
     "deploy_target": "local (model repository + server), gke (Deployment in the cluster) or "
     "vertex (Vertex AI endpoint); gke and vertex publish to a gs:// model_repository",
@@ -184,6 +202,16 @@ LIGHT_CHECKS = frozenset({"ingest", "transform", "tune", "train", "deploy"})
 
 #: Parameters whose step default is None: the pipeline passes "" for it.
 EMPTY_IS_NONE = frozenset({"source_sha256", "column_mapping"})
+
+#: Parameters a step checks together (train: the pinball gate needs the levels of the 90%
+#: interval). A run that gives one of them runs with the others' defaults, so it is
+#: checked with them; these are those defaults (``tests/test_defaults.py`` proves they are
+#: the pipeline's, which are ``train.run``'s).
+CHECKED_TOGETHER: tuple[tuple[str, ...], ...] = (("quantile_levels", "gate_metric"),)
+RUN_DEFAULTS: dict[str, Any] = {
+    "quantile_levels": DEFAULT_QUANTILE_LEVELS,
+    "gate_metric": GATE_METRICS[0],
+}
 
 
 def flag(name: str) -> str:
@@ -221,6 +249,11 @@ def check_arguments(arguments: Mapping[str, Any]) -> list[str]:
     """A sentence per problem of the given pipeline arguments, each naming its parameter
     (``--tune-max-epochs: max_epochs must be >= 1, got 0``). Each step checks the values it
     will receive with its own ``check_parameters``; nothing is fetched or created."""
+    arguments = dict(arguments)
+    for group in CHECKED_TOGETHER:
+        if any(name in arguments for name in group):
+            for name in group:
+                arguments.setdefault(name, RUN_DEFAULTS[name])
     per_step: dict[str, dict[str, Any]] = {}
     pipeline_name: dict[tuple[str, str], str] = {}
     for name, value in arguments.items():

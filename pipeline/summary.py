@@ -29,6 +29,31 @@ def metric_pairs(metrics: dict[str, Any]) -> list[tuple[str, Any, Any]]:
     return pairs
 
 
+#: The train metrics that show a quantile forecast was scored (``quantile_summary``).
+QUANTILE_KEYS = ("pinball_ratio", "model_pinball", "model_coverage_90")
+#: Where the train step's model metadata gives the reason a baseline was unavailable.
+GARCH_NOTE_KEY = "garch_unavailable"
+
+
+def quantile_lines(metrics: dict[str, Any], model_meta: dict[str, Any]) -> list[str]:
+    """The quantile forecast's fixed-format line (``components.train.quantile_summary``)
+    and, when GARCH(1,1)-t could not be scored, a line saying so with the reason if the
+    train step recorded one. Nothing for a run without quantile scores."""
+    if not any(key in metrics for key in QUANTILE_KEYS):
+        return []
+    from components.train import quantile_summary
+
+    lines = [quantile_summary(metrics)]
+    garch_missing = "garch_pinball_ratio" not in metrics or not metrics.get("garch_available", 1.0)
+    if garch_missing:
+        note = model_meta.get(GARCH_NOTE_KEY) or metrics.get(GARCH_NOTE_KEY)
+        lines.append(
+            "GARCH(1,1)-t baseline unavailable"
+            + (f": {note}" if isinstance(note, str) and note else " (see the report)")
+        )
+    return lines
+
+
 def format_summary(result: LocalRunResult) -> str:
     lines = ["", "Run summary", "-----------"]
     lines.append(f"{'step':<10} {'status':<10} {'wall time':>10}")
@@ -82,6 +107,7 @@ def format_summary(result: LocalRunResult) -> str:
             f"Against persistence: mae_ratio {_fmt(ratio)} {'<=' if beats else '>'} "
             f"max_mae_ratio {_fmt(threshold)} ({'beats' if beats else 'does not beat'} it)"
         )
+    lines += quantile_lines(train_metrics, model_meta)
     if passed:
         lines.append("Gate: PASSED")
     else:

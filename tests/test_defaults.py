@@ -49,7 +49,15 @@ CLI_PARAMETERS = {
         tune_cli,
         {
             name: name
-            for name in ("n_trials", "timeout_s", "max_epochs", "seed", "selection", "backend")
+            for name in (
+                "n_trials",
+                "timeout_s",
+                "max_epochs",
+                "seed",
+                "selection",
+                "backend",
+                "quantile_levels",
+            )
         },
     ),
     "train": (
@@ -72,6 +80,9 @@ CLI_PARAMETERS = {
                 "vertex_project",
                 "vertex_region",
                 "vertex_endpoint",
+                "quantile_levels",
+                "gate_metric",
+                "coverage_tolerance",
             )
         },
     ),
@@ -99,6 +110,19 @@ def test_the_defaults_are_the_documented_ones():
     assert defaults["n_trials"] == 16 and defaults["seed"] == 42 and defaults["epochs"] == 200
     assert defaults["model_name"] == "btc-forecast" and defaults["coins"] == "bitcoin"
     assert defaults["split"] == "0.7,0.15,0.15" and defaults["max_mae_ratio"] == 1.0
+    assert defaults["quantile_levels"] == "0.05,0.25,0.5,0.75,0.95"
+    assert defaults["gate_metric"] == "pinball" and defaults["coverage_tolerance"] == 0.05
+
+
+def test_the_preflight_checks_with_the_pipelines_defaults():
+    """A run that gives only one of the parameters train checks together is checked with
+    the others' defaults (``pipeline.parameters.RUN_DEFAULTS``): the pipeline's own."""
+    from pipeline.parameters import CHECKED_TOGETHER, RUN_DEFAULTS
+
+    defaults = {name: default for name, _, default in pipeline_inputs()}
+    together = {name for group in CHECKED_TOGETHER for name in group}
+    assert set(RUN_DEFAULTS) == together
+    assert {name: defaults[name] for name in together} == RUN_DEFAULTS
 
 
 @pytest.mark.parametrize("step", sorted(CLI_PARAMETERS))

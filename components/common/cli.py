@@ -46,6 +46,18 @@ def positive_float(text: str) -> float:
     return value
 
 
+def quantile_levels(text: str) -> str:
+    """argparse type: the forecast's quantile levels, a comma list
+    (``common.quantiles.parse_quantile_levels`` checks it); kept as the string the step
+    functions take."""
+    from components.common.quantiles import quantile_levels_problem
+
+    problem = quantile_levels_problem(text)
+    if problem:
+        raise argparse.ArgumentTypeError(problem)
+    return text
+
+
 def step_parser(prog: str, description: str, examples: str) -> argparse.ArgumentParser:
     """A parser with the shared epilog (examples, exit statuses) and ``--json``/``-q``."""
     parser = argparse.ArgumentParser(

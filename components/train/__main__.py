@@ -14,12 +14,15 @@ from components.common.cli import (
     defaults_of,
     positive_float,
     positive_int,
+    quantile_levels,
     run_step,
     step_parser,
 )
+from components.common.quantiles import GATE_METRICS, quantile_levels_problem
+from components.common.results import ParameterError
 from components.train.champion import ChampionError
 from components.train.data import DataContractError
-from components.train.train import TrainResult, run
+from components.train.train import TrainResult, quantile_summary, run
 
 DEFAULTS = defaults_of(run)
 
@@ -28,14 +31,20 @@ def build_parser() -> argparse.ArgumentParser:
     d = DEFAULTS
     parser = step_parser(
         "python -m components.train",
-        "Train the next-day close model, evaluate it on the test split beside the persistence "
-        "baseline (tomorrow = today) and export a TF-Serving SavedModel. Writes "
+        "Train the quantile forecast of tomorrow's log return (its median is the point "
+        "forecast), score it on the test split beside persistence (tomorrow = today), the "
+        "historical quantiles and GARCH(1,1)-t, and export a TF-Serving SavedModel. Writes "
         "model/<version>/, report.html and metrics.json into --output-dir and prints the gate "
-        "decision: mae_ratio = model MAE / persistence MAE <= --max-mae-ratio.",
+        "decision: with --gate-metric pinball, a pinball loss significantly below the "
+        "historical quantiles' and a 90% interval coverage within --coverage-tolerance of "
+        "0.90; with --gate-metric mae, mae_ratio = model MAE / persistence MAE <= "
+        "--max-mae-ratio.",
         "  python -m components.train /tmp/f --best-params /tmp/tune/best_params.json \\\n"
         "      --output-dir /tmp/train\n"
         "  python -m components.train /tmp/f --output-dir /tmp/train --epochs 20 "
-        "--ensemble-size 1 --require-gate",
+        "--ensemble-size 1 --require-gate\n"
+        "  python -m components.train /tmp/f --output-dir /tmp/train "
+        "--quantile-levels 0.05,0.5,0.95 --gate-metric pinball --coverage-tolerance 0.03",
     )
     add_features_arguments(parser)
     add_step_option(
@@ -65,23 +74,47 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_step_option(
         parser,
+        "--quantile-levels",
+        d,
+        "the forecast's quantile levels, comma-separated: increasing, strictly between 0 and "
+        "1, with 0.5 (the median), at most 19; with --gate-metric pinball also 0.05 and 0.95",
+        type=quantile_levels,
+    )
+    add_step_option(
+        parser,
+        "--gate-metric",
+        d,
+        "what the gate compares: pinball (quantile loss against the historical quantiles, "
+        "and the 90%% interval's coverage) or mae (point forecast against persistence)",
+        choices=GATE_METRICS,
+    )
+    add_step_option(
+        parser,
+        "--coverage-tolerance",
+        d,
+        "gate (pinball): the 90%% interval's test coverage must be within this of 0.90",
+        type=positive_float,
+    )
+    add_step_option(
+        parser,
         "--max-mae-ratio",
         d,
-        "gate threshold: the model's test MAE over persistence's must be at most this",
+        "gate (mae): the model's test MAE over persistence's must be at most this",
         type=positive_float,
     )
     add_step_option(
         parser,
         "--min-improvement",
         d,
-        "gate: fraction by which the MAE must be below the champion's",
+        "gate: fraction by which the loss (pinball or MAE) must be below the champion's",
         type=float,
     )
     add_step_option(
         parser,
         "--significance",
         d,
-        "gate: the Diebold-Mariano p-value against the champion must be below this",
+        "gate: the Diebold-Mariano p-values (against the historical quantiles with pinball, "
+        "and the champion) must be below this",
         type=float,
     )
     champion = parser.add_argument_group(
@@ -134,6 +167,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _call(args: argparse.Namespace) -> TrainResult:
+    # The levels alone were checked as the option was read; the gate may need more of them.
+    problem = quantile_levels_problem(args.quantile_levels, gate_metric=args.gate_metric)
+    if problem:
+        raise ParameterError(f"argument --quantile-levels: {problem}")
     out = args.output_dir
     return run(
         args.features_dir,
@@ -157,6 +194,9 @@ def _call(args: argparse.Namespace) -> TrainResult:
         vertex_region=args.vertex_region,
         vertex_endpoint=args.vertex_endpoint,
         data_sha256=args.data_sha256,
+        quantile_levels=args.quantile_levels,
+        gate_metric=args.gate_metric,
+        coverage_tolerance=args.coverage_tolerance,
     )
 
 
@@ -166,8 +206,11 @@ def _render(result: TrainResult, args) -> str:
     for name in ("mae", "rmse", "mape", "directional_accuracy"):
         lines.append(f"{name:<22}{m['model_' + name]:>12.4f}{m['baseline_' + name]:>14.4f}")
     verdict = "PASSED" if result.passed_gate else "FAILED"
-    lines.append(f"mae_ratio {result.mae_ratio:.4f}: gate {verdict} (max {result.max_mae_ratio:g})")
-    lines.append(f"gate: {result.gate_reason}")
+    lines.append(
+        f"mae_ratio {result.mae_ratio:.4f} (max {result.max_mae_ratio:g} with --gate-metric mae)"
+    )
+    lines.append(quantile_summary(m))
+    lines.append(f"gate {verdict} (gate metric {args.gate_metric}): {result.gate_reason}")
     lines.append(f"model: {result.export_path}\nreport: {result.report_path}")
     return "\n".join(lines)
 

@@ -25,6 +25,9 @@ def train_op(
     vertex_project: str = "",
     vertex_region: str = "",
     vertex_endpoint: str = "",
+    quantile_levels: str = "",
+    gate_metric: str = "",
+    coverage_tolerance: float = 0.0,
 ) -> bool:
     """Train with ``best_params``, evaluate on the test split beside persistence, export.
 
@@ -38,9 +41,12 @@ def train_op(
     ``serving_namespace`` (gke, read in-cluster as the pod's service account), the model
     with the traffic on ``vertex_endpoint`` in ``vertex_project``/``vertex_region``
     (vertex); ``""`` means "not given": ``run``'s default applies. ``lineage``: JSON of
-    build facts (git revision, images) for the report. Returns whether the model passed
-    the gate (beats persistence and the champion, significantly, and is not identical to
-    it); the pipeline's deploy condition reads it.
+    build facts (git revision, images) for the report. ``quantile_levels``,
+    ``gate_metric`` and ``coverage_tolerance`` (the pipeline passes its parameters;
+    ``""``/``0.0``: ``run``'s defaults) choose the forecast's levels and the gate. Returns
+    whether the model passed the gate (beats the baseline the gate metric names and the
+    champion, significantly, and is not identical to it); the pipeline's deploy condition
+    reads it.
 
     A single return value on purpose: kfp.local's condition evaluator resolves a task's
     ``Output`` parameter but not a named field of a NamedTuple, so ``dsl.If`` on a named
@@ -82,6 +88,9 @@ def train_op(
                 ("vertex_project", vertex_project),
                 ("vertex_region", vertex_region),
                 ("vertex_endpoint", vertex_endpoint),
+                ("quantile_levels", quantile_levels),
+                ("gate_metric", gate_metric),
+                ("coverage_tolerance", coverage_tolerance),
             )
             if value
         },

@@ -12,6 +12,7 @@ from components.common.cli import (
     defaults_of,
     positive_float,
     positive_int,
+    quantile_levels,
     run_step,
     step_parser,
 )
@@ -26,12 +27,14 @@ def build_parser() -> argparse.ArgumentParser:
     d = DEFAULTS
     parser = step_parser(
         "python -m components.tune",
-        "Hyper-parameter search for the next-day close model (Optuna: seeded TPE, median "
-        "pruning). Objective: eval-split MAE of the predicted next-day close. Writes "
+        "Hyper-parameter search for the next-day quantile forecast (Optuna: seeded TPE, median "
+        "pruning). Objective: the eval split's mean pinball loss over --quantile-levels "
+        "(lower is better), reported beside the train period's historical quantiles. Writes "
         "best_params.json (read by `python -m components.train --best-params`), trials.md "
         "(every trial) and metrics.json into --output-dir.",
         "  python -m components.transform ../shared/data/crypto-markets.csv --output-dir /tmp/f\n"
-        "  python -m components.tune /tmp/f --output-dir /tmp/tune --n-trials 8 --max-epochs 20",
+        "  python -m components.tune /tmp/f --output-dir /tmp/tune --n-trials 8 --max-epochs 20\n"
+        "  python -m components.tune /tmp/f --output-dir /tmp/tune --quantile-levels 0.1,0.5,0.9",
     )
     add_features_arguments(parser)
     parser.add_argument("--output-dir", type=Path, required=True, help="where to write the outputs")
@@ -57,7 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--selection",
         d,
         "which trial's parameters to write: one_se = the largest l2 among the trials within "
-        "one standard error of the lowest eval MAE, min = the lowest eval MAE",
+        "one standard error of the lowest eval pinball loss, min = the lowest eval pinball",
         choices=SELECTIONS,
     )
     add_step_option(
@@ -66,6 +69,14 @@ def build_parser() -> argparse.ArgumentParser:
         d,
         "optuna (in this process); vertex (Vertex AI, settings from the pipeline)",
         choices=BACKENDS,
+    )
+    add_step_option(
+        parser,
+        "--quantile-levels",
+        d,
+        "the forecast's quantile levels, comma-separated: increasing, strictly between 0 and "
+        "1, with 0.5 (the median), at most 19 (train's --quantile-levels)",
+        type=quantile_levels,
     )
     return parser
 
@@ -84,16 +95,18 @@ def _call(args: argparse.Namespace) -> TuneResult:
         seed=args.seed,
         backend=args.backend,
         selection=args.selection,
+        quantile_levels=args.quantile_levels,
     )
 
 
 def _render(result: TuneResult, args) -> str:
     out = args.output_dir
     return (
-        f"selected trial {result.best_trial} ({result.selection}): eval price MAE "
-        f"{result.best_value:.4f} vs persistence {result.baseline_eval_mae:.4f} (ratio "
-        f"{result.metrics()['best_eval_mae_ratio']:.4f}); lowest: trial {result.lowest_trial}, "
-        f"{result.lowest_value:.4f}; {result.trials_run} trials, {result.trials_pruned} pruned, "
+        f"selected trial {result.best_trial} ({result.selection}): eval pinball "
+        f"{result.best_value:.6f} vs historical quantiles {result.baseline_eval_pinball:.6f} "
+        f"(ratio {result.metrics()['best_eval_pinball_ratio']:.4f}); lowest: trial "
+        f"{result.lowest_trial}, {result.lowest_value:.6f}; {result.trials_run} trials, "
+        f"{result.trials_pruned} pruned, "
         f"{result.elapsed_s:.1f} s\nbest params: {out / 'best_params.json'}\n"
         f"trials table: {out / 'trials.md'}"
     )

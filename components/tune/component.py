@@ -18,6 +18,7 @@ def tune_op(
     vertex_staging_bucket: str,
     vertex_machine_type: str,
     vertex_image: str,
+    quantile_levels: str,
     best_params: Output[Artifact],
     metrics: Output[Metrics],
     trials_table: Output[Markdown],
@@ -26,7 +27,8 @@ def tune_op(
 
     ``best_params``: JSON of the selected trial's hyper-parameters (what train reads;
     the default selection is tune's one-SE rule, see ``components.tune.tune``);
-    ``metrics``: best eval price MAE, persistence on eval, trials run/pruned/failed;
+    ``metrics``: the selected trial's eval pinball loss (mean over ``quantile_levels``)
+    beside the train period's historical quantiles on eval, trials run/pruned/failed;
     ``trials_table``: every trial as a Markdown table. ``backend="vertex"`` runs the search
     as a Vertex AI HyperparameterTuningJob (``vertex_*``; ``vertex_image``: the tune image
     by digest) on the features' gs:// URIs, with outputs of the same shape.
@@ -54,5 +56,6 @@ def tune_op(
         vertex_staging_bucket=vertex_staging_bucket or None,
         vertex_machine_type=vertex_machine_type,
         vertex_image=vertex_image or None,
+        quantile_levels=quantile_levels,
     )
     publish(result, best_params=best_params, metrics=metrics)

@@ -3,6 +3,7 @@ parameters before any step without loading Optuna or the trainer)."""
 
 from __future__ import annotations
 
+from components.common.quantiles import quantile_levels_problem
 from components.common.results import integer_problem, number_problem
 
 BACKENDS: tuple[str, ...] = ("optuna", "vertex")
@@ -21,6 +22,7 @@ def check_parameters(
     patience: object = None,
     selection: object = None,
     parallel_trials: object = None,
+    quantile_levels: object = None,
     vertex_project: object = None,
     vertex_region: object = None,
     vertex_service_account: object = None,
@@ -36,6 +38,7 @@ def check_parameters(
         "max_epochs": max_epochs is not None and integer_problem("max_epochs", max_epochs, 1),
         "seed": seed is not None and integer_problem("seed", seed, 0, MAX_SEED),
         "patience": patience is not None and integer_problem("patience", patience, 1),
+        "quantile_levels": quantile_levels is not None and quantile_levels_problem(quantile_levels),
     }
     if backend is not None and backend not in BACKENDS:
         problems["backend"] = (

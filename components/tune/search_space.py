@@ -18,8 +18,9 @@ noisy features whose best forecast is close to a constant drift.
 * ``dropout`` 0.0 .. 0.5: regularisation the original design did not tune.
 * ``batch_size`` 32, 64, 128, 256: batch noise matters with this little data; a small
   categorical keeps the trial budget for the other dimensions.
-* ``l2`` 1e-3 .. 1e-1, log: the L2 factor on every kernel (the loss is Huber on the
-  standardised target, so the data term is O(0.5)). From a penalty that barely
+* ``l2`` 1e-3 .. 1e-1, log: the L2 factor on every kernel (the loss is the pinball loss
+  on the standardised target averaged over the quantile levels, so the data term is
+  O(0.25)). From a penalty that barely
   constrains nets of this size to one that dominates the data term and shrinks the net
   towards the constant drift its output layer starts from. Tuned on the eval split like
   the rest; tune's ``one_se`` selection rule then prefers the largest ``l2`` among the

@@ -3,11 +3,11 @@ point for ``backend="vertex"``).
 
 Vertex AI starts one custom job per trial with the sampled hyper-parameters as
 ``--<name>=<value>`` arguments. The trial trains that configuration exactly as an Optuna
-trial does (``tune.train_trial``), reports the eval-split price MAE to Vertex with
-``cloudml-hypertune`` (a metric file the service reads), and writes the trial's row-by-row
-absolute errors as ``<errors-dir>/<trial id>.json``, so the tune step can apply the same
-one-standard-error rule. Paths are local; on Vertex, ``/gcs/<bucket>/...`` is the bucket
-mounted by Cloud Storage FUSE.
+trial does (``tune.train_trial``), reports the eval split's mean pinball loss over the
+quantile levels to Vertex with ``cloudml-hypertune`` (a metric file the service reads),
+and writes the trial's row-by-row pinball losses as ``<errors-dir>/<trial id>.json``, so
+the tune step can apply the same one-standard-error rule. Paths are local; on Vertex,
+``/gcs/<bucket>/...`` is the bucket mounted by Cloud Storage FUSE.
 """
 
 from __future__ import annotations
@@ -19,7 +19,9 @@ import os
 import sys
 from pathlib import Path
 
+from components.common.cli import quantile_levels
 from components.common.contracts import HPARAM_NAMES
+from components.common.quantiles import DEFAULT_QUANTILE_LEVELS
 from components.tune.search_space import SEARCH_SPACE, validate
 from components.tune.vertex import METRIC
 
@@ -39,6 +41,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--max-epochs", type=int, required=True)
     parser.add_argument("--seed", type=int, required=True)
     parser.add_argument("--patience", type=int, required=True)
+    parser.add_argument(
+        "--quantile-levels",
+        type=quantile_levels,
+        default=DEFAULT_QUANTILE_LEVELS,
+        help="the forecast's quantile levels, comma-separated (default: %(default)s)",
+    )
     for p in SEARCH_SPACE:
         parser.add_argument(f"--{p.name}", required=True, type=lambda t, k=p.type: _value(t, k))
     return parser
@@ -62,6 +70,7 @@ def main(argv: list[str] | None = None) -> int:
         max_epochs=args.max_epochs,
         seed=args.seed,
         patience=args.patience,
+        quantile_levels=args.quantile_levels,
     )
     out = Path(args.errors_dir) / f"{trial_id}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -80,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
     hypertune.HyperTune().report_hyperparameter_tuning_metric(
         hyperparameter_metric_tag=METRIC, metric_value=value, global_step=epochs
     )
-    log.info("trial %s: eval price MAE %.4f after %d epochs, %s", trial_id, value, epochs, params)
+    log.info("trial %s: eval pinball %.6f after %d epochs, %s", trial_id, value, epochs, params)
     return 0
 
 

@@ -2,8 +2,9 @@
 space (``search_space.to_vertex_parameter_specs``).
 
 Each trial is a custom job on the tune image (by digest) running
-``python -m components.tune.trial`` with the sampled values; it reports the eval price MAE
-with cloudml-hypertune and leaves its row-by-row errors under the job's staging folder.
+``python -m components.tune.trial`` with the sampled values; it reports the eval split's
+mean pinball loss with cloudml-hypertune and leaves its row-by-row losses under the job's
+staging folder.
 This process waits for the job (the SDK logs its state) and reads every trial; the tune
 step then builds the ``TuneResult`` the Optuna backend builds: same trials table, same
 selection rule (``tune._vertex_result``). The job never outlives the step: on SIGTERM
@@ -24,14 +25,16 @@ from dataclasses import dataclass
 import numpy as np
 
 from components.common.contracts import HPARAM_NAMES
+from components.common.quantiles import DEFAULT_QUANTILE_LEVELS
 from components.common.results import ParameterError
 from components.common.termination import cancel_on_exit
 from components.tune.search_space import SEARCH_SPACE, to_vertex_parameter_specs
 
 log = logging.getLogger(__name__)
 
-#: The metric every trial reports and the tuning job minimises.
-METRIC = "eval_price_mae"
+#: The metric every trial reports and the tuning job minimises: the eval split's mean
+#: pinball loss over the quantile levels.
+METRIC = "eval_pinball"
 TRIAL_COMMAND = ["python", "-m", "components.tune.trial"]
 #: Vertex trial states -> the Optuna backend's state names.
 STATES = {"SUCCEEDED": "complete", "INFEASIBLE": "fail", "STOPPING": "pruned"}
@@ -127,6 +130,7 @@ def build_job(
     seed: int,
     patience: int,
     name: str,
+    quantile_levels: str = DEFAULT_QUANTILE_LEVELS,
 ):
     """The HyperparameterTuningJob (not yet submitted) and the gs:// folder of trial errors."""
     from google.cloud import aiplatform
@@ -148,6 +152,7 @@ def build_job(
         f"--max-epochs={max_epochs}",
         f"--seed={seed}",
         f"--patience={patience}",
+        f"--quantile-levels={quantile_levels}",
     ]
     trial_job = aiplatform.CustomJob(
         display_name=f"{name}-trial",
@@ -188,6 +193,7 @@ def search(
     max_epochs: int,
     seed: int,
     patience: int,
+    quantile_levels: str = DEFAULT_QUANTILE_LEVELS,
     read_bytes=None,
 ) -> dict:
     """Run the tuning job, wait for it, and read its trials (``read_trials``)."""
@@ -205,6 +211,7 @@ def search(
         seed=seed,
         patience=patience,
         name=name,
+        quantile_levels=quantile_levels,
     )
     started = time.monotonic()
     log.info(
@@ -236,7 +243,8 @@ def cancel_job(job) -> bool:
 
 def read_trials(trials, errors_dir: str, read_bytes) -> dict:
     """The job's trials (``gca`` Trial messages) as the Optuna backend's trial rows, with
-    each succeeded trial's eval errors (the trials' files) and the persistence MAE."""
+    each succeeded trial's per-row eval pinball losses (the trials' files) and the eval
+    pinball of the train period's historical quantiles (``baseline``)."""
     rows, errors, l2, baseline = [], {}, {}, math.nan
     for trial in trials:
         number = int(trial.id)
@@ -256,7 +264,7 @@ def read_trials(trials, errors_dir: str, read_bytes) -> dict:
             {
                 "number": number,
                 "state": state,
-                "eval_price_mae": value,
+                "eval_pinball": value,
                 "epochs": epochs,
                 "seconds": seconds,
                 "params": params,

@@ -83,9 +83,9 @@ def test_the_trial_runs_in_the_tune_image_and_writes_the_hypertune_metric(
         docker("cp", f"{container}:{VERTEX_METRIC_FILE}", str(tmp_path / "output.metrics"))
     finally:
         docker("rm", "--force", container, check=False)
-    assert "trial 7: eval price MAE" in result.stderr
+    assert "trial 7: eval pinball" in result.stderr
     metric = json.loads((tmp_path / "output.metrics").read_text().splitlines()[-1])
     detail = json.loads((out / "errors" / "7.json").read_text())
-    assert float(metric["eval_price_mae"]) == pytest.approx(detail["value"]) and detail["value"] > 0
+    assert float(metric["eval_pinball"]) == pytest.approx(detail["value"]) and detail["value"] > 0
     assert str(metric["global_step"]) == "2" and detail["epochs"] == 2
     assert len(detail["errors"]) == 263  # the eval rows of the shared Bitcoin file

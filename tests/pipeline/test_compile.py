@@ -259,3 +259,18 @@ def test_train_gets_the_data_the_champion_and_the_lineage(compiled):
         assert params[name] == {"componentInputParameter": name}, name
     lineage = json.loads(params["lineage"]["runtimeValue"]["constant"])
     assert lineage == {"git revision": git_revision(), "images": IMAGES}
+
+
+def test_the_quantile_parameters_reach_tune_and_train(compiled):
+    """quantile_levels feeds both tune (what it selects on) and train; the gate's two
+    parameters feed train; each is a pipeline parameter with its step's default."""
+    tasks = _executor_tasks(compiled)
+    tune_params = tasks["tune-op"]["inputs"]["parameters"]
+    train_params = tasks["train-op"]["inputs"]["parameters"]
+    assert tune_params["quantile_levels"] == {"componentInputParameter": "quantile_levels"}
+    for name in ("quantile_levels", "gate_metric", "coverage_tolerance"):
+        assert train_params[name] == {"componentInputParameter": name}, name
+    root = compiled["root"]["inputDefinitions"]["parameters"]
+    assert root["quantile_levels"]["defaultValue"] == "0.05,0.25,0.5,0.75,0.95"
+    assert root["gate_metric"]["defaultValue"] == "pinball"
+    assert root["coverage_tolerance"]["defaultValue"] == 0.05

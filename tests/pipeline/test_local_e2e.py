@@ -2,11 +2,13 @@
 
 Two runs: one whose gate is forced open (max_mae_ratio huge) so deploy runs, one whose
 gate is forced shut (max_mae_ratio tiny) so nothing may be deployed. Both must succeed.
+They use the MAE gate (gate_metric=mae), whose threshold a run can force either way.
 """
 
 import hashlib
 import json
 import math
+import re
 from pathlib import Path
 
 import numpy as np
@@ -32,6 +34,7 @@ def _run(root: Path, csv: Path, max_mae_ratio: float, sha256: str = FULL_CSV_SHA
         "source": str(csv),
         "source_sha256": sha256,
         "max_mae_ratio": max_mae_ratio,
+        "gate_metric": "mae",
         **SMALL_BUDGET,
         **extra,
     }
@@ -196,6 +199,15 @@ def _predict_over_http(repository: Path, model_name: str, instances: list[dict])
 def test_summary_shows_model_beside_baseline(open_gate):
     summary = format_summary(open_gate)
     assert "baseline" in summary and "Gate: PASSED" in summary and "Deployed:" in summary
+    # The quantile forecast's line, in its fixed format, right after the MAE line.
+    lines = summary.splitlines()
+    mae = next(i for i, x in enumerate(lines) if x.startswith("Against persistence:"))
+    assert re.fullmatch(
+        r"Against historical quantiles: pinball_ratio \d\.\d{4}, DM p \d\.\d{3}; "
+        r"against GARCH\(1,1\)-t: (pinball_ratio \d\.\d{4}, DM p \d\.\d{3}|unavailable); "
+        r"90% coverage \d\.\d{3}",
+        lines[mae + 1],
+    ), lines[mae + 1]
     # The report line names a file a browser renders: the artifact itself, as .html.
     report = open_gate.artifact("train", "report")
     line = next(x for x in summary.splitlines() if x.startswith("Report:"))

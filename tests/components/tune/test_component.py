@@ -39,6 +39,7 @@ def _pipeline(n_trials: int = 3):
         max_epochs=2,
         seed=0,
         backend="optuna",
+        quantile_levels="0.05,0.25,0.5,0.75,0.95",
         **LOCAL_VERTEX,
     )
 
@@ -66,6 +67,7 @@ def test_tune_op_compiles(tmp_path):
         "max_epochs",
         "seed",
         "backend",
+        "quantile_levels",
         *LOCAL_VERTEX,
     }
     assert set(inputs["artifacts"]) == {"features", "stats"}

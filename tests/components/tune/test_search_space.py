@@ -34,8 +34,9 @@ def test_space_covers_exactly_the_model_hyper_parameters():
 def test_l2_is_a_log_scale_range():
     l2 = {p.name: p for p in SEARCH_SPACE}["l2"]
     assert (l2.type, l2.low, l2.high, l2.log) == ("float", 1e-3, 1e-1, True)
-    # the default is the geometric middle of the range (an a-priori choice)
-    assert DEFAULT_HPARAMS["l2"] == pytest.approx((l2.low * l2.high) ** 0.5)
+    # the default (tune's first trial, an a-priori choice: light L2, as the quantile head
+    # does most of the work) lies in the range
+    assert l2.low <= DEFAULT_HPARAMS["l2"] <= l2.high
 
 
 @pytest.mark.parametrize(

@@ -45,7 +45,11 @@ TRIAL_PARAMS = {
     "3": {"learning_rate": 0.009, "num_layers": 3.0, "first_layer_units": 128.0,
           "layer_scale": 1.0, "dropout": 0.0, "batch_size": 32.0, "l2": 0.001},
 }  # fmt: skip
+#: Each succeeded trial's eval pinball loss per row, as the trial writes it (round numbers:
+#: trial 2's excess over trial 1 is exactly one standard error).
 ERRORS = {"1": [10.0, 20.0, 30.0, 40.0], "2": [11.0, 19.0, 31.0, 41.0]}
+#: The run's quantile levels (not the default: they must reach every trial).
+LEVELS = "0.1,0.5,0.9"
 
 
 class VertexStandIn:
@@ -111,7 +115,7 @@ class VertexStandIn:
                 trial["finalMeasurement"] = {
                     "stepCount": "7",
                     "metrics": [
-                        {"metricId": "eval_price_mae", "value": float(np.mean(ERRORS[trial_id]))}
+                        {"metricId": "eval_pinball", "value": float(np.mean(ERRORS[trial_id]))}
                     ],
                 }
             out.append(trial)
@@ -171,6 +175,7 @@ def _tune_on_vertex(stand_in, gcs, monkeypatch, tmp_path):
         vertex_staging_bucket=f"gs://{bucket.name}/vertex-staging",
         vertex_image=IMAGE,
         vertex_machine_type="n1-standard-8",
+        quantile_levels=LEVELS,
     )
     return result, bucket.name
 
@@ -216,7 +221,7 @@ def test_tuning_job_request_field_by_field(vertex_job):
     assert job["maxTrialCount"] == 3
     assert job["parallelTrialCount"] == 2
     study = job["studySpec"]
-    assert study["metrics"] == [{"metricId": "eval_price_mae", "goal": 2}]  # 2 = MINIMIZE
+    assert study["metrics"] == [{"metricId": "eval_pinball", "goal": 2}]  # 2 = MINIMIZE
     specs = {p["parameterId"]: p for p in study["parameters"]}
     assert list(specs) == list(HPARAM_NAMES)
     log, linear = 2, 1  # ScaleType enum values
@@ -256,6 +261,7 @@ def test_tuning_job_request_field_by_field(vertex_job):
         "--max-epochs=30",
         "--seed=7",
         "--patience=5",
+        f"--quantile-levels={LEVELS}",
     ]
     assert job["labels"] == {"app": "crypto-kfp", "step": "tune"}
     assert ("GET", f"/v1/{JOB}", None) in stand_in.requests  # it waited for the job
@@ -277,8 +283,12 @@ def test_vertex_result_becomes_best_params_with_the_optuna_schema(vertex_job, tu
     }
     assert read_params(tmp_path / "best_params.json") == best  # what train.run reads
     # The trials table has the Optuna backend's shape, row by row.
-    assert set(result.trials[0]) == {"number", "state", "eval_price_mae", "eval_mae_ratio",
+    assert set(result.trials[0]) == {"number", "state", "eval_pinball", "eval_pinball_ratio",
                                      "epochs", "seconds", "params", "within_one_se"}  # fmt: skip
+    # The trials' metric and the reference their files carry, as the Optuna backend has them.
+    assert result.trials[0]["eval_pinball"] == 25.0
+    assert result.trials[0]["eval_pinball_ratio"] == pytest.approx(25.0 / 50.0)
+    assert result.baseline_eval_pinball == 50.0 and result.quantile_levels == (0.1, 0.5, 0.9)
     assert [t["state"] for t in result.trials] == ["complete", "complete", "fail"]
     assert result.trials[0]["seconds"] == 120.0
     assert "| 2 (selected) | complete |" in trials_markdown(result)
@@ -360,12 +370,14 @@ def test_trial_entry_point_trains_on_the_shared_data_and_writes_the_metric(tmp_p
         "--max-epochs=2",
         "--seed=3",
         "--patience=2",
+        "--quantile-levels=0.05,0.25,0.5,0.75,0.95",
         *(f"--{k}={v}" for k, v in params.items()),
     ]
     assert trial_cli.main(argv) == 0
     metric = json.loads(metric_file.read_text().strip().splitlines()[-1])
-    assert float(metric["eval_price_mae"]) > 0 and str(metric["global_step"]) == "2"
+    assert float(metric["eval_pinball"]) > 0 and str(metric["global_step"]) == "2"
     detail = json.loads((tmp_path / "errors" / "5.json").read_text())
-    assert float(metric["eval_price_mae"]) == pytest.approx(detail["value"])
+    assert float(metric["eval_pinball"]) == pytest.approx(detail["value"])
+    assert detail["value"] == pytest.approx(np.mean(detail["errors"]))
     assert len(detail["errors"]) == 263  # the eval rows of the shared file
     assert detail["baseline"] > 0 and detail["epochs"] == 2
