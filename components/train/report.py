@@ -362,7 +362,12 @@ def plot_fan(
             label=f"outside the {name}% interval ({int(outside.sum())} of {len(x)} days)",
         )
     ax.set_title(title)
-    ax.set_ylabel("close")
+    positive = actual_next[actual_next > 0]
+    if positive.size and positive.max() > 4 * positive.min():  # a price that multiplied
+        ax.set_yscale("log")
+        ax.set_ylabel("close (log scale)")
+    else:
+        ax.set_ylabel("close")
     ax.legend(loc="upper left", fontsize="small")
     low.axhline(0, color="grey", linewidth=0.6)
     low.set_ylabel("change from the day before, %")
