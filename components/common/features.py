@@ -132,7 +132,14 @@ def _sum(matrix: np.ndarray) -> np.ndarray:
     Double-double accumulation (TwoSum, Ogita-Rump-Oishi "Sum2") then one rounding; where
     its error bound does not rule out a different rounding (the sum lies near the midpoint
     of two doubles, e.g. after heavy cancellation), that element is summed by ``math.fsum``.
+    A window holding an infinite value sums to a non-finite value without numpy's warning:
+    the caller refuses that row's features by name.
     """
+    with np.errstate(invalid="ignore", over="ignore"):
+        return _sum_finite(matrix)
+
+
+def _sum_finite(matrix: np.ndarray) -> np.ndarray:
     terms = matrix.T
     total = terms[0].copy()
     error = np.zeros_like(total)
