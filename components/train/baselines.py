@@ -101,12 +101,16 @@ def garch_t(
     facts = []
     for coin, (rows, dates) in _test_positions(test).items():
         series = history[coin] * PERCENT
-        last = int(series.index.searchsorted(fit_end[coin], side="right"))
         try:
+            if coin not in fit_end:
+                raise ValueError("no train or eval rows to fit on")
+            last = int(series.index.searchsorted(fit_end[coin], side="right"))
             model = arch_model(series, mean="Constant", vol="GARCH", p=1, q=1, dist="t")
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                fitted = model.fit(last_obs=last, disp="off")
+                # show_warning=False: arch re-enables its ConvergenceWarning itself; the
+                # convergence flag below is what decides.
+                fitted = model.fit(last_obs=last, disp="off", show_warning=False)
             if fitted.convergence_flag != 0:
                 raise RuntimeError(
                     f"the optimiser did not converge (flag {fitted.convergence_flag})"
@@ -136,12 +140,18 @@ def garch_t(
 def baselines(splits: Mapping[str, Split], levels: Sequence[float]) -> dict[str, Baseline]:
     """Both quantile baselines on ``splits["test"]``, GARCH fitted on train and eval."""
     history = return_history(splits)
-    evaluation, test = splits["eval"], splits["test"]
-    fit_end = {
-        coin: pd.Timestamp(str(max(evaluation.dates[evaluation.coins == coin])))
-        + pd.Timedelta(days=1)
-        for coin in dict.fromkeys(map(str, test.coins))
-    }
+    test = splits["test"]
+    fit_end = {}
+    for coin in dict.fromkeys(map(str, test.coins)):
+        # The coin's last day before the test window: its last eval row, or its last train
+        # row when the purge left it no eval rows (a short history).
+        before = [
+            max(split.dates[split.coins == coin])
+            for split in (splits["eval"], splits["train"])
+            if np.any(split.coins == coin)
+        ]
+        if before:
+            fit_end[coin] = pd.Timestamp(str(before[0])) + pd.Timedelta(days=1)
     return {
         "historical": historical_quantiles(history, test, levels),
         "garch": garch_t(history, test, levels, fit_end),

@@ -261,13 +261,6 @@ def test_a_garch_fit_that_raises_is_reported_not_raised():
     assert got.note.startswith("GARCH(1,1)-t fit failed for tiny: ")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=ValueError,
-    reason="baselines() takes max() of each test coin's eval dates: a coin with test rows "
-    "but no eval rows (the transform gives one to a coin of ~40 days) raises 'max() arg is "
-    "an empty sequence' and stops the train step",
-)
 def test_a_coin_without_eval_rows_does_not_stop_the_baselines():
     rng = np.random.default_rng(0)
     r = rng.normal(0, 0.03, 200)
@@ -280,14 +273,10 @@ def test_a_coin_without_eval_rows_does_not_stop_the_baselines():
     splits = {name: make_split(name, part) for name, part in rows.items()}
     both = baselines(splits, LEVELS)
     assert both["historical"].available
+    # bbb's GARCH is fitted on its train rows (nothing of its test window)
+    assert both["garch"].available, both["garch"].note
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="arch's fit() calls warnings.filterwarnings('always', ConvergenceWarning) itself, "
-    "so garch_t's catch_warnings/simplefilter('ignore') does not hold: the warning reaches "
-    "the run's log beside the baseline's own note (fit(..., show_warning=False) would not)",
-)
 def test_a_garch_fit_that_fails_warns_only_through_its_note():
     import warnings
 
