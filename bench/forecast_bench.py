@@ -210,7 +210,7 @@ def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
             },
         }
     try:
-        from components.train.train import quantile_summary
+        from components.common.quantiles import quantile_summary
 
         figures["summary"] = quantile_summary(m)
     except ImportError:  # pragma: no cover - an older train module

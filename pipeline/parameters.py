@@ -11,7 +11,7 @@ import importlib
 from collections.abc import Mapping
 from typing import Any
 
-from components.common.quantiles import DEFAULT_QUANTILE_LEVELS, GATE_METRICS
+from components.common.quantiles import DEFAULT_GATE_METRIC, DEFAULT_QUANTILE_LEVELS
 
 #: The settings of deploy_target=vertex and gke (issue 10), each a parameter of deploy.run
 #: of the same name; vertex also uses the tune step's vertex_project and vertex_region.
@@ -210,7 +210,7 @@ EMPTY_IS_NONE = frozenset({"source_sha256", "column_mapping"})
 CHECKED_TOGETHER: tuple[tuple[str, ...], ...] = (("quantile_levels", "gate_metric"),)
 RUN_DEFAULTS: dict[str, Any] = {
     "quantile_levels": DEFAULT_QUANTILE_LEVELS,
-    "gate_metric": GATE_METRICS[0],
+    "gate_metric": DEFAULT_GATE_METRIC,
 }
 
 

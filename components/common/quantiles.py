@@ -7,7 +7,7 @@ pipeline checks a run's levels before any step starts.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 #: Default levels: the median, the quartiles and the central 90% interval.
 DEFAULT_QUANTILE_LEVELS = "0.05,0.25,0.5,0.75,0.95"
@@ -18,6 +18,7 @@ INTERVALS: dict[str, tuple[float, float]] = {"50": (0.25, 0.75), "90": (0.05, 0.
 #: The interval whose coverage the gate checks.
 GATE_INTERVAL = "90"
 GATE_METRICS = ("pinball", "mae")
+DEFAULT_GATE_METRIC = GATE_METRICS[0]
 
 
 class QuantileLevelsError(ValueError):
@@ -88,3 +89,19 @@ def level_key(level: float) -> str:
 
 def median_index(levels: tuple[float, ...]) -> int:
     return levels.index(0.5)
+
+
+def quantile_summary(metrics: Mapping[str, float]) -> str:
+    """The run summary's line on the quantile forecast (a fixed format)."""
+
+    def pair(prefix: str, ratio_key: str) -> str:
+        if ratio_key not in metrics:
+            return "unavailable"
+        return f"pinball_ratio {metrics[ratio_key]:.4f}, DM p {metrics[f'dm_{prefix}_p_value']:.3f}"
+
+    coverage = metrics.get(f"model_coverage_{GATE_INTERVAL}", float("nan"))
+    return (
+        f"Against historical quantiles: {pair('historical', 'pinball_ratio')}; "
+        f"against GARCH(1,1)-t: {pair('garch', 'garch_pinball_ratio')}; "
+        f"{GATE_INTERVAL}% coverage {coverage:.3f}"
+    )

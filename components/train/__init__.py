@@ -23,7 +23,7 @@ _EXPORTS = {
     "new_version": "components.train.parameters",
     "pinball_per_day": "components.train.scores",
     "predict_quantiles": "components.train.model",
-    "quantile_summary": "components.train.train",
+    "quantile_summary": "components.common.quantiles",
     "ratio": "components.train.evaluate",
     "run": "components.train.train",
     "seed_everything": "components.train.model",

@@ -18,11 +18,11 @@ from components.common.cli import (
     run_step,
     step_parser,
 )
-from components.common.quantiles import GATE_METRICS, quantile_levels_problem
+from components.common.quantiles import GATE_METRICS, quantile_levels_problem, quantile_summary
 from components.common.results import ParameterError
 from components.train.champion import ChampionError
 from components.train.data import DataContractError
-from components.train.train import TrainResult, quantile_summary, run
+from components.train.train import TrainResult, run
 
 DEFAULTS = defaults_of(run)
 

@@ -17,10 +17,12 @@ import numpy as np
 from components.common.contracts import DEFAULT_MODEL_NAME, DEFAULT_SERVING_NAMESPACE
 from components.common.jsonfile import read_json
 from components.common.quantiles import (
+    DEFAULT_GATE_METRIC,
     DEFAULT_QUANTILE_LEVELS,
     GATE_INTERVAL,
     INTERVALS,
     parse_quantile_levels,
+    quantile_summary,
 )
 from components.common.results import StepResult, raise_for_problems
 from components.train import model as model_lib
@@ -62,6 +64,7 @@ class TrainResult(StepResult):
     data_sha256: str = ""
     training_fingerprint: str = ""
     quantile_levels: tuple[float, ...] = ()
+    garch_unavailable: str = ""  #: why the GARCH baseline could not be fitted, if so
 
     def metrics(self) -> dict[str, float]:
         return dict(self.scores)
@@ -85,6 +88,7 @@ class TrainResult(StepResult):
                 "quantile_levels": ",".join(map(repr, self.quantile_levels)),
                 "pinball_ratio": self.scores.get("pinball_ratio", float("nan")),
                 "coverage_90": self.scores.get("model_coverage_90", float("nan")),
+                "garch_unavailable": self.garch_unavailable,
             }
         }
 
@@ -135,7 +139,7 @@ def run(
     kubeconfig: str | None = None,
     vertex_api_endpoint: str | None = None,
     quantile_levels: str = DEFAULT_QUANTILE_LEVELS,
-    gate_metric: str = "pinball",
+    gate_metric: str = DEFAULT_GATE_METRIC,
     coverage_tolerance: float = 0.05,
 ) -> TrainResult:
     """Train ``ensemble_size`` nets (seeds ``seed``, ``seed+1``, ...) with early stopping
@@ -374,22 +378,7 @@ def run(
         data_sha256=data_sha256 or "",
         training_fingerprint=fingerprint,
         quantile_levels=levels,
-    )
-
-
-def quantile_summary(metrics: Mapping[str, float]) -> str:
-    """The run summary's line on the quantile forecast (a fixed format)."""
-
-    def pair(prefix: str, ratio_key: str) -> str:
-        if ratio_key not in metrics:
-            return "unavailable"
-        return f"pinball_ratio {metrics[ratio_key]:.4f}, DM p {metrics[f'dm_{prefix}_p_value']:.3f}"
-
-    coverage = metrics.get(f"model_coverage_{GATE_INTERVAL}", float("nan"))
-    return (
-        f"Against historical quantiles: {pair('historical', 'pinball_ratio')}; "
-        f"against GARCH(1,1)-t: {pair('garch', 'garch_pinball_ratio')}; "
-        f"{GATE_INTERVAL}% coverage {coverage:.3f}"
+        garch_unavailable=forecast["unavailable"].get("garch", ""),
     )
 
 

@@ -21,8 +21,9 @@ TINY_PARAMS = {
 
 def train_tiny(synthetic_data, out, version: str, data_sha256: str, **kwargs):
     """Train step on the synthetic data with TINY_PARAMS, fast settings and a permissive
-    persistence gate (the MAE gate unless ``gate_metric`` is given), writing ``out/<version>/model`` and its report; ``kwargs`` name the
-    deploy target, its repository and anything else train takes."""
+    persistence gate (the MAE gate unless ``gate_metric`` is given), writing
+    ``out/<version>/model`` and its report; ``kwargs`` name the deploy target, its
+    repository and anything else train takes."""
     from components.train.train import run as train
 
     kwargs.setdefault("model_name", "tiny")
