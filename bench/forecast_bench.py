@@ -94,20 +94,10 @@ def accepted(func, **kwargs: Any) -> dict[str, Any]:
     return {k: v for k, v in kwargs.items() if v is not None and k in names}
 
 
-class GarchNotes(logging.Handler):
-    """Collects the baselines' warnings (why GARCH is unavailable)."""
-
-    def __init__(self) -> None:
-        super().__init__(logging.WARNING)
-        self.notes: list[str] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.notes.append(record.getMessage())
-
-
 def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     """The three steps into ``work``; the figures for the table."""
     from components import train, transform, tune
+    from components.common.quantiles import quantile_summary
 
     coins = ",".join(c for part in args.coins for c in part.split(",") if c.strip())
     source = str(Path(args.source))
@@ -149,27 +139,22 @@ def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     seconds["tune"] = time.monotonic() - started
     progress(f"tune: {tuned.trials_run} trials ({seconds['tune']:.0f} s)")
 
-    notes = GarchNotes()
-    logging.getLogger("components.train.baselines").addHandler(notes)
     started = time.monotonic()
-    try:
-        trained = train.run(
-            features,
-            stats,
-            work / "best_params.json",
-            model_path=work / "model",
-            report_path=work / "report.html",
-            **accepted(
-                train.run,
-                epochs=args.epochs,
-                ensemble_size=args.ensemble_size,
-                seed=args.seed,
-                quantile_levels=args.quantile_levels,
-                data_sha256=hashlib.sha256(Path(source).read_bytes()).hexdigest(),
-            ),
-        )
-    finally:
-        logging.getLogger("components.train.baselines").removeHandler(notes)
+    trained = train.run(
+        features,
+        stats,
+        work / "best_params.json",
+        model_path=work / "model",
+        report_path=work / "report.html",
+        **accepted(
+            train.run,
+            epochs=args.epochs,
+            ensemble_size=args.ensemble_size,
+            seed=args.seed,
+            quantile_levels=args.quantile_levels,
+            data_sha256=hashlib.sha256(Path(source).read_bytes()).hexdigest(),
+        ),
+    )
     seconds["train"] = time.monotonic() - started
     progress(f"train: done ({seconds['train']:.0f} s)")
 
@@ -184,7 +169,7 @@ def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
             "rows": int(m.get("test_rows", test.get("rows", 0))),
         },
         "rows": {},
-        "garch_note": "; ".join(notes.notes),
+        "garch_note": trained.garch_unavailable,
         "gate": {
             "deploy": bool(trained.passed_gate),
             "outcome": trained.gate_outcome,
@@ -209,12 +194,7 @@ def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
                 for p in ("50", "90")
             },
         }
-    try:
-        from components.common.quantiles import quantile_summary
-
-        figures["summary"] = quantile_summary(m)
-    except ImportError:  # pragma: no cover - an older train module
-        figures["summary"] = ""
+    figures["summary"] = quantile_summary(m)
     return figures
 
 
