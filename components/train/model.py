@@ -156,7 +156,8 @@ def quantile_head_class():
             below = tf.reverse(-tf.cumsum(tf.nn.softplus(self.down)), [0])
             offsets = tf.concat([below, tf.zeros([1], dtype=above.dtype), above], axis=0)
             # The scale is clipped in log space so that a wild input gives a wide, finite
-            # interval, never inf or NaN.
+            # interval (features near float32's limit, ~3e38, still overflow in the
+            # normalisation: the server refuses the non-finite answer with a 400).
             scale = tf.exp(tf.clip_by_value(log_scale, -10.0, 10.0))
             return median + scale * offsets[None, :]
 

@@ -350,6 +350,7 @@ def run(
         forecast=forecast,
         quantiles=quantiles,
         levels=levels,
+        coverage_tolerance=coverage_tolerance,
     )
     log.info(
         "test MAE model %.4f vs persistence %.4f: mae_ratio %.4f",
