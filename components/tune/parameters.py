@@ -10,6 +10,8 @@ BACKENDS: tuple[str, ...] = ("optuna", "vertex")
 SELECTIONS: tuple[str, ...] = ("one_se", "min")
 #: The search's sampler and the trials' nets are seeded with it (numpy: below 2**32).
 MAX_SEED = 2**31 - 1
+#: More trials than any search here needs (each trains a net): a larger count is a typo.
+MAX_TRIALS = 10_000
 
 
 def check_parameters(
@@ -33,7 +35,7 @@ def check_parameters(
     """``{parameter: problem}`` for the given (not None) parameters of ``tune.run``. The
     ``vertex_*`` settings are required only with ``backend="vertex"``."""
     problems = {
-        "n_trials": n_trials is not None and integer_problem("n_trials", n_trials, 1),
+        "n_trials": n_trials is not None and integer_problem("n_trials", n_trials, 1, MAX_TRIALS),
         "timeout_s": timeout_s is not None and number_problem("timeout_s", timeout_s, above=0),
         "max_epochs": max_epochs is not None and integer_problem("max_epochs", max_epochs, 1),
         "seed": seed is not None and integer_problem("seed", seed, 0, MAX_SEED),

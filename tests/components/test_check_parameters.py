@@ -66,3 +66,21 @@ def test_ingest_refuses_a_mapping_that_is_not_one_to_one(tmp_path):
     with pytest.raises(IngestError, match="open, close would all be read from column 'open'"):
         ingest.run(str(src), str(tmp_path / "lake"), column_mapping={"close": "open"})
     assert not (tmp_path / "lake" / "raw").exists()
+
+
+def test_tune_refuses_an_absurd_number_of_trials_before_reading_anything(tmp_path, capsys):
+    from components.tune.__main__ import main
+    from pipeline.parameters import check_arguments
+
+    assert tune.check_parameters(n_trials=100_000_000_000) == {
+        "n_trials": "n_trials must be >= 1 and <= 10000, got 100000000000"
+    }
+    assert tune.check_parameters(n_trials=10_000) == {}
+    rc = main([str(tmp_path / "none"), "--output-dir", str(tmp_path / "out"),
+               "--n-trials", "100000000000"])  # fmt: skip
+    assert rc == 2
+    assert "n_trials must be >= 1 and <= 10000" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+    assert check_arguments({"n_trials": 100_000_000_000}) == [
+        "--n-trials: n_trials must be >= 1 and <= 10000, got 100000000000"
+    ]
