@@ -12,6 +12,8 @@ from components.transform.errors import TransformParameterError
 from components.transform.series import parse_split
 
 RUNNERS = ("local", "dataflow")
+#: Shards per split: each is a file (and a Beam output) per split; more is a typo.
+MAX_SHARDS = 1_000
 
 
 def parse_coins(coins: str | Sequence[str]) -> frozenset[str] | None:
@@ -83,7 +85,8 @@ def check_parameters(
     checks = {
         "max_rejected_fraction": max_rejected_fraction is not None
         and number_problem("max_rejected_fraction", max_rejected_fraction, at_least=0, at_most=1),
-        "num_shards": num_shards is not None and integer_problem("num_shards", num_shards, 1),
+        "num_shards": num_shards is not None
+        and integer_problem("num_shards", num_shards, 1, MAX_SHARDS),
         "price_tolerance": price_tolerance is not None
         and _price_tolerance_problem(price_tolerance),
         "max_daily_move": max_daily_move is not None

@@ -79,3 +79,17 @@ def test_prints_per_coin_counts(bitcoin_csv: Path, tmp_path: Path, capsys) -> No
     # 1,762 examples sized 1,233 / 264 / 265, less the purged last train and last eval day.
     assert "bitcoin" in out and "1793   1232    263    265" in out
     assert "input rows 1793: accepted 1793, rejected 0" in out
+
+
+def test_an_absurd_number_of_shards_is_refused_before_reading(tmp_path: Path, capsys) -> None:
+    from components.transform import check_parameters
+
+    assert check_parameters(num_shards=100_000) == {
+        "num_shards": "num_shards must be >= 1 and <= 1000, got 100000"
+    }
+    assert check_parameters(num_shards=1_000) == {}
+    out = tmp_path / "out"
+    assert main([str(tmp_path / "none.csv"), "--output-dir", str(out), "--num-shards", "100000",
+                 "-q"]) == 2  # fmt: skip
+    assert "num_shards must be >= 1 and <= 1000" in capsys.readouterr().err
+    assert not out.exists()
