@@ -35,13 +35,16 @@ def integer_problem(name: str, value: object, minimum: int, maximum: int | None 
 
 def number_problem(
     name: str, value: object, *, above: float | None = None, at_least: float | None = None,
-    at_most: float | None = None,
+    at_most: float | None = None, finite: bool = False,
 ) -> str:  # fmt: skip
-    """'' if ``value`` is a real number within the bounds given, else a sentence naming it."""
+    """'' if ``value`` is a real number within the bounds given (and, with ``finite``, not
+    infinite), else a sentence naming it."""
     if isinstance(value, bool) or not isinstance(value, int | float):
         return f"{name} must be a number, got {value!r}"
     if value != value:  # NaN
         return f"{name} must be a number, got nan"
+    if finite and value in (float("inf"), float("-inf")):
+        return f"{name} must be a finite number, got {value}"
     if above is not None and not value > above:
         return f"{name} must be > {above:g}, got {value}"
     if at_least is not None and value < at_least:

@@ -303,7 +303,7 @@ def check_parameters(
     if deadline_s is not None and (problem := number_problem("deadline_s", deadline_s, above=0)):
         problems["deadline_s"] = problem
     if min_bytes_per_s is not None and (
-        problem := number_problem("min_bytes_per_s", min_bytes_per_s, at_least=0)
+        problem := number_problem("min_bytes_per_s", min_bytes_per_s, at_least=0, finite=True)
     ):
         problems["min_bytes_per_s"] = problem
     return problems

@@ -1,0 +1,23 @@
+"""Arguments ingest cannot use are refused before anything is fetched or stored: exit 2,
+one line naming the option (issue 22)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from components.ingest import check_parameters
+from components.ingest.__main__ import main
+
+
+def test_an_infinite_minimum_rate_is_refused(sample_csv: Path, tmp_path: Path, capsys) -> None:
+    assert check_parameters(min_bytes_per_s=float("inf")) == {
+        "min_bytes_per_s": "min_bytes_per_s must be a finite number, got inf"
+    }
+    assert check_parameters(min_bytes_per_s=0.0) == {}
+    lake = tmp_path / "lake"
+    rc = main(["--source", str(sample_csv), "--lake", str(lake), "--min-bytes-per-s", "inf"])
+    assert rc == 2
+    assert capsys.readouterr().err.startswith(
+        "ingest: error: min_bytes_per_s must be a finite number"
+    )
+    assert not lake.exists()
