@@ -21,18 +21,94 @@ from pipeline.submit import SubmitError, kfp_errors
 
 #: One run at a time: a day's run that is still going when the next one is due delays it.
 MAX_CONCURRENCY = 1
-_CRON_FIELD = re.compile(r"^[0-9A-Za-z*?,/\-#LW]+$")
+#: KFP's cron fields (robfig/cron, seconds first): name, lowest, highest value.
+_CRON_FIELDS = (
+    ("second", 0, 59),
+    ("minute", 0, 59),
+    ("hour", 0, 23),
+    ("day of month", 1, 31),
+    ("month", 1, 12),
+    ("day of week", 0, 6),
+)
+_CRON_NAMES = {
+    "month": {
+        m: i for i, m in enumerate("JAN FEB MAR APR MAY JUN JUL AUG SEP OCT NOV DEC".split(), 1)
+    },
+    "day of week": {d: i for i, d in enumerate("SUN MON TUE WED THU FRI SAT".split())},
+}
+_CRON_PART = re.compile(r"^(?:(\*|\?)|(\w+)(?:-(\w+))?)(?:/(\d+))?$")
+#: The most days each month has (29 February: leap years).
+_MONTH_DAYS = (31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
+
+
+def _cron_values(text: str, field: str, low: int, high: int) -> set[int]:
+    """The values one cron field matches; ValueError naming the problem."""
+    names = _CRON_NAMES.get(field, {})
+    values: set[int] = set()
+    for part in text.split(","):
+        match = _CRON_PART.match(part)
+        if not match:
+            raise ValueError(f"{field} {part!r} is not a value, range or step")
+        star, first, last, step = match.groups()
+        if star == "?" and field not in ("day of month", "day of week"):
+            raise ValueError(f"'?' is only for the day of month or week, not the {field}")
+        bounds = []
+        for word in (first, last):
+            if word is None:
+                continue
+            value = int(word) if word.isdigit() else names.get(word.upper())
+            if value is None or not low <= value <= high:
+                raise ValueError(f"{field} {word!r} is not in {low}-{high}")
+            bounds.append(value)
+        if star:
+            start, stop = low, high
+        elif last is None and step is not None:
+            start, stop = bounds[0], high  # robfig: "a/s" is "a-high/s"
+        else:
+            start, stop = bounds[0], bounds[-1]
+        if start > stop:
+            raise ValueError(f"{field} range {part!r} is empty")
+        if step is not None and int(step) < 1:
+            raise ValueError(f"{field} step {part!r} must be at least 1")
+        values.update(range(start, stop + 1, int(step or 1)))
+    return values
+
+
+def cron_problem(cron: str) -> str:
+    """'' if ``cron`` is a cron expression KFP can schedule that fires at some time: 5
+    crontab fields (minute hour day month weekday) or 6 with seconds first, each value
+    within its range (names such as JAN or MON allowed), and a day of month that occurs in
+    one of its months (not 30 February) unless a weekday is given; else the sentence."""
+    fields = str(cron).split()
+    if len(fields) not in (5, 6) or not all(
+        _CRON_PART.match(part) for text in fields for part in text.split(",")
+    ):
+        return (
+            f"--cron {cron!r}: expected a cron expression of 5 fields (minute hour day month "
+            "weekday, e.g. '0 6 * * *') or 6 with seconds first"
+        )
+    fields = ["0", *fields] if len(fields) == 5 else fields
+    values = {}
+    for text, (field, low, high) in zip(fields, _CRON_FIELDS, strict=True):
+        try:
+            values[field] = _cron_values(text, field, low, high)
+        except ValueError as exc:
+            return f"--cron {cron!r}: {exc}"
+    weekday_given = fields[5] not in ("*", "?")
+    if not weekday_given and not any(
+        day <= _MONTH_DAYS[month - 1] for day in values["day of month"] for month in values["month"]
+    ):
+        return f"--cron {cron!r}: day of month {fields[3]} never occurs in month {fields[4]}"
+    return ""
 
 
 def kfp_cron(cron: str) -> str:
     """KFP's six-field cron (seconds first) from a five-field crontab line or six fields;
-    ``SubmitError`` naming the problem otherwise."""
+    ``SubmitError`` naming the problem (``cron_problem``) otherwise."""
+    problem = cron_problem(cron)
+    if problem:
+        raise SubmitError(problem)
     fields = str(cron).split()
-    if len(fields) not in (5, 6) or not all(_CRON_FIELD.match(f) for f in fields):
-        raise SubmitError(
-            f"--cron {cron!r}: expected a cron expression of 5 fields (minute hour day month "
-            "weekday, e.g. '0 6 * * *') or 6 with seconds first"
-        )
     return " ".join(["0", *fields] if len(fields) == 5 else fields)
 
 

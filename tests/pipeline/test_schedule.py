@@ -113,6 +113,38 @@ def test_cron_and_version_names():
     assert git_revision() == "unknown" or len(git_revision().split("-")[0]) == 12
 
 
+def test_a_cron_that_never_fires_or_is_out_of_range_is_refused():
+    cases = {
+        "61 * * * *": "minute '61' is not in 0-59",
+        "0 24 * * *": "hour '24' is not in 0-23",
+        "0 6 0 * *": "day of month '0' is not in 1-31",
+        "0 6 * 13 *": "month '13' is not in 1-12",
+        "0 6 * * 8": "day of week '8' is not in 0-6",
+        "0 0 30 2 *": "day of month 30 never occurs in month 2",
+        "0 0 31 feb,apr *": "day of month 31 never occurs in month feb,apr",
+        "10-5 * * * *": "minute range '10-5' is empty",
+        "*/0 * * * *": "minute step '*/0' must be at least 1",
+        "? 6 * * *": "'?' is only for the day of month or week, not the minute",
+    }
+    for cron, problem in cases.items():
+        with pytest.raises(SubmitError) as caught:
+            kfp_cron(cron)
+        assert str(caught.value) == f"--cron {cron!r}: {problem}", cron
+    # 29 February occurs (leap years); a weekday with a day of month is either of them.
+    assert kfp_cron("0 0 29 2 *") == "0 0 0 29 2 *"
+    assert kfp_cron("0 0 30 2 MON") == "0 0 0 30 2 MON"
+    assert kfp_cron("*/15 9-17 ? JAN-MAR mon-fri") == "0 */15 9-17 ? JAN-MAR mon-fri"
+    assert kfp_cron("0 0 31 4,5 *") == "0 0 0 31 4,5 *"
+
+
+def test_cli_schedule_refuses_an_impossible_cron_before_reading_anything(tmp_path, capsys):
+    from pipeline.__main__ import main
+
+    rc = main(["schedule", "--cron", "0 0 30 2 *", "--stack-outputs", str(tmp_path / "none")])
+    assert rc == 2
+    assert "--cron '0 0 30 2 *': day of month 30 never occurs in month 2" in capsys.readouterr().err
+
+
 def _cli(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "pipeline", *args],
