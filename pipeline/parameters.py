@@ -195,10 +195,17 @@ PARAMETER_HELP = {
 }
 
 
-#: The steps with a light ``check_parameters``. The ``dataflow_*`` settings are not among
-#: them: Beam's own validator checks them (it needs Beam), when the transform builds its
-#: options, and lists every problem at once there.
-LIGHT_CHECKS = frozenset({"ingest", "transform", "tune", "train", "deploy"})
+#: The light ``check_parameters`` of each step (``module:function``). Of the
+#: ``dataflow_*`` settings only the labels are checked here: Beam's own validator checks
+#: the others (it needs Beam), when the transform builds its options, and lists every
+#: problem at once there.
+LIGHT_CHECKS: dict[str, str] = {
+    **{
+        step: f"components.{step}:check_parameters"
+        for step in ("ingest", "transform", "tune", "train", "deploy")
+    },
+    "dataflow": "components.transform.parameters:check_dataflow_parameters",
+}
 
 #: Parameters whose step default is None: the pipeline passes "" for it.
 EMPTY_IS_NONE = frozenset({"source_sha256", "column_mapping"})
@@ -264,10 +271,9 @@ def check_arguments(arguments: Mapping[str, Any]) -> list[str]:
             pipeline_name[step, parameter] = name
     problems: dict[str, str] = {}
     for step, given in per_step.items():
-        if step not in LIGHT_CHECKS:
-            continue
-        face = importlib.import_module(f"components.{step}")
-        for parameter, problem in face.check_parameters(**given).items():
+        module, function = LIGHT_CHECKS[step].split(":")
+        check = getattr(importlib.import_module(module), function)
+        for parameter, problem in check(**given).items():
             name = pipeline_name.get((step, parameter))
             if name is not None:
                 problems.setdefault(name, f"{flag(name)}: {problem}")

@@ -36,11 +36,10 @@ def transform_op(
     outputs are written to the artifacts' gs:// URIs in the pipeline root. The pipeline
     passes every ``dataflow_*`` value; their defaults are ``dataflow_options``'s.
     """
-    import json
-
     from components.common.cli import configure_logging
     from components.common.results import publish
     from components.transform import run
+    from components.transform.parameters import parse_dataflow_labels
 
     configure_logging()
     # On a cluster, a path is the FUSE mount of the artifact's URI; Dataflow workers need
@@ -59,7 +58,7 @@ def transform_op(
             "machine_type": dataflow_machine_type or None,
             "max_num_workers": dataflow_max_workers,
             "no_use_public_ips": dataflow_private_ips,
-            "labels": json.loads(dataflow_labels) if dataflow_labels else None,
+            "labels": parse_dataflow_labels(dataflow_labels),
         }
     result = run(
         raw.uri if remote else raw.path,

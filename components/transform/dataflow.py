@@ -36,6 +36,7 @@ from apache_beam.options.pipeline_options_validator import PipelineOptionsValida
 
 from components.common.termination import cancel_on_exit
 from components.transform.errors import TransformError, TransformParameterError
+from components.transform.parameters import LABEL_KEY, LABEL_VALUE
 
 log = logging.getLogger(__name__)
 
@@ -44,8 +45,6 @@ _SUBNETWORK = re.compile(
     r"(https://www\.googleapis\.com/compute/v1/projects/[a-z0-9-]+/)?"
     r"regions/(?P<region>[a-z0-9-]+)/subnetworks/[a-z]([-a-z0-9]*[a-z0-9])?"
 )
-_LABEL_KEY = re.compile(r"[a-z][a-z0-9_-]{0,62}")
-_LABEL_VALUE = re.compile(r"[a-z0-9_-]{0,63}")
 
 
 class DataflowOptionsError(TransformParameterError):
@@ -141,7 +140,7 @@ def dataflow_options(
         )
     label_flags = []
     for key, value in (labels or {}).items():
-        if _LABEL_KEY.fullmatch(str(key)) and _LABEL_VALUE.fullmatch(str(value)):
+        if LABEL_KEY.fullmatch(str(key)) and LABEL_VALUE.fullmatch(str(value)):
             label_flags.append(f"{key}={value}")
         else:
             problems.append(

@@ -4,6 +4,8 @@ a run's parameters before any step)."""
 from __future__ import annotations
 
 import datetime as dt
+import json
+import re
 from collections.abc import Mapping, Sequence
 
 from components.common.results import integer_problem, number_problem
@@ -12,6 +14,9 @@ from components.transform.errors import TransformParameterError
 from components.transform.series import parse_split
 
 RUNNERS = ("local", "dataflow")
+#: A GCP label (Dataflow rejects the whole job for any other).
+LABEL_KEY = re.compile(r"[a-z][a-z0-9_-]{0,62}")
+LABEL_VALUE = re.compile(r"[a-z0-9_-]{0,63}")
 #: Shards per split: each is a file (and a Beam output) per split; more is a typo.
 MAX_SHARDS = 1_000
 
@@ -118,3 +123,48 @@ def _price_tolerance_problem(value: object) -> str:
     if not problem and not value < 1:  # type: ignore[operator]
         problem = f"price_tolerance must be in [0, 1), got {value}"
     return problem
+
+
+def parse_dataflow_labels(labels: str | Mapping[str, str] | None) -> dict[str, str] | None:
+    """The Dataflow job's labels from the pipeline's ``dataflow_labels``: a JSON object
+    ``{"key": "value"}`` of valid GCP labels (or that mapping); ``""`` or None: none.
+    TransformParameterError naming ``dataflow_labels`` otherwise."""
+    if labels is None or labels == "":
+        return None
+    if isinstance(labels, str):
+        try:
+            labels = json.loads(labels)
+        except ValueError:
+            raise TransformParameterError(
+                f'dataflow_labels must be a JSON object {{"key": "value"}}, got {labels!r}'
+            ) from None
+    if not isinstance(labels, Mapping):
+        raise TransformParameterError(
+            f'dataflow_labels must be a JSON object {{"key": "value"}}, got {labels!r}'
+        )
+    bad = [
+        f"{key}={value}"
+        for key, value in labels.items()
+        if not (
+            isinstance(value, str)
+            and LABEL_KEY.fullmatch(str(key))
+            and LABEL_VALUE.fullmatch(value)
+        )
+    ]
+    if bad:
+        raise TransformParameterError(
+            f"dataflow_labels: {', '.join(bad)} not valid GCP labels (lower-case letters, "
+            "digits, _ and -; keys start with a letter; at most 63 characters)"
+        )
+    return dict(labels)
+
+
+def check_dataflow_parameters(*, labels: object = None, **others: object) -> dict[str, str]:
+    """``{parameter: problem}`` of the Dataflow settings (``dataflow_options``'s parameters)
+    that can be checked without Beam: the labels. Beam's own validator checks the others
+    when the transform builds its options."""
+    try:
+        parse_dataflow_labels(labels)  # type: ignore[arg-type]
+    except TransformParameterError as exc:
+        return {"labels": str(exc)}
+    return {}

@@ -160,3 +160,37 @@ def test_the_deploy_targets_settings_are_checked_with_their_pipeline_names():
     )
     assert vertex[0].startswith("--model-repository: the vertex target publishes to the models")
     assert "--vertex-region: vertex_region is required for deploy target 'vertex'" in vertex
+
+
+def test_dataflow_labels_that_are_not_a_json_object_are_refused_at_once(
+    tmp_path, crypto_csv, capsys
+):
+    import json
+
+    from pipeline.__main__ import main
+    from tests.pipeline.test_profiles import stack_outputs
+
+    refused = "--dataflow-labels: dataflow_labels must be a JSON object"
+    assert check_arguments({"dataflow_labels": "notjson"}) == [
+        f"""{refused} {{"key": "value"}}, got 'notjson'"""
+    ]
+    assert check_arguments({"dataflow_labels": '["team"]'})[0].startswith(refused)
+    assert check_arguments({"dataflow_labels": '{"Team": "ml"}'}) == [
+        "--dataflow-labels: dataflow_labels: Team=ml not valid GCP labels (lower-case "
+        "letters, digits, _ and -; keys start with a letter; at most 63 characters)"
+    ]
+    assert check_arguments({"dataflow_labels": '{"team": "ml"}'}) == []
+    assert check_arguments({"dataflow_labels": ""}) == []
+
+    run_local = ["run-local", "--root", str(tmp_path), "--source", str(crypto_csv)]
+    assert main([*run_local, "--dataflow-labels", "notjson"]) == 2
+    assert refused in capsys.readouterr().err
+    assert not (tmp_path / "pipeline_root").exists()
+
+    outputs = tmp_path / "stack-outputs.json"
+    outputs.write_text(json.dumps(stack_outputs()))
+    yaml = tmp_path / "p.yaml"
+    submit = ["submit", "--dry-run", "--stack-outputs", str(outputs), "--output", str(yaml)]
+    assert main([*submit, "--dataflow-labels", "notjson"]) == 2
+    assert refused in capsys.readouterr().err
+    assert not yaml.exists()
