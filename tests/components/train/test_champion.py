@@ -5,6 +5,7 @@ changed-data re-run, the report's content."""
 import json
 import logging
 import re
+from html import escape
 
 import numpy as np
 import pytest
@@ -119,7 +120,7 @@ def test_the_report_has_verdicts_the_test_the_plot_and_the_lineage(runs):
     assert "against champion 1: DM* = " in html and "one-sided p = " in html
     assert "against persistence: DM* = " in html
     assert 'alt="cumulative plot" src="data:image/png;base64,' in html
-    assert len(re.findall(r'src="data:image/png;base64,', html)) == 4
+    assert len(re.findall(r'src="data:image/png;base64,', html)) == 6  # + fan, calibration
     for key, value in (
         ("data SHA-256", DATA_B),
         ("run", "run-42"),
@@ -131,8 +132,9 @@ def test_the_report_has_verdicts_the_test_the_plot_and_the_lineage(runs):
     assert "<tr><td>image train</td><td>t@sha</td></tr>" in html
     assert re.search(r"<tr><td>hyper-parameters</td><td>[^<]*num_layers=1[^<]*</td></tr>", html)
     assert html.index("<h2>Lineage</h2>") < html.index("<h2>Training curves</h2>")
-    assert f"Gate NOT PASSED</b>: {changed.gate_reason}" in html or changed.passed_gate
-    assert "Decision</b>: " + changed.gate_reason.replace("'", "&#x27;") in html
+    reason = escape(changed.gate_reason)
+    assert f"Gate NOT PASSED</b>: {reason}" in html or changed.passed_gate
+    assert "Decision</b>: " + reason in html
     # Rounded for people: no 16-digit floats anywhere in the text.
     text = re.sub(r"base64,[A-Za-z0-9+/=]+", "", html)
     assert not re.search(r"\d\.\d{7,}", text)
