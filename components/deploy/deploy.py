@@ -114,8 +114,6 @@ def _cloud_problems(
     vertex_project: object,
     vertex_region: object,
     serving_machine_type: object,
-    serving_min_replicas: object,
-    serving_max_replicas: object,
     serving_service_account: object,
     serving_namespace: object,
     serving_k8s_service_account: object,
@@ -132,20 +130,6 @@ def _cloud_problems(
         problems["image"] = (
             f"the {target} target needs the serving image pinned by digest "
             f"(<image>@sha256:<64 hex>, the deploy image of build/images.json), got {image!r}"
-        )
-    replicas = {}
-    for name, value in (("serving_min_replicas", serving_min_replicas),
-                        ("serving_max_replicas", serving_max_replicas)):  # fmt: skip
-        if value is None:
-            continue
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            problems[name] = f"{name} must be an integer >= 1, got {value!r}"
-        else:
-            replicas[name] = value
-    if len(replicas) == 2 and replicas["serving_min_replicas"] > replicas["serving_max_replicas"]:
-        problems["serving_max_replicas"] = (
-            f"serving_max_replicas ({replicas['serving_max_replicas']}) must be at least "
-            f"serving_min_replicas ({replicas['serving_min_replicas']})"
         )
     if target == "vertex":
         for name, value in (
@@ -174,6 +158,27 @@ def _cloud_problems(
     return problems
 
 
+def _replicas_problems(**replicas: object) -> dict[str, str]:
+    """The problems of the given serving replica counts (checked whatever the target, so
+    a run that gives them learns of a mistake before any step): each an integer >= 1, the
+    most at least the fewest."""
+    problems: dict[str, str] = {}
+    counts = {}
+    for name, value in replicas.items():
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            problems[name] = f"{name} must be an integer >= 1, got {value!r}"
+        else:
+            counts[name] = value
+    if len(counts) == 2 and counts["serving_min_replicas"] > counts["serving_max_replicas"]:
+        problems["serving_max_replicas"] = (
+            f"serving_max_replicas ({counts['serving_max_replicas']}) must be at least "
+            f"serving_min_replicas ({counts['serving_min_replicas']})"
+        )
+    return problems
+
+
 def check_parameters(
     *,
     target: object = None,
@@ -193,7 +198,8 @@ def check_parameters(
     """``{parameter: problem}`` of ``run``'s parameters: a known target; for the local
     target, a model repository this user can create or write; for vertex and gke, a
     gs:// model repository, the image by digest and each setting of that target (the
-    other target's settings are not checked); a valid model name."""
+    other target's settings are not checked); given replica counts, whatever the target;
+    a valid model name."""
     problems: dict[str, str] = {}
     if target in ("vertex", "gke"):
         problems.update(
@@ -204,13 +210,16 @@ def check_parameters(
                 vertex_project=vertex_project,
                 vertex_region=vertex_region,
                 serving_machine_type=serving_machine_type,
-                serving_min_replicas=serving_min_replicas,
-                serving_max_replicas=serving_max_replicas,
                 serving_service_account=serving_service_account,
                 serving_namespace=serving_namespace,
                 serving_k8s_service_account=serving_k8s_service_account,
             )
         )
+    problems.update(
+        _replicas_problems(
+            serving_min_replicas=serving_min_replicas, serving_max_replicas=serving_max_replicas
+        )
+    )
     if target is not None and target not in TARGETS:
         problems["target"] = (
             f"unknown deploy target {target!r}; expected one of {', '.join(TARGETS)}"

@@ -194,3 +194,22 @@ def test_dataflow_labels_that_are_not_a_json_object_are_refused_at_once(
     assert main([*submit, "--dataflow-labels", "notjson"]) == 2
     assert refused in capsys.readouterr().err
     assert not yaml.exists()
+
+
+def test_run_local_refuses_fewer_most_replicas_than_fewest_as_submit_does(
+    tmp_path, crypto_csv, capsys
+):
+    from pipeline.__main__ import main
+
+    refused = (
+        "--serving-max-replicas: serving_max_replicas (1) must be at least serving_min_replicas (5)"
+    )
+    replicas = {"serving_min_replicas": 5, "serving_max_replicas": 1}
+    for target in ({}, {"deploy_target": "local"}, {"deploy_target": "gke"}):
+        assert check_arguments(replicas | target) == [refused], target
+    assert check_arguments({"serving_min_replicas": 1, "serving_max_replicas": 5}) == []
+    argv = ["run-local", "--root", str(tmp_path), "--source", str(crypto_csv),
+            "--serving-min-replicas", "5", "--serving-max-replicas", "1"]  # fmt: skip
+    assert main(argv) == 2
+    assert refused in capsys.readouterr().err
+    assert not (tmp_path / "pipeline_root").exists()
