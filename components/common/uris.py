@@ -70,6 +70,16 @@ def local_dir_problem(name: str, uri: str) -> str:
     return ""
 
 
+def local_file_problem(name: str, uri: str) -> str:
+    """'' if the local file ``uri`` can be written: not a folder, in a folder that exists
+    or can be created, and can be written; else a sentence naming ``name`` and the reason
+    (checked without creating anything)."""
+    path = local_path(uri)
+    if path.is_dir():
+        return f"{name} {path} is a directory; give the path of a file"
+    return local_dir_problem(f"{name} {path}: its folder", str(path.parent))
+
+
 def split_gcs_uri(uri: str) -> tuple[str, str]:
     """``gs://bucket/a/b`` -> ``("bucket", "a/b")``; the object part may be empty."""
     if not is_gcs_uri(uri):

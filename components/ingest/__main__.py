@@ -5,8 +5,9 @@ from __future__ import annotations
 import sys
 
 from components.common.cli import add_step_option, defaults_of, run_step, step_parser
+from components.common.results import ParameterError
 from components.common.schema import SchemaError
-from components.common.uris import FetchError
+from components.common.uris import FetchError, local_file_problem
 from components.ingest.ingest import DEFAULT_SHA256, IngestError, IngestResult, run
 
 DEFAULTS = defaults_of(run)
@@ -87,19 +88,26 @@ def _render(result: IngestResult, args) -> str:
     return "\n".join(lines)
 
 
+def _call(args) -> IngestResult:
+    # Checked here to name the option; run checks raw_path too, before the lake is written.
+    if args.output and (problem := local_file_problem("--output", args.output)):
+        raise ParameterError(problem)
+    return run(
+        args.source,
+        args.lake,
+        raw_path=args.output,
+        expected_sha256=args.sha256,
+        column_mapping=args.column_mapping,
+        deadline_s=args.deadline_s,
+        min_bytes_per_s=args.min_bytes_per_s,
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     return run_step(
         build_parser(),
         argv,
-        lambda args: run(
-            args.source,
-            args.lake,
-            raw_path=args.output,
-            expected_sha256=args.sha256,
-            column_mapping=args.column_mapping,
-            deadline_s=args.deadline_s,
-            min_bytes_per_s=args.min_bytes_per_s,
-        ),
+        _call,
         _render,
         failures=(IngestError, SchemaError, FetchError, OSError),
     )

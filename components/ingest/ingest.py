@@ -52,6 +52,7 @@ from components.common.uris import (
     is_local,
     iter_chunks,
     local_dir_problem,
+    local_file_problem,
     local_path,
     split_gcs_uri,
     storage_client_or_default,
@@ -276,10 +277,11 @@ def check_parameters(
     column_mapping: str | Mapping[str, str] | None = None,
     deadline_s: object = None,
     min_bytes_per_s: object = None,
+    raw_path: object = None,
 ) -> dict[str, str]:
     """``{parameter: problem}`` of the given (not None) parameters of ``run`` (source and
-    lake must not be empty; a local lake must be a folder this user can create or write).
-    Nothing is fetched."""
+    lake must not be empty; a local lake must be a folder this user can create or write;
+    ``raw_path`` a file this user can write, not a folder). Nothing is fetched."""
     problems: dict[str, str] = {}
     if source is not None and not source:
         problems["source"] = "no source given"
@@ -306,6 +308,8 @@ def check_parameters(
         problem := number_problem("min_bytes_per_s", min_bytes_per_s, at_least=0, finite=True)
     ):
         problems["min_bytes_per_s"] = problem
+    if raw_path and (problem := local_file_problem("raw_path", str(raw_path))):
+        problems["raw_path"] = problem
     return problems
 
 
@@ -347,6 +351,7 @@ def run(
             column_mapping=column_mapping,
             deadline_s=deadline_s,
             min_bytes_per_s=min_bytes_per_s,
+            raw_path=raw_path,
         )
     )
     if is_local(source):  # record where the bytes came from, independent of the cwd

@@ -8,6 +8,7 @@ import sys
 
 from components.common.cli import add_step_option, defaults_of, run_step, step_parser
 from components.common.schema import SchemaError
+from components.common.uris import is_local, local_dir_problem
 from components.transform.errors import TransformError, TransformParameterError
 from components.transform.parameters import RUNNERS
 from components.transform.transform import TransformResult, run
@@ -158,6 +159,10 @@ def _dataflow_kwargs(args: argparse.Namespace) -> dict:
 
 
 def _call(args: argparse.Namespace) -> TransformResult:
+    if is_local(args.output_dir) and (
+        problem := local_dir_problem("--output-dir", args.output_dir)
+    ):
+        raise TransformParameterError(problem)
     return run(
         args.input,
         features_path=args.output_dir,

@@ -21,3 +21,27 @@ def test_an_infinite_minimum_rate_is_refused(sample_csv: Path, tmp_path: Path, c
         "ingest: error: min_bytes_per_s must be a finite number"
     )
     assert not lake.exists()
+
+
+def test_an_output_that_is_a_directory_is_refused_before_the_lake_is_written(
+    sample_csv: Path, tmp_path: Path, capsys
+) -> None:
+    lake, folder = tmp_path / "lake", tmp_path / "folder"
+    folder.mkdir()
+    rc = main(["--source", str(sample_csv), "--lake", str(lake), "--output", str(folder)])
+    assert rc == 2
+    assert capsys.readouterr().err == (
+        f"ingest: error: --output {folder} is a directory; give the path of a file\n"
+    )
+    assert not lake.exists()
+    assert check_parameters(raw_path=str(folder)) == {
+        "raw_path": f"raw_path {folder} is a directory; give the path of a file"
+    }
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    problem = check_parameters(raw_path=blocker / "copy.csv")["raw_path"]
+    assert (
+        problem
+        == f"raw_path {blocker / 'copy.csv'}: its folder {blocker} exists and is not a directory"
+    )
+    assert check_parameters(raw_path=str(tmp_path / "new" / "copy.csv")) == {}

@@ -93,3 +93,15 @@ def test_an_absurd_number_of_shards_is_refused_before_reading(tmp_path: Path, ca
                  "-q"]) == 2  # fmt: skip
     assert "num_shards must be >= 1 and <= 1000" in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_an_output_dir_that_is_a_file_is_a_usage_error(tmp_path: Path, capsys) -> None:
+    src = write_csv(tmp_path / "in.csv", series("x", walk(40)))
+    blocker = tmp_path / "a-file"
+    blocker.write_text("mine")
+    assert main([str(src), "--output-dir", str(blocker), "-q"]) == 2
+    err = capsys.readouterr().err
+    assert err == f"transform: error: --output-dir {blocker} exists and is not a directory\n"
+    assert blocker.read_text() == "mine"
+    assert main([str(src), "--output-dir", str(blocker / "sub"), "-q"]) == 2
+    assert "--output-dir" in capsys.readouterr().err
