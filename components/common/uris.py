@@ -9,6 +9,7 @@ a body cut short before its Content-Length).
 from __future__ import annotations
 
 import contextlib
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -32,6 +33,32 @@ class FetchError(RuntimeError):
     """A source could not be read; the message says what to do about it."""
 
 
+#: The schemes a location may have; a location without one is a local path.
+SUPPORTED_SCHEMES = ("gs://", "https://", "http://", "file://")
+_SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
+
+
+def unsupported_scheme(uri: str) -> str:
+    """The scheme of ``uri`` (``"ftp://"``) when it has one this project cannot read, else
+    ''."""
+    match = _SCHEME.match(str(uri))
+    if match is None or f"{match.group(1).lower()}://" in SUPPORTED_SCHEMES:
+        return ""
+    return match.group(0)
+
+
+def scheme_problem(name: str, uri: str) -> str:
+    """'' unless ``uri`` has a scheme this project cannot read: then a sentence naming
+    ``name``, the scheme and the supported ones (not the URI: it may hold credentials)."""
+    scheme = unsupported_scheme(uri)
+    if not scheme:
+        return ""
+    return (
+        f"{name} has the unsupported scheme {scheme}; use a local path or one of "
+        f"{', '.join(SUPPORTED_SCHEMES)}"
+    )
+
+
 def is_gcs_uri(uri: str) -> bool:
     return uri.startswith("gs://")
 
@@ -41,8 +68,10 @@ def is_http_url(uri: str) -> bool:
 
 
 def is_local(uri: str) -> bool:
-    """A path on this machine (plain or ``file://``), i.e. neither a URL nor a gs:// URI."""
-    return not (is_gcs_uri(uri) or is_http_url(uri))
+    """A path on this machine (plain or ``file://``), i.e. neither a URL nor a gs:// URI
+    nor a location of another scheme (``ftp://``, ``s3://``: not read, see
+    ``scheme_problem``)."""
+    return not (is_gcs_uri(uri) or is_http_url(uri) or unsupported_scheme(uri))
 
 
 def local_path(uri: str) -> Path:
@@ -171,6 +200,8 @@ def iter_chunks(
         chunks = _http_chunks(uri, transfer)
     elif is_gcs_uri(uri):
         chunks = _gcs_chunks(uri, storage_client)
+    elif problem := scheme_problem("source", uri):
+        raise FetchError(problem)
     else:
         chunks = _local_chunks(local_path(uri))
     for chunk in chunks:

@@ -54,8 +54,10 @@ from components.common.uris import (
     local_dir_problem,
     local_file_problem,
     local_path,
+    scheme_problem,
     split_gcs_uri,
     storage_client_or_default,
+    unsupported_scheme,
 )
 
 if TYPE_CHECKING:
@@ -285,11 +287,13 @@ def check_parameters(
     problems: dict[str, str] = {}
     if source is not None and not source:
         problems["source"] = "no source given"
+    elif source is not None and (problem := scheme_problem("source", str(source))):
+        problems["source"] = problem
     if lake is None:
         pass
     elif not lake:
         problems["lake"] = "no lake given (a gs://bucket/prefix or a local directory)"
-    elif not isinstance(lake, str) or is_http_url(lake):
+    elif not isinstance(lake, str) or is_http_url(lake) or unsupported_scheme(lake):
         problems["lake"] = f"the lake must be a gs:// URI or a local directory, not a URL: {lake}"
     elif is_local(lake) and (problem := local_dir_problem("lake", lake)):
         problems["lake"] = problem
