@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 from typing import Any
 
 
@@ -52,6 +53,21 @@ def number_problem(
     if at_most is not None and value > at_most:
         return f"{name} must be <= {at_most:g}, got {value}"
     return ""
+
+
+#: A model name (train's report, the repository's folder, the server's URL): one folder
+#: name of 1-63 letters, digits, '_', '-', '.'; no path, no '..'.
+MODEL_NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
+
+
+def model_name_problem(name: object) -> str:
+    """'' if ``name`` can name a model, else the sentence saying why."""
+    if isinstance(name, str) and MODEL_NAME_PATTERN.match(name) and ".." not in name:
+        return ""
+    return (
+        f"invalid model name {name!r}: use 1-63 letters, digits, '_', '-' or '.', "
+        "starting with a letter or digit, without '..' (it becomes a folder name)"
+    )
 
 
 class StepResult:

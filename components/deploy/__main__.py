@@ -30,7 +30,7 @@ from components.common.cli import (
     error_prefix,
 )
 from components.common.features import HISTORY_DAYS
-from components.common.results import ParameterError
+from components.common.results import ParameterError, model_name_problem
 from components.deploy.client import ClientError
 from components.deploy.deploy import TARGETS, DeployError, rollback, run
 from components.deploy.gke import GkeError
@@ -40,6 +40,13 @@ from components.deploy.vertex import VertexError
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 DEFAULTS = defaults_of(run)
+
+
+def _model_name(text: str) -> str:
+    """argparse type: a model name (one folder name; train's and the repository's rule)."""
+    if problem := model_name_problem(text):
+        raise argparse.ArgumentTypeError(problem)
+    return text
 
 
 def _repo_args(parser: argparse.ArgumentParser, required: bool = True) -> None:
@@ -53,6 +60,7 @@ def _repo_args(parser: argparse.ArgumentParser, required: bool = True) -> None:
     parser.add_argument(
         "--model-name",
         default=DEFAULTS["model_name"],
+        type=_model_name,
         metavar="NAME",
         help=f"model name: the folder under the repository (default: {DEFAULTS['model_name']})",
     )
@@ -264,6 +272,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--model-name",
         default=DEFAULTS["model_name"],
+        type=_model_name,
         metavar="NAME",
         help=f"model name: the folder under the repository (default: {DEFAULTS['model_name']})",
     )
@@ -298,6 +307,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--model-name",
         default=DEFAULTS["model_name"],
+        type=_model_name,
         metavar="NAME",
         help=f"model name (default: {DEFAULTS['model_name']})",
     )

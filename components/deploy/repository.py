@@ -25,7 +25,8 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-MODEL_NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
+from components.common.results import model_name_problem
+
 VERSION_PATTERN = re.compile(r"^[0-9]+$")
 SAVED_MODEL_FILE = "saved_model.pb"
 RECORD_FILE = "deployment.json"
@@ -41,11 +42,8 @@ class RepositoryError(ValueError):
 
 def validate_model_name(name: str) -> str:
     """Return ``name`` if it is a safe single path segment, else raise RepositoryError."""
-    if not isinstance(name, str) or not MODEL_NAME_PATTERN.match(name) or ".." in name:
-        raise RepositoryError(
-            f"invalid model name {name!r}: use 1-63 letters, digits, '_', '-' or '.', "
-            "starting with a letter or digit (it becomes a folder name)"
-        )
+    if problem := model_name_problem(name):
+        raise RepositoryError(problem)
     return name
 
 

@@ -9,9 +9,8 @@ import re
 import secrets
 
 from components.common.quantiles import GATE_METRICS, quantile_levels_problem
-from components.common.results import integer_problem, number_problem
+from components.common.results import integer_problem, model_name_problem, number_problem
 
-_MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 _VERSION = re.compile(r"^[0-9]+$")
 #: Seeds go to keras.utils.set_random_seed (numpy's limit: below 2**32), one per ensemble
 #: member from ``seed`` on.
@@ -67,12 +66,8 @@ def check_parameters(
         problems["gate_metric"] = (
             f"gate_metric must be one of {', '.join(GATE_METRICS)}, got {gate_metric!r}"
         )
-    if model_name is not None and not (
-        isinstance(model_name, str) and _MODEL_NAME.match(model_name)
-    ):
-        problems["model_name"] = (
-            f"model_name {model_name!r} must be letters, digits, '_', '.', '-' (a folder name)"
-        )
+    if model_name is not None:
+        problems["model_name"] = model_name_problem(model_name)
     if version is not None and not _VERSION.match(str(version)):
         problems["version"] = f"version must be digits only (TF Serving layout), got {version!r}"
     return {name: problem for name, problem in problems.items() if problem}

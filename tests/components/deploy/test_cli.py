@@ -102,3 +102,29 @@ def test_local_test_sh_publishes_serves_and_forecasts(model_dir, data_dir):
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "local_test: OK (2018-03-25 close 8495.78 -> 2018-03-26 forecast" in result.stdout
+
+
+@pytest.mark.parametrize("command", ["serve", "status", "rollback", "publish"])
+def test_a_model_name_that_is_a_path_is_a_usage_error(command, repo, tmp_path, capsys):
+    argv = [command, *([str(tmp_path)] if command == "publish" else [])]
+    with pytest.raises(SystemExit) as caught:
+        main([*argv, "--model-repository", str(repo), "--model-name", "../../../tmp"])
+    assert caught.value.code == 2
+    err = capsys.readouterr().err
+    assert "error: argument --model-name: invalid model name '../../../tmp'" in err
+    assert "Traceback" not in err
+    assert not repo.exists()
+
+
+def test_train_and_deploy_share_the_model_name_rule():
+    from components import deploy, train
+    from components.deploy.repository import RepositoryError, validate_model_name
+
+    for name in ("../escape", "a/b", "..", "x" * 64, "-lead", "a..b"):
+        problem = train.check_parameters(model_name=name)["model_name"]
+        assert deploy.check_parameters(model_name=name)["model_name"] == problem
+        with pytest.raises(RepositoryError, match="invalid model name"):
+            validate_model_name(name)
+    for name in ("btc-forecast", "btc_1.2", "x" * 63):
+        assert train.check_parameters(model_name=name) == {}
+        assert validate_model_name(name) == name
