@@ -38,24 +38,24 @@ SUPPORTED_SCHEMES = ("gs://", "https://", "http://", "file://")
 _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
 
 
-def unsupported_scheme(uri: str) -> str:
-    """The scheme of ``uri`` (``"ftp://"``) when it has one this project cannot read, else
-    ''."""
+def unsupported_scheme(uri: str, supported: tuple[str, ...] = SUPPORTED_SCHEMES) -> str:
+    """The scheme of ``uri`` (``"ftp://"``) when it has one not ``supported``, else ''."""
     match = _SCHEME.match(str(uri))
-    if match is None or f"{match.group(1).lower()}://" in SUPPORTED_SCHEMES:
+    if match is None or f"{match.group(1).lower()}://" in supported:
         return ""
     return match.group(0)
 
 
-def scheme_problem(name: str, uri: str) -> str:
-    """'' unless ``uri`` has a scheme this project cannot read: then a sentence naming
-    ``name``, the scheme and the supported ones (not the URI: it may hold credentials)."""
-    scheme = unsupported_scheme(uri)
+def scheme_problem(name: str, uri: str, supported: tuple[str, ...] = SUPPORTED_SCHEMES) -> str:
+    """'' unless ``uri`` has a scheme not ``supported`` (by default: what ``iter_chunks``
+    reads): then a sentence naming ``name``, the scheme and the supported ones (not the
+    URI: it may hold credentials)."""
+    scheme = unsupported_scheme(uri, supported)
     if not scheme:
         return ""
     return (
         f"{name} has the unsupported scheme {scheme}; use a local path or one of "
-        f"{', '.join(SUPPORTED_SCHEMES)}"
+        f"{', '.join(supported)}"
     )
 
 

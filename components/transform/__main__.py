@@ -8,7 +8,7 @@ import sys
 
 from components.common.cli import add_step_option, defaults_of, run_step, step_parser
 from components.common.schema import SchemaError
-from components.common.uris import is_local, local_dir_problem
+from components.common.uris import is_local, local_dir_problem, scheme_problem
 from components.transform.errors import TransformError, TransformParameterError
 from components.transform.parameters import RUNNERS
 from components.transform.transform import TransformResult, run
@@ -158,10 +158,17 @@ def _dataflow_kwargs(args: argparse.Namespace) -> dict:
     }
 
 
+#: The schemes the transform reads and writes (Beam's file systems).
+BEAM_SCHEMES = ("gs://", "file://")
+
+
 def _call(args: argparse.Namespace) -> TransformResult:
-    if is_local(args.output_dir) and (
-        problem := local_dir_problem("--output-dir", args.output_dir)
-    ):
+    problems = [  # Beam's file systems: local and gs://
+        scheme_problem("INPUT", args.input, BEAM_SCHEMES),
+        scheme_problem("--output-dir", args.output_dir, BEAM_SCHEMES),
+        is_local(args.output_dir) and local_dir_problem("--output-dir", args.output_dir),
+    ]
+    if problem := next((p for p in problems if p), ""):
         raise TransformParameterError(problem)
     return run(
         args.input,

@@ -105,3 +105,18 @@ def test_an_output_dir_that_is_a_file_is_a_usage_error(tmp_path: Path, capsys) -
     assert blocker.read_text() == "mine"
     assert main([str(src), "--output-dir", str(blocker / "sub"), "-q"]) == 2
     assert "--output-dir" in capsys.readouterr().err
+
+
+def test_an_input_of_another_scheme_is_a_usage_error(tmp_path: Path, capsys) -> None:
+    out = tmp_path / "out"
+    assert main(["ftp://example.com/prices.csv", "--output-dir", str(out), "-q"]) == 2
+    assert capsys.readouterr().err == (
+        "transform: error: INPUT has the unsupported scheme ftp://; use a local path or one "
+        "of gs://, file://\n"
+    )
+    src = write_csv(tmp_path / "in.csv", series("x", walk(40)))
+    assert main([str(src), "--output-dir", "s3://bucket/features", "-q"]) == 2
+    assert "--output-dir has the unsupported scheme s3://" in capsys.readouterr().err
+    assert main(["https://example.com/prices.csv", "--output-dir", str(out), "-q"]) == 2
+    assert "INPUT has the unsupported scheme https://" in capsys.readouterr().err
+    assert not out.exists()
