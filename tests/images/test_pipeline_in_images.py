@@ -45,6 +45,8 @@ def _run_local(root: Path, source: Path, runner: str) -> subprocess.CompletedPro
             str(root),
             "--source",
             str(source),
+            "--gate-metric",
+            "mae",
             "--max-mae-ratio",
             "1e6",
             *SMALL,

@@ -21,7 +21,7 @@ def _start(root: Path, source: Path) -> subprocess.Popen:
     return subprocess.Popen(
         [
             sys.executable, "-m", "pipeline", "run-local", "--root", str(root),
-            "--source", str(source), "--max-mae-ratio", "1e6", *SMALL,
+            "--source", str(source), "--gate-metric", "mae", "--max-mae-ratio", "1e6", *SMALL,
         ],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,

@@ -151,6 +151,14 @@ def test_bitcoin_features_equal_an_independent_pandas_computation(
     weekday = btc["day"].dt.weekday
     expected["dow_sin"] = np.sin(2 * np.pi * weekday / 7)
     expected["dow_cos"] = np.cos(2 * np.pi * weekday / 7)
+    log_range = np.log(btc["high"] / btc["low"])
+    log_volume = np.log1p(btc["volume"])
+    expected["abs_ret_lag_1"] = ret.abs()
+    for window in (7, 30):
+        expected[f"abs_ret_mean_{window}"] = ret.abs().rolling(window).mean()
+        expected[f"log_hl_range_mean_{window}"] = log_range.rolling(window).mean()
+    expected["sq_ret_mean_7"] = (ret**2).rolling(7).mean()
+    expected["log_volume_rel_30"] = log_volume - log_volume.rolling(30).mean()
     expected[TARGET_NAME] = ret.shift(-1)
     expected = expected.iloc[30:-1].reset_index(drop=True)
     # Purge: drop the last row of train (first 70%) and of eval (the next 15%).
