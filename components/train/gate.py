@@ -79,6 +79,31 @@ def diebold_mariano(error_a, error_b, horizon: int = HORIZON) -> DieboldMariano:
     return DieboldMariano(statistic, student_t_cdf(statistic, n - 1), n)
 
 
+def _against_champion(
+    loss: str,
+    ratio: float | None,
+    test: DieboldMariano | None,
+    version: str,
+    min_improvement: float,
+    significance: float,
+) -> tuple[str | None, str, str]:
+    """The champion comparison both gates make: ``(failed outcome or None, "<loss> +x%
+    against champion V (min_improvement y%)", "Diebold-Mariano DM* s, p q")``."""
+    if ratio is None or test is None:
+        raise ValueError(f"a champion needs its {loss} ratio and the Diebold-Mariano test")
+    improvement = 1 - ratio
+    versus = (
+        f"{loss} {improvement:+.2%} against champion {version} "
+        f"(min_improvement {min_improvement:.2%})"
+    )
+    shown = f"Diebold-Mariano DM* {test.statistic:.2f}, p {test.p_value:.3f}"
+    if not (ratio < 1 and improvement >= min_improvement):
+        return "not-better-than-champion", versus, shown
+    if not test.p_value < significance:
+        return "not-significant", versus, shown
+    return None, versus, shown
+
+
 @dataclass(frozen=True)
 class GateDecision:
     deploy: bool
@@ -131,22 +156,15 @@ def decide(
             "no-champion-passed",
             f"deploy: no champion yet, persistence decides: {vs_persistence}",
         )
-    if champion_mae_ratio is None or dm_champion is None:
-        raise ValueError("a champion needs champion_mae_ratio and dm_champion")
-    improvement = 1 - champion_mae_ratio
-    versus = (
-        f"MAE {improvement:+.2%} against champion {champion_version} "
-        f"(min_improvement {min_improvement:.2%})"
+    failed, versus, test = _against_champion(
+        "MAE", champion_mae_ratio, dm_champion, champion_version, min_improvement, significance
     )
-    if not (champion_mae_ratio < 1 and improvement >= min_improvement):
-        return GateDecision(
-            False, "not-better-than-champion", f"not deployed: beats persistence but {versus}"
-        )
-    test = f"Diebold-Mariano DM* {dm_champion.statistic:.2f}, p {dm_champion.p_value:.3f}"
-    if not dm_champion.p_value < significance:
+    if failed == "not-better-than-champion":
+        return GateDecision(False, failed, f"not deployed: beats persistence but {versus}")
+    if failed:
         return GateDecision(
             False,
-            "not-significant",
+            failed,
             f"not deployed: {versus}, but not significant: {test} >= significance {significance:g}",
         )
     return GateDecision(
@@ -215,22 +233,20 @@ def decide_quantile(
     passed = f"{versus}; {calibration}"
     if champion_version is None:
         return GateDecision(True, "no-champion-passed", f"deploy: no champion yet; {passed}")
-    if champion_pinball_ratio is None or dm_champion is None:
-        raise ValueError("a champion needs champion_pinball_ratio and dm_champion")
-    improvement = 1 - champion_pinball_ratio
-    against = (
-        f"pinball loss {improvement:+.2%} against champion {champion_version} "
-        f"(min_improvement {min_improvement:.2%})"
+    failed, against, champion_test = _against_champion(
+        "pinball loss",
+        champion_pinball_ratio,
+        dm_champion,
+        champion_version,
+        min_improvement,
+        significance,
     )
-    if not (champion_pinball_ratio < 1 and improvement >= min_improvement):
-        return GateDecision(
-            False, "not-better-than-champion", f"not deployed: {passed}, but {against}"
-        )
-    champion_test = f"DM* {dm_champion.statistic:.2f}, p {dm_champion.p_value:.3f}"
-    if not dm_champion.p_value < significance:
+    if failed == "not-better-than-champion":
+        return GateDecision(False, failed, f"not deployed: {passed}, but {against}")
+    if failed:
         return GateDecision(
             False,
-            "not-significant",
+            failed,
             f"not deployed: {against}, but not significant: {champion_test} >= significance "
             f"{significance:g}",
         )

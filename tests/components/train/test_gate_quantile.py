@@ -101,7 +101,7 @@ def test_beating_the_baseline_and_the_champion_significantly_deploys():
     assert d.reason == (
         "deploy: pinball_ratio 0.9700 against historical quantiles, DM p 0.010; "
         "90% coverage 0.890; pinball loss +5.00% against champion 7 (min_improvement "
-        "0.00%); DM* -2.50, p 0.010"
+        "0.00%); Diebold-Mariano DM* -2.50, p 0.010"
     )
 
 
@@ -130,7 +130,7 @@ def test_a_champion_beaten_but_not_significantly_stops_it():
     assert not d.deploy and d.outcome == "not-significant"
     assert d.reason == (
         "not deployed: pinball loss +5.00% against champion 7 (min_improvement 0.00%), "
-        "but not significant: DM* -0.80, p 0.210 >= significance 0.05"
+        "but not significant: Diebold-Mariano DM* -0.80, p 0.210 >= significance 0.05"
     )
 
 
@@ -149,7 +149,7 @@ def test_the_baseline_conditions_come_before_the_champion():
 
 
 def test_a_champion_needs_its_figures():
-    with pytest.raises(ValueError, match="champion_pinball_ratio and dm_champion"):
+    with pytest.raises(ValueError, match="its pinball loss ratio and the Diebold-Mariano test"):
         decide(champion_version="7")
 
 
