@@ -119,7 +119,19 @@ OUTCOMES = (
     "not-better-than-champion",
     "not-significant",
     "identical-to-champion",
+    "not-better-than-baseline",
+    "miscalibrated",
 )
+
+
+def _identical(champion_version: str) -> GateDecision:
+    """Both gates' answer for a challenger identical to the champion."""
+    return GateDecision(
+        False,
+        "identical-to-champion",
+        f"not deployed: the challenger is identical to champion version {champion_version} "
+        "(same data SHA-256, same hyper-parameters and seed); nothing to replace",
+    )
 
 
 def decide(
@@ -139,12 +151,7 @@ def decide(
     identical to the champion (``identical``) is never deployed again."""
     vs_persistence = f"mae_ratio {mae_ratio:.4f} (max {max_mae_ratio:g})"
     if champion_version is not None and identical:
-        return GateDecision(
-            False,
-            "identical-to-champion",
-            f"not deployed: the challenger is identical to champion version {champion_version} "
-            "(same data SHA-256, same hyper-parameters and seed); nothing to replace",
-        )
+        return _identical(champion_version)
     if mae_ratio > max_mae_ratio:
         outcome = "no-champion-failed" if champion_version is None else "worse-than-persistence"
         return GateDecision(
@@ -172,9 +179,6 @@ def decide(
     )
 
 
-OUTCOMES += ("not-better-than-baseline", "miscalibrated")
-
-
 def decide_quantile(
     *,
     pinball_ratio: float,
@@ -197,15 +201,11 @@ def decide_quantile(
     (if any) as the MAE gate does, on pinball loss. Every failed condition is named with
     its figure and threshold."""
     if champion_version is not None and identical:
-        return GateDecision(
-            False,
-            "identical-to-champion",
-            f"not deployed: the challenger is identical to champion version {champion_version} "
-            "(same data SHA-256, same hyper-parameters and seed); nothing to replace",
-        )
+        return _identical(champion_version)
     test = f"DM p {dm_baseline.p_value:.3f}"
     versus = f"pinball_ratio {pinball_ratio:.4f} against {baseline_label}, {test}"
     failures = []
+    outcome = "not-better-than-baseline"
     if not pinball_ratio < 1:
         failures.append(
             f"pinball loss not below {baseline_label}: pinball_ratio {pinball_ratio:.4f} "
@@ -219,16 +219,12 @@ def decide_quantile(
     miss = coverage - nominal
     calibration = f"{nominal:.0%} coverage {coverage:.3f}"
     if not abs(miss) <= coverage_tolerance + 1e-12:
+        outcome = outcome if failures else "miscalibrated"
         failures.append(
             f"{calibration} is {abs(miss):.3f} {'below' if miss < 0 else 'above'} "
             f"{nominal:.2f} (coverage_tolerance {coverage_tolerance:g})"
         )
     if failures:
-        outcome = (
-            "not-better-than-baseline"
-            if not failures[0].startswith(f"{nominal:.0%}")
-            else "miscalibrated"
-        )
         return GateDecision(False, outcome, "not deployed: " + "; ".join(failures))
     passed = f"{versus}; {calibration}"
     if champion_version is None:
