@@ -530,10 +530,21 @@ def per_coin_quantile_table(
     return "\n".join(lines)
 
 
+def _plotted_coins(coins: np.ndarray) -> list:
+    """The coins a plot shows: the ones with the most rows first, at most MAX_COINS_PLOTTED."""
+    names, counts = np.unique(coins, return_counts=True)
+    return list(names[np.argsort(-counts, kind="stable")][:MAX_COINS_PLOTTED])
+
+
+def _not_plotted(coins: np.ndarray) -> str:
+    """The line saying how many coins a plot left out (empty when none)."""
+    left = len(np.unique(coins)) - MAX_COINS_PLOTTED
+    return f"<p>{left} more coin(s) not plotted.</p>" if left > 0 else ""
+
+
 def fan_section(coins, dates, today, actual_next, quantiles, levels) -> str:
     plots = []
-    names, counts = np.unique(coins, return_counts=True)
-    for coin in names[np.argsort(-counts, kind="stable")][:MAX_COINS_PLOTTED]:
+    for coin in _plotted_coins(coins):
         rows = coins == coin
         plots.append(
             _img(
@@ -548,8 +559,7 @@ def fan_section(coins, dates, today, actual_next, quantiles, levels) -> str:
                 f"{coin} fan chart",
             )
         )
-    if len(names) > MAX_COINS_PLOTTED:
-        plots.append(f"<p>{len(names) - MAX_COINS_PLOTTED} more coin(s) not plotted.</p>")
+    plots.append(_not_plotted(coins))
     bands = ", ".join(f"{name}%" for name, _, _ in reversed(interval_indexes(levels)))
     return (
         "<h2>Fan chart of the test window</h2>\n"
@@ -690,8 +700,7 @@ def write_report(
     compared = comparison_section(comparison, evaluation) if comparison else ""
     lineage_html = lineage_section(lineage, hparams) if lineage else ""
     price_plots = []
-    names, counts = np.unique(coins, return_counts=True)
-    for coin in names[np.argsort(-counts, kind="stable")][:MAX_COINS_PLOTTED]:
+    for coin in _plotted_coins(coins):
         rows = coins == coin
         price_plots.append(
             _img(
@@ -705,16 +714,16 @@ def write_report(
                 f"{coin} actual vs predicted vs persistence",
             )
         )
-    if len(names) > MAX_COINS_PLOTTED:
-        price_plots.append(f"<p>{len(names) - MAX_COINS_PLOTTED} more coin(s) not plotted.</p>")
-    per_coin = per_coin_table(coins, today, actual_next, predicted_next) if len(names) > 1 else ""
+    price_plots.append(_not_plotted(coins))
+    several = len(np.unique(coins)) > 1
+    per_coin = per_coin_table(coins, today, actual_next, predicted_next) if several else ""
     quantile_html = ""
     if forecast:
         quantile_html = quantile_section(forecast, comparison)
         if quantiles is not None and len(levels):
             quantiles = np.asarray(quantiles, dtype=np.float64)
             actual = np.log(np.asarray(actual_next, dtype=np.float64) / np.asarray(today))
-            if len(names) > 1:
+            if several:
                 quantile_html += "\n" + per_coin_quantile_table(
                     coins, forecast, actual, quantiles, levels
                 )

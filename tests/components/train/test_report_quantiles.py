@@ -276,3 +276,18 @@ def test_plots_render_for_any_levels(levels):
         plot_calibration(s["actual"], q, levels),
     ):
         assert base64.b64decode(data)[:4] == b"\x89PNG"
+
+
+def test_plots_show_the_coins_with_most_rows_and_say_how_many_are_left_out():
+    import numpy as np
+
+    from components.train import report
+
+    coins = np.array(["a"] * 2 + ["b"] * 5 + ["c"] * 3 + ["d"] * 4)
+    shown = report._plotted_coins(coins)
+    assert shown == ["b", "d", "c"][: report.MAX_COINS_PLOTTED]
+    left = 4 - report.MAX_COINS_PLOTTED
+    assert report._not_plotted(coins) == (
+        f"<p>{left} more coin(s) not plotted.</p>" if left > 0 else ""
+    )
+    assert report._not_plotted(np.array(["a", "a"])) == ""
