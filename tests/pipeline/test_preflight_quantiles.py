@@ -2,16 +2,10 @@
 the pipeline's preflight (``check_arguments``: run-local, submit and schedule call it on the
 compiled pipeline's arguments) and by ``python -m pipeline`` with exit status 2."""
 
-import subprocess
-import sys
-import time
-from pathlib import Path
-
 import pytest
 
 from pipeline.parameters import check_arguments
-
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
+from tests.pipeline.test_preflight import _cli
 
 TWENTY = (
     "0.02,0.05,0.1,0.15,0.2,0.25,0.3,0.35,0.4,0.45,0.5,0.55,0.6,0.65,0.7,0.75,0.8,0.85,0.9,0.95"
@@ -62,18 +56,6 @@ def test_the_gate_parameters_are_checked():
         "--gate-metric: gate_metric must be one of pinball, mae, got 'rmse'",
         "--coverage-tolerance: coverage_tolerance must be > 0, got 0.0",
     ]
-
-
-def _cli(*args: str) -> tuple[subprocess.CompletedProcess, float]:
-    started = time.perf_counter()
-    proc = subprocess.run(
-        [sys.executable, "-m", "pipeline", *args],
-        capture_output=True,
-        text=True,
-        cwd=PROJECT_ROOT,
-        timeout=120,
-    )
-    return proc, time.perf_counter() - started
 
 
 def test_run_local_refuses_bad_levels_at_once(tmp_path, crypto_csv):
