@@ -71,9 +71,10 @@ def load_serving_fn(path: str | os.PathLike) -> Callable[[Mapping[str, object]],
     """Load an exported model; the callable maps ``{feature: values}`` (a dict or a
     DataFrame holding every feature column) to a float32 array of (median) log returns.
 
-    ``fn.levels`` is the model's tuple of quantile levels and
-    ``fn.quantiles(features)`` its ``[rows, levels]`` float32 quantiles; both are None
-    for a model exported before quantile forecasts (a point forecast only)."""
+    ``fn.outputs(features)`` gives every output of one call. ``fn.levels`` is the model's
+    tuple of quantile levels and ``fn.quantiles(features)`` its ``[rows, levels]`` float32
+    quantiles; both are None for a model exported before quantile forecasts (a point
+    forecast only)."""
     import tensorflow as tf
 
     loaded = tf.saved_model.load(str(path))
@@ -94,12 +95,17 @@ def load_serving_fn(path: str | os.PathLike) -> Callable[[Mapping[str, object]],
     def quantiles(features: Mapping[str, object]) -> np.ndarray:
         return signature(**feed(features))[QUANTILES_NAME].numpy()
 
+    def outputs(features: Mapping[str, object]) -> dict[str, np.ndarray]:
+        """Every output of one signature call: ``{log_return: ..., quantiles: ...}``."""
+        return {name: value.numpy() for name, value in signature(**feed(features)).items()}
+
     stored = getattr(loaded, LEVELS_NAME, None)
     has_quantiles = stored is not None and QUANTILES_NAME in signature.structured_outputs
     median.levels = (  # type: ignore[attr-defined]
         tuple(round(float(v), 6) for v in stored().numpy()) if has_quantiles else None
     )
     median.quantiles = quantiles if has_quantiles else None  # type: ignore[attr-defined]
+    median.outputs = outputs  # type: ignore[attr-defined]
     median.signature = signature  # type: ignore[attr-defined]
     median.module = loaded  # type: ignore[attr-defined]
     return median

@@ -14,7 +14,12 @@ from pathlib import Path
 
 import numpy as np
 
-from components.common.contracts import DEFAULT_MODEL_NAME, DEFAULT_SERVING_NAMESPACE
+from components.common.contracts import (
+    DEFAULT_MODEL_NAME,
+    DEFAULT_SERVING_NAMESPACE,
+    OUTPUT_NAME,
+    QUANTILES_NAME,
+)
 from components.common.jsonfile import read_json
 from components.common.quantiles import (
     DEFAULT_GATE_METRIC,
@@ -248,10 +253,10 @@ def run(
     )
 
     export_path = export_serving_model(model, model_path, version, levels)
-    served = load_serving_fn(export_path)
+    served = load_serving_fn(export_path).outputs(test_split.features)
     worst = max(
-        float(np.max(np.abs(served(test_split.features) - predicted))),
-        float(np.max(np.abs(served.quantiles(test_split.features) - quantiles))),
+        float(np.max(np.abs(served[OUTPUT_NAME] - predicted))),
+        float(np.max(np.abs(served[QUANTILES_NAME] - quantiles))),
     )
     if worst > EXPORT_TOLERANCE:
         raise RuntimeError(
@@ -411,14 +416,15 @@ def compare(
     if champion is not None:
         try:
             served = load_serving_fn(champion.path)
-            champion_next = today * np.exp(served(test_split.features))
+            answer = served.outputs(test_split.features)
+            champion_next = today * np.exp(answer[OUTPUT_NAME])
             if metric == "pinball":
                 if served.levels is None or tuple(served.levels) != tuple(levels):
                     raise ValueError(
                         f"its quantile levels {served.levels} are not this run's {list(levels)}"
                     )
                 champion_pinball = pinball_per_day(
-                    test_split.target, served.quantiles(test_split.features), levels
+                    test_split.target, answer[QUANTILES_NAME], levels
                 )
             errors["champion"] = champion_next - actual
             champion_eval = price_metrics(today, actual, champion_next)

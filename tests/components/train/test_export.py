@@ -53,6 +53,9 @@ def test_reloaded_model_predicts_what_the_trained_model_predicts(
     assert served.dtype == np.float32 and served.shape == (len(test),)
     np.testing.assert_allclose(served, in_memory[:, MEDIAN], rtol=0, atol=1e-7)
     np.testing.assert_allclose(fn.quantiles(test.features), in_memory, rtol=0, atol=1e-7)
+    both = fn.outputs(test.features)  # one call, every output
+    np.testing.assert_array_equal(both[OUTPUT_NAME], served)
+    np.testing.assert_array_equal(both[QUANTILES_NAME], fn.quantiles(test.features))
     assert np.std(served) > 0
 
 
